@@ -1,0 +1,22 @@
+-- claim_item: grant one named item to a holder; idempotent for the holder that has it.
+-- KEYS: the nine pool keys (lib/pool.lua).
+-- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 lease_ms ('' = pool's).
+-- Returns {ok = view} (the existing lease, same token, when this holder has it already), or
+-- {err = not_found | already_leased | invalid_state | holder_at_capacity, current}.
+local id, holder = ARGV[3], ARGV[4]
+
+local cfg = pool_config()
+local it = touch(id, cfg)
+if not it then return refuse('not_found', nil) end
+if it.s == 'leased' then
+  if it.h == holder then return finish({ok = view(id, it)}) end
+  return refuse('already_leased', it)
+end
+if it.s ~= 'available' then return refuse('invalid_state', it) end
+if holder_room(holder, cfg) <= 0 then return capacity_refusal(holder, cfg) end
+
+unindex(id, it)
+grant(it, holder, lease_ms_or_default(ARGV[5], cfg))
+index(id, it)
+save(id, it)
+return finish({ok = view(id, it)})

@@ -1,0 +1,20 @@
+-- complete: finish a leased item (state done), optionally replacing its data.
+-- KEYS: the nine pool keys (lib/pool.lua).
+-- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 token,
+--       6 data (JSON object text, '' = unchanged).
+-- Returns {ok = view} or {err = not_found | lease_lost, current}.
+local id, holder, token, data = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+
+local cfg = pool_config()
+local it = touch(id, cfg)
+if not it then return refuse('not_found', nil) end
+if not lease_valid(it, holder, token) then return refuse('lease_lost', it) end
+
+unindex(id, it)
+clear_lease(it)
+it.s = 'done'
+if data ~= '' then it.d = data end
+changed(it)
+index(id, it)
+save(id, it)
+return finish({ok = view(id, it)})

@@ -1,0 +1,28 @@
+-- counter_next: draw `count` contiguous values from a counter, in the period that Redis's
+-- clock says it is. The caller names the period it expects now and the one after it (so a
+-- call made just before midnight still lands), each with its key and bounds; if Redis's
+-- time is in neither, the script answers {retry = now} and changes nothing.
+-- KEYS: 1 counter key of period A, 2 counter key of period B, 3 idempotency key.
+-- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 count, 4 A start ms,
+--       5 A end ms ('' = no periods: A never ends), 6 A label, 7 B end ms, 8 B label,
+--       9 how long a period's counter is kept after its end, ms.
+-- Returns {ok = {period = label, first, last}} or {retry = now_ms}.
+local replay = idem_replay(KEYS[3])
+if replay then return replay end
+
+local count = tonumber(ARGV[3])
+local now = now_ms()
+local key, label, ends
+if ARGV[5] == '' then
+  key, label = KEYS[1], ARGV[6]
+elseif now >= tonumber(ARGV[4]) and now < tonumber(ARGV[5]) then
+  key, label, ends = KEYS[1], ARGV[6], tonumber(ARGV[5])
+elseif now >= tonumber(ARGV[5]) and now < tonumber(ARGV[7]) then
+  key, label, ends = KEYS[2], ARGV[8], tonumber(ARGV[7])
+else
+  return {cjson.encode({retry = now}), 0}
+end
+
+local last = redis.call('INCRBY', key, count)
+if ends then redis.call('PEXPIREAT', key, ends + tonumber(ARGV[9])) end
+return idem_finish(KEYS[3], {ok = {period = label, first = last - count + 1, last = last}})

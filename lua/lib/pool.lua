@@ -1,0 +1,273 @@
+-- Shared prelude for every script that works on one pool.
+--
+-- KEYS (the same nine, in this order, for every pool script; all share the pool's hash tag):
+--   1 pool      hash: config (lease_ms, max_leases_per_holder, max_attempts,
+--               require_if_match), created_at, updated_at, counters token (fencing) and
+--               seq (arrival), stats claims, conflicts, expired
+--   2 items     hash: item id -> MessagePack record (see below)
+--   3 avail     zset: available item ids, score = (1e6 - priority) * 2^32 + arrival seq,
+--               so the lowest score is the highest priority, earliest arrival
+--   4 leased    zset: leased item ids by lease expiry in ms (+inf: no expiry)
+--   5 delayed   zset: delayed item ids by the time they become available, in ms
+--   6 done      zset: done item ids by completion time
+--   7 dead      zset: dead item ids by the time they died
+--   8 holders   zset (lexicographic): "<holder>/<id>" for every leased item
+--   9 idem      string: the stored answer for this request's Idempotency-Key
+--
+-- Item record fields: s state, p priority, v version, h holder, t token, e lease expiry
+-- (ms, 0 = none), r delayed until (ms), a attempts, d data (JSON text), c created_at,
+-- u updated_at, q arrival seq.
+--
+-- A lease whose expiry has passed is lost at that instant: `touch` applies the expiry to
+-- one item before any script reads it, and `reclaim` applies it to a bounded number of
+-- the oldest expired leases.
+
+local K_POOL, K_ITEMS, K_AVAIL, K_LEASED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local K_DELAYED, K_DONE, K_DEAD, K_HOLDERS, K_IDEM = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+
+local NOW = now_ms()
+local PRIORITY_SPAN = 4294967296
+local RECLAIM_LIMIT = 64
+
+local function finish(reply) return idem_finish(K_IDEM, reply) end
+
+local function pool_exists() return redis.call('EXISTS', K_POOL) == 1 end
+
+local function pool_config()
+  local v = redis.call('HMGET', K_POOL, 'lease_ms', 'max_leases_per_holder', 'max_attempts',
+    'require_if_match')
+  return {
+    lease_ms = tonumber(v[1]) or 30000,
+    max_leases_per_holder = tonumber(v[2]) or 0,
+    max_attempts = tonumber(v[3]) or 0,
+    require_if_match = tonumber(v[4]) or 0,
+  }
+end
+
+-- Creates the pool with default settings if it does not exist; true when it was created.
+local function ensure_pool()
+  if pool_exists() then return false end
+  redis.call('HSET', K_POOL, 'lease_ms', 30000, 'max_leases_per_holder', 0, 'max_attempts', 0,
+    'require_if_match', 0, 'created_at', NOW, 'updated_at', NOW)
+  return true
+end
+
+local function bump_stat(field)
+  if pool_exists() then redis.call('HINCRBY', K_POOL, field, 1) end
+end
+
+local function next_seq()
+  return redis.call('HINCRBY', K_POOL, 'seq', 1) % PRIORITY_SPAN
+end
+
+local function load(id)
+  local raw = redis.call('HGET', K_ITEMS, id)
+  if not raw then return nil end
+  return cmsgpack.unpack(raw)
+end
+
+local function save(id, it) redis.call('HSET', K_ITEMS, id, cmsgpack.pack(it)) end
+
+local function holder_member(holder, id) return holder .. '/' .. id end
+
+local function unindex(id, it)
+  local s = it.s
+  if s == 'available' then redis.call('ZREM', K_AVAIL, id)
+  elseif s == 'leased' then
+    redis.call('ZREM', K_LEASED, id)
+    redis.call('ZREM', K_HOLDERS, holder_member(it.h, id))
+  elseif s == 'delayed' then redis.call('ZREM', K_DELAYED, id)
+  elseif s == 'done' then redis.call('ZREM', K_DONE, id)
+  elseif s == 'dead' then redis.call('ZREM', K_DEAD, id)
+  end
+end
+
+local function index(id, it)
+  local s = it.s
+  if s == 'available' then
+    redis.call('ZADD', K_AVAIL, (1000000 - it.p) * PRIORITY_SPAN + it.q, id)
+  elseif s == 'leased' then
+    redis.call('ZADD', K_LEASED, it.e > 0 and it.e or '+inf', id)
+    redis.call('ZADD', K_HOLDERS, 0, holder_member(it.h, id))
+  elseif s == 'delayed' then redis.call('ZADD', K_DELAYED, it.r, id)
+  elseif s == 'done' then redis.call('ZADD', K_DONE, NOW, id)
+  elseif s == 'dead' then redis.call('ZADD', K_DEAD, NOW, id)
+  end
+end
+
+-- Every change to an item goes through here: +1 version, new updated_at.
+local function changed(it)
+  it.v = it.v + 1
+  it.u = NOW
+end
+
+local function clear_lease(it)
+  it.h = nil
+  it.t = nil
+  it.e = nil
+end
+
+local function make_available(it)
+  clear_lease(it)
+  it.r = nil
+  it.s = 'available'
+  it.q = next_seq()
+end
+
+-- A lease ended without completion (expired, released, or lost to a reassignment's
+-- predecessor): the item goes back to the pool, or dies once it has used its attempts.
+local function end_lease(it, cfg, delay_ms)
+  if cfg.max_attempts > 0 and it.a >= cfg.max_attempts then
+    clear_lease(it)
+    it.s = 'dead'
+  elseif delay_ms and delay_ms > 0 then
+    clear_lease(it)
+    it.s = 'delayed'
+    it.r = NOW + delay_ms
+  else
+    make_available(it)
+  end
+end
+
+local function grant(it, holder, lease_ms)
+  it.s = 'leased'
+  it.h = holder
+  it.t = redis.call('HINCRBY', K_POOL, 'token', 1)
+  it.e = lease_ms > 0 and NOW + lease_ms or 0
+  it.r = nil
+  it.a = it.a + 1
+  changed(it)
+  redis.call('HINCRBY', K_POOL, 'claims', 1)
+end
+
+-- Loads an item and applies what time has done to it: an expired lease ends, a finished
+-- delay makes it available. Returns the item as it is now (nil if there is none).
+local function touch(id, cfg)
+  local it = load(id)
+  if not it then return nil end
+  if it.s == 'leased' and it.e > 0 and it.e <= NOW then
+    unindex(id, it)
+    end_lease(it, cfg or pool_config())
+    changed(it)
+    index(id, it)
+    save(id, it)
+    redis.call('HINCRBY', K_POOL, 'expired', 1)
+  elseif it.s == 'delayed' and it.r <= NOW then
+    unindex(id, it)
+    make_available(it)
+    changed(it)
+    index(id, it)
+    save(id, it)
+  end
+  return it
+end
+
+-- Applies expiry to at most RECLAIM_LIMIT expired leases and finished delays, oldest first.
+local function reclaim(cfg)
+  for _, key in ipairs({K_LEASED, K_DELAYED}) do
+    local ids = redis.call('ZRANGE', key, '-inf', NOW, 'BYSCORE', 'LIMIT', 0, RECLAIM_LIMIT)
+    for _, id in ipairs(ids) do touch(id, cfg) end
+  end
+end
+
+local function lease_valid(it, holder, token)
+  return it.s == 'leased' and it.h == holder and it.t == token
+end
+
+-- The current leases of a holder, each touched first so expired ones drop out.
+local function holder_lease_ids(holder, cfg)
+  local members = redis.call('ZRANGE', K_HOLDERS, '[' .. holder .. '/', '[' .. holder .. '/\255',
+    'BYLEX')
+  local ids = {}
+  local prefix = #holder + 2
+  for _, m in ipairs(members) do
+    local id = string.sub(m, prefix)
+    local it = touch(id, cfg)
+    if it and it.s == 'leased' and it.h == holder then ids[#ids + 1] = id end
+  end
+  return ids
+end
+
+-- How many more leases this holder may take under max_leases_per_holder (huge if unlimited).
+local function holder_room(holder, cfg)
+  if cfg.max_leases_per_holder == 0 then return 1e9 end
+  return cfg.max_leases_per_holder - #holder_lease_ids(holder, cfg)
+end
+
+local function view(id, it)
+  return {
+    id = id, state = it.s, priority = it.p, version = it.v, holder = it.h, token = it.t,
+    expires = it.e, attempts = it.a, data = it.d, created = it.c, updated = it.u,
+  }
+end
+
+local function pool_view(cfg)
+  local v = redis.call('HMGET', K_POOL, 'claims', 'conflicts', 'expired', 'created_at',
+    'updated_at')
+  return {
+    config = cfg,
+    counts = {
+      available = redis.call('ZCARD', K_AVAIL), leased = redis.call('ZCARD', K_LEASED),
+      delayed = redis.call('ZCARD', K_DELAYED), done = redis.call('ZCARD', K_DONE),
+      dead = redis.call('ZCARD', K_DEAD),
+    },
+    stats = {claims = tonumber(v[1]) or 0, conflicts = tonumber(v[2]) or 0,
+      expired = tonumber(v[3]) or 0},
+    created = tonumber(v[4]), updated = tonumber(v[5]),
+  }
+end
+
+local function current(it)
+  if not it then return {version = 0} end
+  return {version = it.v, state = it.s, holder = it.h}
+end
+
+-- An expected refusal: counted in the pool's stats, stored for replay, decoded in Rust.
+local function refuse(code, it)
+  if code ~= 'not_found' then bump_stat('conflicts') end
+  return finish({err = code, current = current(it)})
+end
+
+local function capacity_refusal(holder, cfg)
+  bump_stat('conflicts')
+  return finish({err = 'holder_at_capacity', limit = cfg.max_leases_per_holder})
+end
+
+local function lease_ms_or_default(arg, cfg)
+  if arg == '' then return cfg.lease_ms end
+  return tonumber(arg)
+end
+
+local function version_in(list, version)
+  if list == '*' then return true end
+  for v in string.gmatch(list, '[^,]+') do
+    if tonumber(v) == version then return true end
+  end
+  return false
+end
+
+-- The preconditions of a write (If-Match, If-None-Match, expected_version, Lease-Token, the
+-- pool's require_if_match), in that order. Returns a refusal reply, or nil to go on.
+local function check_preconditions(it, cfg, if_match, if_none_match, expected, lease_token)
+  if cfg.require_if_match == 1 and if_match == '' and if_none_match == '' and expected == ''
+      and lease_token == '' then
+    return refuse('precondition_required', it)
+  end
+  if if_match ~= '' and (not it or not version_in(if_match, it.v)) then
+    return refuse('precondition_failed', it)
+  end
+  if if_none_match ~= '' and it and version_in(if_none_match, it.v) then
+    return refuse('precondition_failed', it)
+  end
+  if expected ~= '' and tonumber(expected) ~= (it and it.v or 0) then
+    return refuse('version_conflict', it)
+  end
+  if lease_token ~= '' and not (it and it.s == 'leased' and it.t == tonumber(lease_token)) then
+    return refuse('lease_lost', it)
+  end
+  return nil
+end
+
+local replay = idem_replay(K_IDEM)
+if replay then return replay end
+

@@ -1,0 +1,37 @@
+-- put_item: create an item or replace its data (and priority) under preconditions. PATCH
+-- runs this too, with the version it merged from as a base: if the item changed since,
+-- the script answers {retry} (not stored) and the caller merges again.
+-- Creates the pool with default settings if it does not exist.
+-- KEYS: the nine pool keys (lib/pool.lua).
+-- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 data (JSON object text),
+--       5 priority ('' = unchanged, 0 for a new item), 6 If-Match versions (''),
+--       7 If-None-Match versions (''), 8 expected_version (''), 9 Lease-Token (''),
+--       10 base version ('' for PUT; for PATCH, the version the data was merged from).
+-- Returns {ok = {item = view, created, pool_created}}, {retry = 0}, or {err = not_found |
+-- precondition_required | precondition_failed | version_conflict | lease_lost, current}.
+local id, data, priority = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local base = ARGV[10]
+
+local cfg = pool_config()
+local it = touch(id, cfg)
+local refusal = check_preconditions(it, cfg, ARGV[6], ARGV[7], ARGV[8], ARGV[9])
+if refusal then return refusal end
+
+if base ~= '' then
+  if not it then return refuse('not_found', nil) end
+  if it.v ~= tonumber(base) then return {cjson.encode({retry = 0}), 0} end
+end
+
+local pool_created = ensure_pool()
+local created = it == nil
+if created then
+  it = {s = 'available', p = priority or 0, v = 0, a = 0, c = NOW, q = next_seq()}
+else
+  unindex(id, it)
+  if priority then it.p = priority end
+end
+it.d = data
+changed(it)
+index(id, it)
+save(id, it)
+return finish({ok = {item = view(id, it), created = created, pool_created = pool_created}})

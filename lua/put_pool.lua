@@ -1,0 +1,14 @@
+-- put_pool: create a pool or change its settings; settings not given keep their value
+-- (or the default, for a new pool).
+-- KEYS: the nine pool keys (lib/pool.lua).
+-- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 lease_ms, 4 max_leases_per_holder,
+--       5 max_attempts, 6 require_if_match (0/1); each '' = unchanged.
+-- Returns {ok = {pool = pool view, pool_created}}.
+local pool_created = ensure_pool()
+local fields = {'lease_ms', 'max_leases_per_holder', 'max_attempts', 'require_if_match'}
+for i, field in ipairs(fields) do
+  local value = ARGV[i + 2]
+  if value ~= '' then redis.call('HSET', K_POOL, field, value) end
+end
+redis.call('HSET', K_POOL, 'updated_at', NOW)
+return finish({ok = {pool = pool_view(pool_config()), pool_created = pool_created}})

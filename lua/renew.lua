@@ -1,0 +1,19 @@
+-- renew: extend a current lease; the token stays the same.
+-- KEYS: the nine pool keys (lib/pool.lua).
+-- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 token,
+--       6 lease_ms ('' = the pool's; 0 = no expiry).
+-- Returns {ok = view} or {err = not_found | lease_lost, current}.
+local id, holder, token = ARGV[3], ARGV[4], tonumber(ARGV[5])
+
+local cfg = pool_config()
+local it = touch(id, cfg)
+if not it then return refuse('not_found', nil) end
+if not lease_valid(it, holder, token) then return refuse('lease_lost', it) end
+
+local lease_ms = lease_ms_or_default(ARGV[6], cfg)
+unindex(id, it)
+it.e = lease_ms > 0 and NOW + lease_ms or 0
+changed(it)
+index(id, it)
+save(id, it)
+return finish({ok = view(id, it)})

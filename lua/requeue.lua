@@ -1,0 +1,23 @@
+-- requeue: put a done or dead item back to available with a fresh count of attempts;
+-- on an available or delayed item it makes the item available now with the new priority.
+-- KEYS: the nine pool keys (lib/pool.lua).
+-- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 priority ('' = unchanged).
+-- Returns {ok = view} or {err = not_found | already_leased, current}.
+local id, priority = ARGV[3], tonumber(ARGV[4])
+
+local cfg = pool_config()
+local it = touch(id, cfg)
+if not it then return refuse('not_found', nil) end
+if it.s == 'leased' then return refuse('already_leased', it) end
+if it.s == 'available' and (not priority or priority == it.p) then
+  return finish({ok = view(id, it)})
+end
+
+unindex(id, it)
+if priority then it.p = priority end
+if it.s == 'done' or it.s == 'dead' then it.a = 0 end
+make_available(it)
+changed(it)
+index(id, it)
+save(id, it)
+return finish({ok = view(id, it)})

@@ -1,0 +1,227 @@
+//! Extractors whose every rejection is an `ApiError`, so bad input is answered with
+//! problem+json like every other error: the caller's tenant, path and query parameters,
+//! and `Write`, which reads a mutating request's JSON body, preconditions and
+//! `Idempotency-Key` in one place.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::names::Tenant;
+use crate::store::{Idempotency, Preconditions};
+
+/// The longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 128;
+
+impl FromRequestParts<AppState> for Tenant {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let authorization = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        state.auth().authenticate(authorization)
+    }
+}
+
+/// Path parameters, with problem+json on failure.
+pub struct PathParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for PathParams<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| PathParams(p.0))
+            .map_err(|e| ApiError::invalid("path", e.body_text()))
+    }
+}
+
+/// Query parameters, with problem+json on failure.
+pub struct QueryParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| QueryParams(q.0))
+            .map_err(|e| ApiError::invalid("query", e.body_text()))
+    }
+}
+
+/// A mutating request: its JSON body (an empty body reads as `{}`), its preconditions,
+/// and its `Idempotency-Key` with the fingerprint that tells a retry from a reuse.
+pub struct Write<T> {
+    pub body: T,
+    pub idempotency: Option<Idempotency>,
+    pub preconditions: Preconditions,
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for Write<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
+        let (parts, body) = request.into_parts();
+        let bytes = read_body(&parts.headers, body, state.max_body_bytes()).await?;
+        let body: T = if bytes.is_empty() {
+            serde_json::from_slice(b"{}")
+        } else {
+            check_json_content_type(&parts.headers)?;
+            serde_json::from_slice(&bytes)
+        }
+        .map_err(|e| ApiError::invalid("body", e.to_string()))?;
+
+        let preconditions = Preconditions {
+            if_match: entity_tags(&parts.headers, header::IF_MATCH, false)?,
+            if_none_match: entity_tags(&parts.headers, header::IF_NONE_MATCH, true)?,
+            expected_version: None,
+            lease_token: header_text(&parts.headers, "lease-token")?
+                .map(|t| {
+                    t.trim().parse::<u64>().map_err(|_| {
+                        ApiError::invalid("Lease-Token", "must be a token (an integer)")
+                    })
+                })
+                .transpose()?,
+        };
+        let idempotency = match header_text(&parts.headers, "idempotency-key")? {
+            None => None,
+            Some(key) => {
+                let valid = !key.is_empty()
+                    && key.len() <= MAX_IDEMPOTENCY_KEY
+                    && key.bytes().all(|b| b.is_ascii_graphic());
+                if !valid {
+                    return Err(ApiError::invalid(
+                        "Idempotency-Key",
+                        "must be 1 to 128 visible ASCII characters",
+                    ));
+                }
+                let mut hasher = Sha256::new();
+                for piece in [
+                    parts.method.as_str(),
+                    parts.uri.path(),
+                    parts.uri.query().unwrap_or_default(),
+                    &preconditions.if_match,
+                    &preconditions.if_none_match,
+                    header_text(&parts.headers, "lease-token")?.unwrap_or_default(),
+                ] {
+                    hasher.update(piece.as_bytes());
+                    hasher.update(b"\n");
+                }
+                hasher.update(&bytes);
+                Some(Idempotency {
+                    key: key.to_owned(),
+                    fingerprint: hex::encode(hasher.finalize()),
+                })
+            }
+        };
+        Ok(Write {
+            body,
+            idempotency,
+            preconditions,
+        })
+    }
+}
+
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(ApiError::invalid("body", format!("could not be read: {e}"))),
+    }
+}
+
+/// `application/json`, or any `application/*+json` (such as `merge-patch+json`).
+fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+    let mime = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default();
+    let json =
+        mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType)
+    }
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::invalid(name, "must be visible ASCII"))
+        })
+        .transpose()
+}
+
+/// An `If-Match` / `If-None-Match` header as the scripts take it: `*`, or the versions of
+/// its entity tags joined by commas. Tags Leasehold never issues match nothing (`x`);
+/// weak tags match only under weak comparison (If-None-Match), as RFC 9110 says.
+fn entity_tags(
+    headers: &HeaderMap,
+    name: header::HeaderName,
+    weak_comparison: bool,
+) -> Result<String, ApiError> {
+    let Some(value) = header_text(headers, name.as_str())? else {
+        return Ok(String::new());
+    };
+    let value = value.trim();
+    if value == "*" {
+        return Ok("*".to_owned());
+    }
+    let mut versions = Vec::new();
+    for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        let (weak, tag) = match tag.strip_prefix("W/") {
+            Some(rest) => (true, rest),
+            None => (false, tag),
+        };
+        let version = tag
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .ok_or_else(|| {
+                ApiError::invalid(name.as_str(), "must be * or entity tags such as \"3\"")
+            })?;
+        if let Ok(v) = version.parse::<u64>() {
+            if !weak || weak_comparison {
+                versions.push(v.to_string());
+            }
+        }
+    }
+    if versions.is_empty() {
+        return Ok("x".to_owned());
+    }
+    Ok(versions.join(","))
+}

@@ -1,0 +1,118 @@
+//! The HTTP API v1: the route table (every endpoint on one screen) and the helpers that
+//! turn answers into responses. Each handler is extract → one store call → response.
+
+mod counters;
+pub mod extract;
+mod items;
+mod leases;
+mod ops;
+mod pools;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/v1/pools", get(pools::list_pools))
+        .route(
+            "/v1/pools/{pool}",
+            put(pools::put_pool)
+                .get(pools::get_pool)
+                .delete(pools::delete_pool),
+        )
+        .route(
+            "/v1/pools/{pool}/items",
+            post(items::add_items).get(items::list_items),
+        )
+        .route(
+            "/v1/pools/{pool}/items/{id}",
+            get(items::get_item)
+                .put(items::put_item)
+                .patch(items::patch_item)
+                .delete(items::delete_item),
+        )
+        .route("/v1/pools/{pool}/claim", post(leases::claim_next))
+        .route(
+            "/v1/pools/{pool}/items/{id}/claim",
+            post(leases::claim_item),
+        )
+        .route("/v1/pools/{pool}/items/{id}/renew", post(leases::renew))
+        .route("/v1/pools/{pool}/items/{id}/release", post(leases::release))
+        .route(
+            "/v1/pools/{pool}/items/{id}/complete",
+            post(leases::complete),
+        )
+        .route("/v1/pools/{pool}/items/{id}/holder", put(leases::assign))
+        .route("/v1/pools/{pool}/items/{id}/requeue", post(leases::requeue))
+        .route("/v1/pools/{pool}/leases", get(leases::list_leases))
+        .route("/v1/counters/{name}/next", post(counters::counter_next))
+        .route("/v1/counters/{name}", get(counters::get_counter))
+        .fallback(|| async { ApiError::NoRoute })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+/// A JSON answer, marked `Idempotent-Replayed: true` when it was stored before.
+fn reply<T: Serialize>(status: StatusCode, body: &T, replayed: bool) -> Response {
+    match serde_json::to_vec(body) {
+        Ok(bytes) => mark_replayed(
+            (status, [(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+            replayed,
+        ),
+        Err(e) => ApiError::Internal(format!("encoding a reply: {e}")).into_response(),
+    }
+}
+
+/// 204, marked like `reply`.
+fn no_content(replayed: bool) -> Response {
+    mark_replayed(StatusCode::NO_CONTENT.into_response(), replayed)
+}
+
+fn mark_replayed(mut response: Response, replayed: bool) -> Response {
+    if replayed {
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    response
+}
+
+/// Adds `ETag: "<version>"`.
+fn with_etag(mut response: Response, version: u64) -> Response {
+    if let Ok(value) = HeaderValue::from_str(&format!("\"{version}\"")) {
+        response.headers_mut().insert(header::ETAG, value);
+    }
+    response
+}
+
+/// Rejects a negative or too large `lease_ms` and the like.
+fn check_range(field: &str, value: Option<i64>, min: i64, max: i64) -> Result<(), ApiError> {
+    match value {
+        Some(v) if v < min || v > max => Err(ApiError::invalid(
+            field,
+            format!("must be between {min} and {max}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Priorities run from -1,000,000 to 1,000,000, higher first.
+const PRIORITY_LIMIT: i64 = 1_000_000;
+/// The longest lease or delay: 30 days (a lease of 0 has no expiry).
+const MAX_DURATION_MS: i64 = 30 * 24 * 3_600_000;
+
+fn check_priority(field: &str, priority: Option<i64>) -> Result<(), ApiError> {
+    check_range(field, priority, -PRIORITY_LIMIT, PRIORITY_LIMIT)
+}
+
+fn check_duration(field: &str, ms: Option<i64>) -> Result<Option<u64>, ApiError> {
+    check_range(field, ms, 0, MAX_DURATION_MS)?;
+    Ok(ms.map(|ms| ms as u64))
+}

@@ -1,0 +1,59 @@
+//! Settings: the flags (each with its `LEASEHOLD_*` environment variable) shared by
+//! `dev` and `serve`, and the validated `Settings` the app is built from.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::auth::Auth;
+use crate::store::{Durability, StoreSettings};
+
+/// Flags common to every command that serves the API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    /// Address and port to serve the HTTP API on.
+    #[arg(long, env = "LEASEHOLD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Most connections each replica opens to Redis (each one is multiplexed).
+    #[arg(long, env = "LEASEHOLD_REDIS_POOL_SIZE", default_value_t = 16)]
+    pub redis_pool_size: usize,
+    /// How long one Redis call may take before the request is answered 503.
+    #[arg(long, env = "LEASEHOLD_REDIS_TIMEOUT_MS", default_value_t = 2000)]
+    pub redis_timeout_ms: u64,
+    /// How long an answer is kept for replay under its Idempotency-Key.
+    #[arg(long, env = "LEASEHOLD_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400)]
+    pub idempotency_ttl_secs: u64,
+    /// How long a daily counter is kept after its day ends (for GET and late replays).
+    #[arg(long, env = "LEASEHOLD_COUNTER_RETENTION_DAYS", default_value_t = 35)]
+    pub counter_retention_days: u64,
+    /// The largest request body accepted, in bytes.
+    #[arg(long, env = "LEASEHOLD_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+/// Everything the app is built from, validated once at start-up.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub store: StoreSettings,
+    pub auth: Auth,
+    pub durability: Durability,
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    pub fn new(server: &ServerArgs, redis_url: String, auth: Auth, durability: Durability) -> Self {
+        Settings {
+            listen: server.listen,
+            store: StoreSettings {
+                url: redis_url,
+                pool_size: server.redis_pool_size.max(1),
+                timeout: Duration::from_millis(server.redis_timeout_ms.max(1)),
+                idempotency_ttl: Duration::from_secs(server.idempotency_ttl_secs.max(1)),
+                counter_retention: Duration::from_secs(server.counter_retention_days * 86_400),
+            },
+            auth,
+            durability,
+            max_body_bytes: server.max_body_bytes,
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! `ApiError`: one variant per problem, and the single place where a problem becomes an
+//! HTTP status, a stable `code` and an `application/problem+json` body (RFC 9457).
+//!
+//! Expected refusals decided inside Redis (a lease lost, a version conflict, …) arrive as
+//! a [`Refusal`] decoded by `store`; internal faults are logged here with their cause and
+//! answered with a generic body, so no Redis error text ever reaches a client.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// What an item looked like when a request was refused, so the caller can show "now
+/// assigned to Jane" and retry from fresh state. A missing item has version 0.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Current {
+    pub version: u64,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub holder: Option<String>,
+}
+
+/// The refusals a script can answer with, by their stable problem code.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    /// 404: the pool, item or counter does not exist.
+    NotFound,
+    /// 409: the item is leased by another holder.
+    AlreadyLeased,
+    /// 409: the lease has expired, was released, or the token is not the current one.
+    LeaseLost,
+    /// 409: `expected_version` does not match the item's version.
+    VersionConflict,
+    /// 409: the holder already has `max_leases_per_holder` leases in this pool.
+    HolderAtCapacity,
+    /// 409: the item is `done` or `dead`; requeue it first.
+    InvalidState,
+    /// 409: this `Idempotency-Key` was used before for a different request.
+    IdempotencyKeyReused,
+    /// 412: `If-Match` / `If-None-Match` did not hold.
+    PreconditionFailed,
+    /// 428: the pool requires a precondition on writes and none was given.
+    PreconditionRequired,
+}
+
+impl RefusalCode {
+    fn status(self) -> StatusCode {
+        match self {
+            RefusalCode::NotFound => StatusCode::NOT_FOUND,
+            RefusalCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            RefusalCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+            RefusalCode::AlreadyLeased
+            | RefusalCode::LeaseLost
+            | RefusalCode::VersionConflict
+            | RefusalCode::HolderAtCapacity
+            | RefusalCode::InvalidState
+            | RefusalCode::IdempotencyKeyReused => StatusCode::CONFLICT,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::NotFound => "not_found",
+            RefusalCode::AlreadyLeased => "already_leased",
+            RefusalCode::LeaseLost => "lease_lost",
+            RefusalCode::VersionConflict => "version_conflict",
+            RefusalCode::HolderAtCapacity => "holder_at_capacity",
+            RefusalCode::InvalidState => "invalid_state",
+            RefusalCode::IdempotencyKeyReused => "idempotency_key_reused",
+            RefusalCode::PreconditionFailed => "precondition_failed",
+            RefusalCode::PreconditionRequired => "precondition_required",
+        }
+    }
+
+    fn detail(self) -> &'static str {
+        match self {
+            RefusalCode::NotFound => "no such resource",
+            RefusalCode::AlreadyLeased => "the item is leased by another holder",
+            RefusalCode::LeaseLost => {
+                "the lease has expired, was released or reassigned, or the token is not current"
+            }
+            RefusalCode::VersionConflict => "expected_version does not match the item's version",
+            RefusalCode::HolderAtCapacity => "the holder has max_leases_per_holder leases already",
+            RefusalCode::InvalidState => "the item is done or dead: requeue it first",
+            RefusalCode::IdempotencyKeyReused => {
+                "this Idempotency-Key was used for a different request"
+            }
+            RefusalCode::PreconditionFailed => "a precondition (If-Match / If-None-Match) failed",
+            RefusalCode::PreconditionRequired => {
+                "this pool requires If-Match, If-None-Match, expected_version or Lease-Token on writes"
+            }
+        }
+    }
+}
+
+/// A refusal decided by a script, as stored for idempotent replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: RefusalCode,
+    pub current: Option<Current>,
+    /// The holder's lease limit, for `holder_at_capacity`.
+    pub limit: Option<u64>,
+    /// True when this answer is a replay of an earlier request with the same key.
+    pub replayed: bool,
+}
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400 `invalid_request`: the field and the rule it broke.
+    #[error("{field}: {detail}")]
+    InvalidRequest { field: String, detail: String },
+    /// 401 `unauthorized`: a missing, malformed or unknown API key.
+    #[error("a valid API key is required (Authorization: Bearer <key>)")]
+    Unauthorized,
+    /// 404 `not_found` for a route that does not exist.
+    #[error("no such route")]
+    NoRoute,
+    /// 405 `method_not_allowed`.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    /// 404, 409, 412, 428: decided inside Redis.
+    #[error("{}", .0.code.detail())]
+    Refused(Refusal),
+    /// 413 `payload_too_large`.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 415 `unsupported_media_type`.
+    #[error("the body must be JSON (Content-Type: application/json)")]
+    UnsupportedMediaType,
+    /// 503 `backend_unavailable`: Redis could not be reached in time; the outcome of a
+    /// write is unknown, so retry it with the same `Idempotency-Key`.
+    #[error("the backend is unavailable; retry with the same Idempotency-Key")]
+    BackendUnavailable(String),
+    /// 500 `internal`: a fault of ours, logged with its cause.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
+        ApiError::InvalidRequest {
+            field: field.to_owned(),
+            detail: detail.into(),
+        }
+    }
+
+    pub fn refused(code: RefusalCode) -> Self {
+        ApiError::Refused(Refusal {
+            code,
+            current: None,
+            limit: None,
+            replayed: false,
+        })
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Refused(r) => r.code.status(),
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BackendUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest { .. } => "invalid_request",
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::NoRoute => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Refused(r) => r.code.as_str(),
+            ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::BackendUnavailable(_) => "backend_unavailable",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    code: &'a str,
+    detail: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current: Option<&'a Current>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<u64>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            ApiError::BackendUnavailable(cause) => tracing::warn!(%cause, "backend unavailable"),
+            ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
+            _ => {}
+        }
+        let status = self.status();
+        let code = self.code();
+        let (field, current, limit, replayed) = match &self {
+            ApiError::InvalidRequest { field, .. } => (Some(field.as_str()), None, None, false),
+            ApiError::Refused(r) => (None, r.current.as_ref(), r.limit, r.replayed),
+            _ => (None, None, None, false),
+        };
+        let detail = match &self {
+            ApiError::InvalidRequest { detail, .. } => detail.clone(),
+            ApiError::PayloadTooLarge(detail) => detail.clone(),
+            other => other.to_string(),
+        };
+        let problem = Problem {
+            kind: format!("urn:leasehold:problem:{code}"),
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            code,
+            detail,
+            field,
+            current: current.filter(|_| status != StatusCode::NOT_FOUND),
+            limit,
+        };
+        let body = serde_json::to_vec(&problem).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if replayed {
+            headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        response
+    }
+}

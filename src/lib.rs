@@ -1,0 +1,41 @@
+//! # Leasehold
+//!
+//! Leasehold lets many app instances (serverless functions, horizontally scaled web
+//! servers, workers) share out work **without overlap**, over HTTP. All state lives in
+//! Redis, every state change is one Lua script (atomic inside Redis), and the API
+//! replicas hold no state, so they scale horizontally.
+//!
+//! ## The model
+//!
+//! - A **tenant** is an isolation boundary (a firm). It comes from the API key only.
+//! - A **pool** is a named set of **items** to share out. Items have an `id`, a
+//!   `priority` (higher first, first-in first-out within a priority), a `state`
+//!   (`available` → `leased` → `done`; back to `available` on release or expiry;
+//!   `delayed` while a release delay runs; `dead` after `max_attempts` grants), a
+//!   `version` (+1 on every change; the `ETag`), and `data` (a JSON object ≤ 64 KiB).
+//! - A **lease** grants an item to a **holder** until it expires (by Redis's clock),
+//!   is released, or is completed. Each grant carries a **fencing token**, a per-pool
+//!   number that strictly increases, so downstream systems can refuse a stale holder.
+//! - Writes to an item can be made conditional: `If-Match` (412), `expected_version`
+//!   (409), `Lease-Token` (409 `lease_lost`). Any write can carry an `Idempotency-Key`,
+//!   whose answer is stored by the same script as the effect and replayed on retry.
+//! - A **counter** hands out contiguous batches of sequence numbers per tenant,
+//!   optionally starting again at 1 each day in a time zone, the day decided by Redis.
+//!
+//! ## Where things are
+//!
+//! Each operation has one name in three places: `lua/<op>.lua`, the [`store::Store`]
+//! method that runs it, and the route in [`api`] that exposes it. [`store::keys`] is the
+//! only place a Redis key is named; [`names`] validates every name before that;
+//! [`error::ApiError`] is the only mapping from problems to HTTP answers.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod dev;
+pub mod error;
+pub mod model;
+pub mod names;
+pub mod store;

@@ -1,0 +1,97 @@
+//! The `leasehold` binary: parse the command line, run the command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use leasehold::app;
+use leasehold::auth::{self, Auth};
+use leasehold::cli::{Cli, Command, DevArgs, KeygenArgs, ServeArgs};
+use leasehold::config::Settings;
+use leasehold::dev::EmbeddedRedis;
+use leasehold::names::Tenant;
+use leasehold::store::Durability;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => dev(cli.dev).await,
+        Some(Command::Dev(args)) => dev(args).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Keygen(args)) => keygen(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("leasehold: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEASEHOLD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+async fn dev(args: DevArgs) -> Result<(), String> {
+    init_tracing();
+    let auth = match &args.api_keys {
+        Some(path) => Auth::from_file(path, true)?,
+        None => Auth::anonymous(),
+    };
+    let redis = EmbeddedRedis::start(&args.redis_server, &args.data_dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    let settings = Settings::new(
+        &args.server,
+        redis.url().to_owned(),
+        auth,
+        Durability::Async,
+    );
+    let served = run(
+        &settings,
+        &format!(
+            "Redis {} (data in {})",
+            redis.url(),
+            args.data_dir.display()
+        ),
+    )
+    .await;
+    redis.stop().await;
+    served
+}
+
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    init_tracing();
+    let auth = match (&args.api_keys, args.allow_anonymous) {
+        (Some(path), anonymous) => Auth::from_file(path, anonymous)?,
+        (None, true) => Auth::anonymous(),
+        (None, false) => {
+            return Err("serve needs --api-keys FILE (make entries with `leasehold keygen --tenant T`), or --allow-anonymous for tests".to_owned());
+        }
+    };
+    let settings = Settings::new(&args.server, args.redis.clone(), auth, args.durability);
+    run(&settings, "Redis").await
+}
+
+async fn run(settings: &Settings, backend: &str) -> Result<(), String> {
+    let router = app::build(settings).await.map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!("Leasehold is listening on http://{addr} with {backend}");
+    app::serve(listener, router, app::shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+fn keygen(args: &KeygenArgs) -> Result<(), String> {
+    let tenant = Tenant::parse("tenant", &args.tenant).map_err(|e| e.to_string())?;
+    let (key, entry) = auth::generate(&tenant);
+    println!("{key}");
+    println!("{entry}");
+    Ok(())
+}

@@ -1,0 +1,383 @@
+//! Items: bulk add, read, list, and writes under preconditions (PUT, PATCH, DELETE).
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Answer, Idempotency, Outcome, Store, lua_list};
+use crate::error::{ApiError, RefusalCode};
+use crate::names::{ItemId, PoolName, Tenant};
+
+/// The largest item data, as compact JSON.
+pub const MAX_DATA_BYTES: usize = 64 * 1024;
+
+/// How many times PATCH merges again when the item changes under it.
+const PATCH_ATTEMPTS: usize = 16;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ItemState {
+    Available,
+    Leased,
+    Delayed,
+    Done,
+    Dead,
+}
+
+impl ItemState {
+    pub fn parse(value: &str) -> Result<Self, ApiError> {
+        serde_json::from_value(Value::String(value.to_owned())).map_err(|_| {
+            ApiError::invalid("state", "must be available, leased, delayed, done or dead")
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Available => "available",
+            ItemState::Leased => "leased",
+            ItemState::Delayed => "delayed",
+            ItemState::Done => "done",
+            ItemState::Dead => "dead",
+        }
+    }
+}
+
+/// An item as a script reports it (times in milliseconds since the epoch, data as JSON
+/// text). The HTTP layer decides which fields a response shows.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ItemRecord {
+    pub id: String,
+    pub state: ItemState,
+    pub priority: i64,
+    pub version: u64,
+    pub holder: Option<String>,
+    pub token: Option<u64>,
+    /// Lease expiry in ms; 0 = a lease without expiry.
+    pub expires: Option<u64>,
+    pub attempts: u64,
+    pub data: String,
+    pub created: u64,
+    pub updated: u64,
+}
+
+/// An item to add in bulk.
+#[derive(Debug)]
+pub struct NewItem {
+    pub id: ItemId,
+    pub priority: i64,
+    /// Compact JSON text of an object.
+    pub data: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AddedItems {
+    #[serde(deserialize_with = "lua_list")]
+    pub created: Vec<String>,
+    #[serde(deserialize_with = "lua_list")]
+    pub existing: Vec<String>,
+    pool_created: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PutItem {
+    pub item: ItemRecord,
+    pub created: bool,
+    pool_created: bool,
+}
+
+/// The conditions a write is made under (all optional).
+#[derive(Debug, Default, Clone)]
+pub struct Preconditions {
+    /// `If-Match`: `*` or comma-separated versions; empty when absent.
+    pub if_match: String,
+    /// `If-None-Match`: `*` or comma-separated versions; empty when absent.
+    pub if_none_match: String,
+    pub expected_version: Option<u64>,
+    pub lease_token: Option<u64>,
+}
+
+impl Preconditions {
+    fn args(&self) -> [String; 4] {
+        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        [
+            self.if_match.clone(),
+            self.if_none_match.clone(),
+            opt(self.expected_version),
+            opt(self.lease_token),
+        ]
+    }
+}
+
+/// Where a listing goes on: the state index (1..=5, in `lua/list_items.lua`'s order) and
+/// the offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct ListCursor(pub u8, pub u64);
+
+#[derive(Deserialize)]
+struct ListReply {
+    #[serde(deserialize_with = "lua_list")]
+    items: Vec<ItemRecord>,
+    next: Option<ListCursor>,
+}
+
+#[derive(Deserialize)]
+struct Deleted {}
+
+/// Checks that merged or given data is an object within the size limit; returns its text.
+pub fn data_text(data: &Value) -> Result<String, ApiError> {
+    if !data.is_object() {
+        return Err(ApiError::invalid("data", "must be a JSON object"));
+    }
+    let text = data.to_string();
+    if text.len() > MAX_DATA_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "data is {} bytes as compact JSON; the limit is {MAX_DATA_BYTES}",
+            text.len()
+        )));
+    }
+    Ok(text)
+}
+
+/// RFC 7396 JSON merge patch.
+fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(serde_json::Map::new());
+    }
+    if let Value::Object(target) = target {
+        for (key, value) in patch {
+            if value.is_null() {
+                target.remove(key);
+            } else {
+                merge_patch(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
+impl Store {
+    pub async fn add_items(
+        &self,
+        tenant: &Tenant,
+        pool: &PoolName,
+        idempotency: Option<&Idempotency>,
+        items: &[NewItem],
+    ) -> Result<Answer<AddedItems>, ApiError> {
+        let args: Vec<String> = items
+            .iter()
+            .flat_map(|item| {
+                [
+                    item.id.to_string(),
+                    item.priority.to_string(),
+                    item.data.clone(),
+                ]
+            })
+            .collect();
+        let answer: Answer<AddedItems> = self
+            .pool_script(&self.scripts().add_items, tenant, pool, idempotency, &args)
+            .await?
+            .done()?;
+        if answer.value.pool_created {
+            self.register_pool(tenant, pool).await?;
+        }
+        Ok(answer)
+    }
+
+    pub async fn get_item(
+        &self,
+        tenant: &Tenant,
+        pool: &PoolName,
+        id: &ItemId,
+    ) -> Result<ItemRecord, ApiError> {
+        let args = [id.to_string()];
+        let answer: Answer<ItemRecord> = self
+            .pool_script(&self.scripts().get_item, tenant, pool, None, &args)
+            .await?
+            .done()?;
+        Ok(answer.value)
+    }
+
+    /// A page of items, optionally of one state or one holder, and where the next starts.
+    pub async fn list_items(
+        &self,
+        tenant: &Tenant,
+        pool: &PoolName,
+        state: Option<ItemState>,
+        holder: Option<&str>,
+        cursor: ListCursor,
+        limit: u64,
+    ) -> Result<(Vec<ItemRecord>, Option<ListCursor>), ApiError> {
+        let args = [
+            state.map(|s| s.as_str().to_owned()).unwrap_or_default(),
+            holder.unwrap_or_default().to_owned(),
+            cursor.0.to_string(),
+            cursor.1.to_string(),
+            limit.to_string(),
+        ];
+        let answer: Answer<ListReply> = self
+            .pool_script(&self.scripts().list_items, tenant, pool, None, &args)
+            .await?
+            .done()?;
+        Ok((answer.value.items, answer.value.next))
+    }
+
+    /// Creates or replaces an item's data (and priority) under preconditions.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn put_item(
+        &self,
+        tenant: &Tenant,
+        pool: &PoolName,
+        idempotency: Option<&Idempotency>,
+        id: &ItemId,
+        data: String,
+        priority: Option<i64>,
+        preconditions: &Preconditions,
+    ) -> Result<Answer<PutItem>, ApiError> {
+        self.write_item(
+            tenant,
+            pool,
+            idempotency,
+            id,
+            data,
+            priority,
+            preconditions,
+            None,
+        )
+        .await?
+        .done()
+    }
+
+    /// Applies a JSON merge patch to an item's data: read, merge, then write only if the
+    /// item is still at the version merged from (again, a bounded number of times, when
+    /// another writer got in between). The caller's own preconditions hold throughout.
+    pub async fn patch_item(
+        &self,
+        tenant: &Tenant,
+        pool: &PoolName,
+        idempotency: Option<&Idempotency>,
+        id: &ItemId,
+        patch: &Value,
+        preconditions: &Preconditions,
+    ) -> Result<Answer<PutItem>, ApiError> {
+        for _ in 0..PATCH_ATTEMPTS {
+            let (base, data) = match self.get_item(tenant, pool, id).await {
+                Ok(item) => {
+                    let mut data: Value = serde_json::from_str(&item.data)
+                        .map_err(|e| ApiError::Internal(format!("stored data is not JSON: {e}")))?;
+                    merge_patch(&mut data, patch);
+                    (item.version, data_text(&data)?)
+                }
+                // The script still runs: it answers a replay, a failed If-Match, or 404.
+                Err(ApiError::Refused(r)) if r.code == RefusalCode::NotFound => (0, String::new()),
+                Err(e) => return Err(e),
+            };
+            let outcome = self
+                .write_item(
+                    tenant,
+                    pool,
+                    idempotency,
+                    id,
+                    data,
+                    None,
+                    preconditions,
+                    Some(base),
+                )
+                .await?;
+            if let Outcome::Done(answer) = outcome {
+                return Ok(answer);
+            }
+        }
+        Err(ApiError::BackendUnavailable(format!(
+            "item changed under {PATCH_ATTEMPTS} merges in a row"
+        )))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write_item(
+        &self,
+        tenant: &Tenant,
+        pool: &PoolName,
+        idempotency: Option<&Idempotency>,
+        id: &ItemId,
+        data: String,
+        priority: Option<i64>,
+        preconditions: &Preconditions,
+        base: Option<u64>,
+    ) -> Result<Outcome<PutItem>, ApiError> {
+        let [if_match, if_none_match, expected, token] = preconditions.args();
+        let args = [
+            id.to_string(),
+            data,
+            priority.map(|p| p.to_string()).unwrap_or_default(),
+            if_match,
+            if_none_match,
+            expected,
+            token,
+            base.map(|b| b.to_string()).unwrap_or_default(),
+        ];
+        let outcome: Outcome<PutItem> = self
+            .pool_script(&self.scripts().put_item, tenant, pool, idempotency, &args)
+            .await?;
+        if let Outcome::Done(answer) = &outcome {
+            if answer.value.pool_created {
+                self.register_pool(tenant, pool).await?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    pub async fn delete_item(
+        &self,
+        tenant: &Tenant,
+        pool: &PoolName,
+        idempotency: Option<&Idempotency>,
+        id: &ItemId,
+        preconditions: &Preconditions,
+    ) -> Result<Answer<()>, ApiError> {
+        let [if_match, if_none_match, expected, token] = preconditions.args();
+        let args = [id.to_string(), if_match, if_none_match, expected, token];
+        let answer: Answer<Deleted> = self
+            .pool_script(
+                &self.scripts().delete_item,
+                tenant,
+                pool,
+                idempotency,
+                &args,
+            )
+            .await?
+            .done()?;
+        Ok(Answer {
+            value: (),
+            replayed: answer.replayed,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7396() {
+        let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut target, &json!({"a": "z", "c": {"f": null}}));
+        assert_eq!(target, json!({"a": "z", "c": {"d": "e"}}));
+        let mut target = json!({"a": [1, 2]});
+        merge_patch(&mut target, &json!({"a": [3], "n": {"x": 1}}));
+        assert_eq!(target, json!({"a": [3], "n": {"x": 1}}));
+    }
+
+    #[test]
+    fn data_must_be_a_small_object() {
+        assert!(data_text(&json!({"a": 1})).is_ok());
+        assert!(matches!(
+            data_text(&json!([1])),
+            Err(ApiError::InvalidRequest { .. })
+        ));
+        let big = json!({"a": "x".repeat(MAX_DATA_BYTES)});
+        assert!(matches!(data_text(&big), Err(ApiError::PayloadTooLarge(_))));
+    }
+}

@@ -1,0 +1,189 @@
+//! Pools: create or change settings, read counts and stats, list, delete.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Answer, Idempotency, Store, keys};
+use crate::error::{ApiError, RefusalCode};
+use crate::names::{PoolName, Tenant};
+
+/// Settings to change; `None` keeps the current value (or the default, for a new pool).
+#[derive(Debug, Default)]
+pub struct PoolSettings {
+    pub lease_ms: Option<u64>,
+    pub max_leases_per_holder: Option<u64>,
+    pub max_attempts: Option<u64>,
+    pub require_if_match: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolConfig {
+    pub lease_ms: u64,
+    pub max_leases_per_holder: u64,
+    pub max_attempts: u64,
+    #[serde(deserialize_with = "flag")]
+    pub require_if_match: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolCounts {
+    pub available: u64,
+    pub leased: u64,
+    pub delayed: u64,
+    pub done: u64,
+    pub dead: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PoolStats {
+    pub claims: u64,
+    pub conflicts: u64,
+    pub expired: u64,
+}
+
+/// A pool as a script reports it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PoolView {
+    pub config: PoolConfig,
+    pub counts: PoolCounts,
+    pub stats: PoolStats,
+    pub created: Option<u64>,
+    pub updated: Option<u64>,
+}
+
+/// One line of `GET /v1/pools`.
+#[derive(Debug, Serialize)]
+pub struct PoolSummary {
+    pub name: String,
+    pub counts: PoolCounts,
+}
+
+#[derive(Deserialize)]
+struct PutPoolReply {
+    pool: PoolView,
+    pool_created: bool,
+}
+
+#[derive(Deserialize)]
+struct Deleted {}
+
+impl Store {
+    /// Creates a pool or changes its settings; true in the answer when it was created.
+    pub async fn put_pool(
+        &self,
+        tenant: &Tenant,
+        pool: &PoolName,
+        idempotency: Option<&Idempotency>,
+        settings: &PoolSettings,
+    ) -> Result<Answer<(PoolView, bool)>, ApiError> {
+        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let args = [
+            opt(settings.lease_ms),
+            opt(settings.max_leases_per_holder),
+            opt(settings.max_attempts),
+            opt(settings.require_if_match.map(u64::from)),
+        ];
+        let answer: Answer<PutPoolReply> = self
+            .pool_script(&self.scripts().put_pool, tenant, pool, idempotency, &args)
+            .await?
+            .done()?;
+        if answer.value.pool_created {
+            self.register_pool(tenant, pool).await?;
+        }
+        Ok(Answer {
+            value: (answer.value.pool, answer.value.pool_created),
+            replayed: answer.replayed,
+        })
+    }
+
+    pub async fn get_pool(&self, tenant: &Tenant, pool: &PoolName) -> Result<PoolView, ApiError> {
+        let answer: Answer<PoolView> = self
+            .pool_script(&self.scripts().get_pool, tenant, pool, None, &[])
+            .await?
+            .done()?;
+        Ok(answer.value)
+    }
+
+    /// The tenant's pools by name, with their counts. Names left in the index by a pool
+    /// deleted half-way are dropped from it here.
+    pub async fn list_pools(&self, tenant: &Tenant) -> Result<Vec<PoolSummary>, ApiError> {
+        let mut names: Vec<String> = self
+            .query(
+                redis::cmd("SMEMBERS")
+                    .arg(keys::tenant_pools(tenant))
+                    .clone(),
+            )
+            .await?;
+        names.sort();
+        let views = futures::future::join_all(names.iter().map(|name| async move {
+            let pool = PoolName::parse("pool", name)?;
+            self.get_pool(tenant, &pool).await
+        }))
+        .await;
+        let mut pools = Vec::with_capacity(names.len());
+        for (name, view) in names.into_iter().zip(views) {
+            match view {
+                Ok(view) => pools.push(PoolSummary {
+                    name,
+                    counts: view.counts,
+                }),
+                Err(ApiError::Refused(r)) if r.code == RefusalCode::NotFound => {
+                    self.unregister_pool(tenant, &name).await?;
+                }
+                Err(ApiError::InvalidRequest { .. }) => {
+                    self.unregister_pool(tenant, &name).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(pools)
+    }
+
+    /// Deletes a pool and all its items in one constant-time script (keys are unlinked
+    /// and freed by Redis in the background).
+    pub async fn delete_pool(
+        &self,
+        tenant: &Tenant,
+        pool: &PoolName,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Answer<()>, ApiError> {
+        let answer: Answer<Deleted> = self
+            .pool_script(&self.scripts().delete_pool, tenant, pool, idempotency, &[])
+            .await?
+            .done()?;
+        self.unregister_pool(tenant, pool.as_str()).await?;
+        Ok(Answer {
+            value: (),
+            replayed: answer.replayed,
+        })
+    }
+
+    /// The pool index lives in the tenant's slot, not the pool's, so it is written
+    /// outside the pool's scripts; it is only an index, healed by `list_pools`.
+    pub(super) async fn register_pool(
+        &self,
+        tenant: &Tenant,
+        pool: &PoolName,
+    ) -> Result<(), ApiError> {
+        self.query::<()>(
+            redis::cmd("SADD")
+                .arg(keys::tenant_pools(tenant))
+                .arg(pool.as_str())
+                .clone(),
+        )
+        .await
+    }
+
+    async fn unregister_pool(&self, tenant: &Tenant, pool: &str) -> Result<(), ApiError> {
+        self.query::<()>(
+            redis::cmd("SREM")
+                .arg(keys::tenant_pools(tenant))
+                .arg(pool)
+                .clone(),
+        )
+        .await
+    }
+}
+
+fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    Ok(u64::deserialize(deserializer)? != 0)
+}
