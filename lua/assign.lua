@@ -7,7 +7,9 @@
 --       5 lease_ms ('' = the pool's), 6 expected_version (''), 7 If-Match versions ('').
 -- Returns {ok = view} or {err = not_found | precondition_required | precondition_failed |
 -- version_conflict | invalid_state | holder_at_capacity, current}.
-local id, holder, expected, if_match = ARGV[3], ARGV[4], ARGV[6], ARGV[7]
+local id, holder, expected, if_match = id_arg(3), id_arg(4, true), ARGV[6], versions_arg(7)
+int_arg(5, 0, MAX_MS, true)
+int_arg(6, 0, TOKEN, true)
 
 local cfg = pool_config()
 local it = touch(id, cfg)

@@ -3,7 +3,8 @@
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 lease_ms ('' = pool's).
 -- Returns {ok = view} (the existing lease, same token, when this holder has it already), or
 -- {err = not_found | already_leased | invalid_state | holder_at_capacity, current}.
-local id, holder = ARGV[3], ARGV[4]
+local id, holder = id_arg(3), id_arg(4)
+int_arg(5, 0, MAX_MS, true)
 
 local cfg = pool_config()
 local it = touch(id, cfg)

@@ -4,7 +4,8 @@
 --       5 lease_ms ('' = the pool's).
 -- Returns {ok = {leases = [item view...]}}, best first (possibly none), or
 -- {err = 'holder_at_capacity'}. O(count * log N), plus a bounded reclaim of expired leases.
-local holder, count = ARGV[3], tonumber(ARGV[4])
+local holder, count = id_arg(3), int_arg(4, 1, 100)
+int_arg(5, 0, MAX_MS, true)
 
 if not pool_exists() then return finish({ok = {leases = {}}}) end
 local cfg = pool_config()

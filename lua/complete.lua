@@ -3,7 +3,7 @@
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 token,
 --       6 data (JSON object text, '' = unchanged).
 -- Returns {ok = view} or {err = not_found | lease_lost, current}.
-local id, holder, token, data = ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6]
+local id, holder, token, data = id_arg(3), id_arg(4), int_arg(5, 0, TOKEN), data_arg(6, true)
 
 local cfg = pool_config()
 local it = touch(id, cfg)

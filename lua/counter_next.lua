@@ -10,7 +10,7 @@
 local replay = idem_replay(KEYS[3])
 if replay then return replay end
 
-local count = tonumber(ARGV[3])
+local count = int_arg(3, 1, 1000)
 local now = now_ms()
 local key, label, ends
 if ARGV[5] == '' then

@@ -4,7 +4,11 @@
 --       5 If-None-Match versions (''), 6 expected_version (''), 7 Lease-Token ('').
 -- Returns {ok = {deleted = id}} or {err = not_found | precondition_required |
 -- precondition_failed | version_conflict | lease_lost, current}.
-local id = ARGV[3]
+local id = id_arg(3)
+versions_arg(4)
+versions_arg(5)
+int_arg(6, 0, TOKEN, true)
+int_arg(7, 0, TOKEN, true)
 
 local cfg = pool_config()
 local it = touch(id, cfg)

@@ -2,6 +2,6 @@
 -- KEYS: the nine pool keys (lib/pool.lua).
 -- ARGV: 1 '', 2 '', 3 id.
 -- Returns {ok = view} or {err = not_found}.
-local it = touch(ARGV[3], nil)
+local it = touch(id_arg(3), nil)
 if not it then return {cjson.encode({err = 'not_found'}), 0} end
 return {cjson.encode({ok = view(ARGV[3], it)}), 0}

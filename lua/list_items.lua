@@ -6,8 +6,8 @@
 -- ARGV: 1 '', 2 '', 3 state ('' = all), 4 holder ('' = any), 5 cursor state index (1..5),
 --       6 cursor offset, 7 limit.
 -- Returns {ok = {items = [view...], next = {state index, offset} or nil}}.
-local state, holder = ARGV[3], ARGV[4]
-local si, offset, limit = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local state, holder = ARGV[3], id_arg(4, true)
+local si, offset, limit = int_arg(5, 1, 5), int_arg(6, 0, TOKEN), int_arg(7, 1, 1000)
 local cfg = pool_config()
 local items = {}
 

@@ -4,7 +4,7 @@
 -- Returns {ok = {leases = [view...]}}.
 local cfg = pool_config()
 local leases = {}
-for _, id in ipairs(holder_lease_ids(ARGV[3], cfg)) do
+for _, id in ipairs(holder_lease_ids(id_arg(3), cfg)) do
   leases[#leases + 1] = view(id, load(id))
 end
 return {cjson.encode({ok = {leases = leases}}), 0}

@@ -9,8 +9,14 @@
 --       10 base version ('' for PUT; for PATCH, the version the data was merged from).
 -- Returns {ok = {item = view, created, pool_created}}, {retry = 0}, or {err = not_found |
 -- precondition_required | precondition_failed | version_conflict | lease_lost, current}.
-local id, data, priority = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local id, priority = id_arg(3), int_arg(5, -PRIORITY, PRIORITY, true)
 local base = ARGV[10]
+local data = data_arg(4, base ~= '')
+versions_arg(6)
+versions_arg(7)
+int_arg(8, 0, TOKEN, true)
+int_arg(9, 0, TOKEN, true)
+int_arg(10, 0, TOKEN, true)
 
 local cfg = pool_config()
 local it = touch(id, cfg)

@@ -4,6 +4,10 @@
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 lease_ms, 4 max_leases_per_holder,
 --       5 max_attempts, 6 require_if_match (0/1); each '' = unchanged.
 -- Returns {ok = {pool = pool view, pool_created}}.
+int_arg(3, 0, MAX_MS, true)
+int_arg(4, 0, 1000000, true)
+int_arg(5, 0, 1000000, true)
+int_arg(6, 0, 1, true)
 local pool_created = ensure_pool()
 local fields = {'lease_ms', 'max_leases_per_holder', 'max_attempts', 'require_if_match'}
 for i, field in ipairs(fields) do

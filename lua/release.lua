@@ -4,8 +4,9 @@
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 token,
 --       6 delay_ms ('' or 0 = none), 7 priority ('' = unchanged).
 -- Returns {ok = view} or {err = not_found | lease_lost, current}.
-local id, holder, token = ARGV[3], ARGV[4], tonumber(ARGV[5])
-local delay_ms, priority = tonumber(ARGV[6]) or 0, tonumber(ARGV[7])
+local id, holder, token = id_arg(3), id_arg(4), int_arg(5, 0, TOKEN)
+local delay_ms = int_arg(6, 0, MAX_MS, true) or 0
+local priority = int_arg(7, -PRIORITY, PRIORITY, true)
 
 local cfg = pool_config()
 local it = touch(id, cfg)

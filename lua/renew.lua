@@ -3,7 +3,8 @@
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 token,
 --       6 lease_ms ('' = the pool's; 0 = no expiry).
 -- Returns {ok = view} or {err = not_found | lease_lost, current}.
-local id, holder, token = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local id, holder, token = id_arg(3), id_arg(4), int_arg(5, 0, TOKEN)
+int_arg(6, 0, MAX_MS, true)
 
 local cfg = pool_config()
 local it = touch(id, cfg)

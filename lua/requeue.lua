@@ -3,7 +3,7 @@
 -- KEYS: the nine pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 priority ('' = unchanged).
 -- Returns {ok = view} or {err = not_found | already_leased, current}.
-local id, priority = ARGV[3], tonumber(ARGV[4])
+local id, priority = id_arg(3), int_arg(4, -PRIORITY, PRIORITY, true)
 
 local cfg = pool_config()
 local it = touch(id, cfg)

@@ -32,6 +32,54 @@ local function idem_finish(idem_key, reply)
   return {json, 0}
 end
 
+-- Argument checks, run before a script's first write. A failure is a caller's bug, so it
+-- is a real error reply, not an outcome.
+local function bad_arg(i, rule)
+  error({err = 'ERR leasehold: ARGV[' .. i .. '] ' .. rule})
+end
+
+-- An integer in min..max; nil for '' when optional.
+local function int_arg(i, min, max, optional)
+  local v = ARGV[i]
+  if v == '' and optional then return nil end
+  local n = tonumber(v)
+  if not n or n ~= math.floor(n) or n < min or n > max then
+    bad_arg(i, 'must be an integer in ' .. min .. '..' .. max)
+  end
+  return n
+end
+
+-- An item id or holder: ^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$ ('' allowed when optional).
+local function id_arg(i, optional)
+  local v = ARGV[i]
+  if v == '' and optional then return v end
+  if #v > 128 or not string.match(v, '^%w[%w%._:@%-]*$') then
+    bad_arg(i, 'must be an id or holder name')
+  end
+  return v
+end
+
+-- JSON object text ('' allowed when optional).
+local function data_arg(i, optional)
+  local v = ARGV[i]
+  if v == '' and optional then return v end
+  if string.sub(v, 1, 1) ~= '{' then bad_arg(i, 'must be a JSON object') end
+  return v
+end
+
+-- A precondition list as built by the caller: '', '*', or comma-separated versions.
+local function versions_arg(i)
+  local v = ARGV[i]
+  if v ~= '' and v ~= '*' and v ~= 'x' and not string.match(v, '^[%d,]+$') then
+    bad_arg(i, 'must be *, x or versions')
+  end
+  return v
+end
+
+local MAX_MS = 2592000000
+local PRIORITY = 1000000
+local TOKEN = 9007199254740991
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

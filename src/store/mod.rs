@@ -9,7 +9,7 @@ mod items;
 pub mod keys;
 mod leases;
 mod pools;
-mod scripts;
+pub mod scripts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +27,7 @@ pub use items::{
     AddedItems, ItemRecord, ItemState, ListCursor, NewItem, Preconditions, PutItem, data_text,
 };
 pub use pools::{PoolConfig, PoolCounts, PoolSettings, PoolStats, PoolSummary, PoolView};
-use scripts::Scripts;
+pub use scripts::Scripts;
 
 /// How writes are made durable before they are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,0 +1,346 @@
+//! The test harness: a real `redis-server` on a free loopback port (one per test binary,
+//! stopped by its own pid when the binary exits), and `TestApp`, the real router served
+//! on port 0 with two fresh tenants, so tests run in parallel without flushing anything.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use leasehold::auth::{self, Auth};
+use leasehold::config::{ServerArgs, Settings};
+use leasehold::names::Tenant;
+use leasehold::store::Durability;
+use reqwest::{Method, StatusCode, header::HeaderMap};
+use serde_json::{Value, json};
+
+/// A `redis-server` run under a small shell guard: the guard holds the read end of a
+/// pipe whose write end only this process has, and kills redis-server by its pid when the
+/// pipe closes, whether this process ends normally, panics or is killed.
+pub struct RedisProcess {
+    pub port: u16,
+    guard: Child,
+    stdin: Mutex<Option<ChildStdin>>,
+}
+
+impl RedisProcess {
+    /// Starts redis-server on a free port with `extra` settings (such as
+    /// `["--maxmemory-policy", "allkeys-lru"]`) and waits until it answers PING.
+    pub fn start(extra: &[&str]) -> RedisProcess {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("leasehold-test-{port}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut args: Vec<String> = [
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--maxmemory-policy",
+            "noeviction",
+            "--daemonize",
+            "no",
+            "--dir",
+            dir.to_str().expect("utf-8 temp dir"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut guard = Command::new("sh")
+            .arg("-c")
+            .arg(r#"redis-server "$@" >/dev/null & pid=$!; echo "$pid"; read _; kill "$pid"; wait "$pid""#)
+            .arg("sh")
+            .args(&args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("sh starts (is redis-server installed?)");
+        let stdin = guard.stdin.take();
+        let mut line = String::new();
+        BufReader::new(guard.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("pid");
+        let redis = RedisProcess {
+            port,
+            guard,
+            stdin: Mutex::new(stdin),
+        };
+        redis.wait_until_ready();
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .expect("client")
+            .get_connection()
+            .expect("connection")
+    }
+
+    fn wait_until_ready(&self) {
+        wait_for(
+            Duration::from_secs(15),
+            "redis-server to answer PING",
+            || {
+                redis::Client::open(self.url())
+                    .ok()
+                    .and_then(|c| c.get_connection().ok())
+                    .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c).ok())
+                    .is_some()
+            },
+        );
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        // Closing the pipe tells the guard to kill redis-server; then reap the guard.
+        if let Ok(mut stdin) = self.stdin.lock() {
+            stdin.take();
+        }
+        let _ = self.guard.wait();
+    }
+}
+
+/// The Redis shared by every test of this binary.
+pub fn redis() -> &'static RedisProcess {
+    static REDIS: OnceLock<RedisProcess> = OnceLock::new();
+    REDIS.get_or_init(|| RedisProcess::start(&[]))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Polls `condition` until it holds, failing the test after `timeout`.
+pub fn wait_for(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An answer: status, headers and the JSON body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The problem `code` of an error answer.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    /// Asserts the status and returns the body.
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {:#?}",
+            self.body
+        );
+        self.body
+    }
+
+    /// Asserts a problem+json answer with this status and code.
+    #[track_caller]
+    pub fn expect_problem(self, status: u16, code: &str) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {:#?}",
+            self.body
+        );
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{:#?}",
+            self.body
+        );
+        assert_eq!(self.code(), code, "{:#?}", self.body);
+        self.body
+    }
+}
+
+/// The app under test, served in-process on a random port against the shared Redis.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    /// The API key of the tenant requests use by default, and its tenant.
+    pub key: String,
+    pub tenant: Tenant,
+    /// A second tenant's key, for isolation tests.
+    pub other_key: String,
+    pub key_file: PathBuf,
+    pub redis_url: String,
+}
+
+/// Changes to the default settings for one test.
+#[derive(Default)]
+pub struct Options {
+    pub max_body_bytes: Option<usize>,
+    pub redis_url: Option<String>,
+    pub redis_timeout_ms: Option<u64>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(options: Options) -> TestApp {
+    let tenant = fresh_tenant();
+    let other = fresh_tenant();
+    let (key, entry) = auth::generate(&tenant);
+    let (other_key, other_entry) = auth::generate(&other);
+    let key_file = std::env::temp_dir().join(format!("leasehold-keys-{}", uuid::Uuid::new_v4()));
+    std::fs::write(&key_file, format!("{entry}\n{other_entry}\n")).expect("key file");
+
+    let mut server = ServerArgs {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        redis_pool_size: 8,
+        redis_timeout_ms: options.redis_timeout_ms.unwrap_or(5000),
+        idempotency_ttl_secs: 86_400,
+        counter_retention_days: 35,
+        max_body_bytes: 2 * 1024 * 1024,
+    };
+    if let Some(limit) = options.max_body_bytes {
+        server.max_body_bytes = limit;
+    }
+    let redis_url = options.redis_url.unwrap_or_else(|| redis().url());
+    let auth = Auth::from_file(&key_file, false).expect("keys");
+    let settings = Settings::new(&server, redis_url.clone(), auth, Durability::Async);
+    let router = leasehold::app::build(&settings).await.expect("app builds");
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(leasehold::app::serve(
+        listener,
+        router,
+        std::future::pending(),
+    ));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        key,
+        tenant,
+        other_key,
+        key_file,
+        redis_url,
+    }
+}
+
+fn fresh_tenant() -> Tenant {
+    let name = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    Tenant::parse("tenant", &name).expect("valid tenant")
+}
+
+/// A fresh pool name, so tests never share a pool even within one tenant.
+pub fn pool_name() -> String {
+    format!("pool-{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A request as the default tenant, to send with `send`.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(&self.key)
+    }
+
+    pub async fn send(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("request sent");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await.expect("body");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.request(Method::GET, path)).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(self.request(Method::POST, path).json(&body))
+            .await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send(self.request(Method::PUT, path).json(&body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send(self.request(Method::PATCH, path).json(&body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(self.request(Method::DELETE, path)).await
+    }
+
+    /// Adds items with default priority and empty data; returns nothing, asserts 200.
+    pub async fn add_items(&self, pool: &str, ids: &[&str]) {
+        let items: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
+        self.post(
+            &format!("/v1/pools/{pool}/items"),
+            json!({ "items": items }),
+        )
+        .await
+        .expect(200);
+    }
+
+    /// Claims the next item for `holder`; the lease, or None if the pool had nothing.
+    pub async fn claim(&self, pool: &str, holder: &str) -> Option<Value> {
+        let body = self
+            .post(
+                &format!("/v1/pools/{pool}/claim"),
+                json!({ "holder": holder }),
+            )
+            .await
+            .expect(200);
+        body["leases"].as_array().expect("leases").first().cloned()
+    }
+
+    pub async fn item(&self, pool: &str, id: &str) -> Value {
+        self.get(&format!("/v1/pools/{pool}/items/{id}"))
+            .await
+            .expect(200)
+    }
+}

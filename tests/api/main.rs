@@ -1,0 +1,15 @@
+//! The integration tests: one binary (linking many costs minutes), one module a feature.
+//! Everything runs against a real redis-server and the real router over real HTTP.
+
+mod helpers;
+
+mod contention;
+mod counters;
+mod errors;
+mod idempotency;
+mod items;
+mod leases;
+mod pools;
+mod processes;
+mod scripts;
+mod tenants;
