@@ -1,6 +1,6 @@
 -- add_items: add many items at once; ids that exist already are left untouched.
 -- Creates the pool with default settings if it does not exist.
--- KEYS: the nine pool keys (lib/pool.lua).
+-- KEYS: the ten pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, then per item three values:
 --       id, priority, data (JSON object text).
 -- Returns {ok = {created = [ids], existing = [ids], pool_created}}.

@@ -1,5 +1,5 @@
 -- claim_item: grant one named item to a holder; idempotent for the holder that has it.
--- KEYS: the nine pool keys (lib/pool.lua).
+-- KEYS: the ten pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 lease_ms ('' = pool's).
 -- Returns {ok = view} (the existing lease, same token, when this holder has it already), or
 -- {err = not_found | already_leased | invalid_state | holder_at_capacity, current}.

@@ -1,5 +1,5 @@
 -- claim_next: grant the best available items of a pool to a holder.
--- KEYS: the nine pool keys (lib/pool.lua).
+-- KEYS: the ten pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 holder, 4 count (1..100),
 --       5 lease_ms ('' = the pool's).
 -- Returns {ok = {leases = [item view...]}}, best first (possibly none), or

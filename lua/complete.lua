@@ -1,5 +1,5 @@
 -- complete: finish a leased item (state done), optionally replacing its data.
--- KEYS: the nine pool keys (lib/pool.lua).
+-- KEYS: the ten pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 token,
 --       6 data (JSON object text, '' = unchanged).
 -- Returns {ok = view} or {err = not_found | lease_lost, current}.

@@ -1,5 +1,5 @@
 -- delete_item: remove an item (whatever its state) under preconditions.
--- KEYS: the nine pool keys (lib/pool.lua).
+-- KEYS: the ten pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 If-Match versions (''),
 --       5 If-None-Match versions (''), 6 expected_version (''), 7 Lease-Token ('').
 -- Returns {ok = {deleted = id}} or {err = not_found | precondition_required |

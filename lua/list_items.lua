@@ -2,7 +2,7 @@
 -- states are walked in the order available (claim order), delayed, leased (by expiry),
 -- done, dead. The cursor is a position: items that change state while a listing goes on
 -- may be skipped or seen twice, as with SCAN.
--- KEYS: the nine pool keys (lib/pool.lua).
+-- KEYS: the ten pool keys (lib/pool.lua).
 -- ARGV: 1 '', 2 '', 3 state ('' = all), 4 holder ('' = any), 5 cursor state index (1..5),
 --       6 cursor offset, 7 limit.
 -- Returns {ok = {items = [view...], next = {state index, offset} or nil}}.

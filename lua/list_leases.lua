@@ -1,5 +1,5 @@
 -- list_leases: the leases a holder has now, with their tokens (to recover after a restart).
--- KEYS: the nine pool keys (lib/pool.lua).
+-- KEYS: the ten pool keys (lib/pool.lua).
 -- ARGV: 1 '', 2 '', 3 holder.
 -- Returns {ok = {leases = [view...]}}.
 local cfg = pool_config()

@@ -2,7 +2,7 @@
 -- runs this too, with the version it merged from as a base: if the item changed since,
 -- the script answers {retry} (not stored) and the caller merges again.
 -- Creates the pool with default settings if it does not exist.
--- KEYS: the nine pool keys (lib/pool.lua).
+-- KEYS: the ten pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 data (JSON object text),
 --       5 priority ('' = unchanged, 0 for a new item), 6 If-Match versions (''),
 --       7 If-None-Match versions (''), 8 expected_version (''), 9 Lease-Token (''),

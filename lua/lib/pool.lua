@@ -1,9 +1,9 @@
 -- Shared prelude for every script that works on one pool.
 --
--- KEYS (the same nine, in this order, for every pool script; all share the pool's hash tag):
+-- KEYS (the same ten, in this order, for every pool script; all share the pool's hash tag):
 --   1 pool      hash: config (lease_ms, max_leases_per_holder, max_attempts,
---               require_if_match), created_at, updated_at, counters token (fencing) and
---               seq (arrival), stats claims, conflicts, expired
+--               require_if_match), created_at, updated_at, the arrival counter seq,
+--               stats claims, conflicts, expired
 --   2 items     hash: item id -> MessagePack record (see below)
 --   3 avail     zset: available item ids, score = (1e6 - priority) * 2^32 + arrival seq,
 --               so the lowest score is the highest priority, earliest arrival
@@ -12,7 +12,10 @@
 --   6 done      zset: done item ids by completion time
 --   7 dead      zset: dead item ids by the time they died
 --   8 holders   zset (lexicographic): "<holder>/<id>" for every leased item
---   9 idem      string: the stored answer for this request's Idempotency-Key
+--   9 fence     string: the last fencing token granted in this pool. Deleting the pool
+--               keeps it, so a pool created again under the same name never hands out a
+--               token lower than one a downstream system has already seen.
+--  10 idem      string: the stored answer for this request's Idempotency-Key
 --
 -- Item record fields: s state, p priority, v version, h holder, t token, e lease expiry
 -- (ms, 0 = none), r delayed until (ms), a attempts, d data (JSON text), c created_at,
@@ -23,7 +26,8 @@
 -- the oldest expired leases.
 
 local K_POOL, K_ITEMS, K_AVAIL, K_LEASED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_DELAYED, K_DONE, K_DEAD, K_HOLDERS, K_IDEM = KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+local K_DELAYED, K_DONE, K_DEAD, K_HOLDERS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local K_FENCE, K_IDEM = KEYS[9], KEYS[10]
 
 local NOW = now_ms()
 local PRIORITY_SPAN = 4294967296
@@ -132,7 +136,7 @@ end
 local function grant(it, holder, lease_ms)
   it.s = 'leased'
   it.h = holder
-  it.t = redis.call('HINCRBY', K_POOL, 'token', 1)
+  it.t = redis.call('INCR', K_FENCE)
   it.e = lease_ms > 0 and NOW + lease_ms or 0
   it.r = nil
   it.a = it.a + 1

@@ -7,13 +7,14 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `lh:{t/p}:pool` | hash | settings, fencing token and arrival counters, stats |
+//! | `lh:{t/p}:pool` | hash | settings, the arrival counter, stats |
 //! | `lh:{t/p}:items` | hash | item id → MessagePack record |
 //! | `lh:{t/p}:avail` | zset | available ids by (priority, arrival) |
 //! | `lh:{t/p}:leased` | zset | leased ids by lease expiry |
 //! | `lh:{t/p}:delayed` | zset | delayed ids by the time they become available |
 //! | `lh:{t/p}:done`, `:dead` | zset | finished ids by time |
 //! | `lh:{t/p}:holders` | zset | `<holder>/<id>` of every lease, by lexicographic order |
+//! | `lh:{t/p}:fence` | string | the last fencing token; kept when the pool is deleted |
 //! | `lh:{t/p}:idem:<sha256>` | string | a stored answer for an `Idempotency-Key` |
 //! | `lh:{t}:pools` | set | the tenant's pool names (an index for listing) |
 //! | `lh:{t/ctr/c}:p:<period>` | string | a counter's last value in a period |
@@ -23,11 +24,11 @@ use sha2::{Digest, Sha256};
 
 use crate::names::{CounterName, PoolName, Tenant};
 
-/// The nine keys every pool script takes, in the order `lua/lib/pool.lua` expects.
+/// The ten keys every pool script takes, in the order `lua/lib/pool.lua` expects.
 pub fn pool_keys(tenant: &Tenant, pool: &PoolName, idempotency_key: Option<&str>) -> Vec<String> {
     let prefix = format!("lh:{{{tenant}/{pool}}}");
     let mut keys: Vec<String> = [
-        "pool", "items", "avail", "leased", "delayed", "done", "dead", "holders",
+        "pool", "items", "avail", "leased", "delayed", "done", "dead", "holders", "fence",
     ]
     .iter()
     .map(|suffix| format!("{prefix}:{suffix}"))
@@ -75,11 +76,11 @@ mod tests {
     fn every_pool_key_shares_one_hash_tag() {
         let (tenant, pool) = names();
         let keys = pool_keys(&tenant, &pool, Some("retry-1"));
-        assert_eq!(keys.len(), 9);
+        assert_eq!(keys.len(), 10);
         for key in &keys {
             assert!(key.starts_with("lh:{acme/cases}:"), "{key}");
         }
-        assert_ne!(keys[8], pool_keys(&tenant, &pool, Some("retry-2"))[8]);
+        assert_ne!(keys[9], pool_keys(&tenant, &pool, Some("retry-2"))[9]);
     }
 
     #[test]

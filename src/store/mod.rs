@@ -218,7 +218,7 @@ impl Store {
         }
     }
 
-    /// Runs a pool script with the pool's nine keys and the idempotency arguments first.
+    /// Runs a pool script with the pool's ten keys and the idempotency arguments first.
     async fn pool_script<T: DeserializeOwned>(
         &self,
         script: &Script,
