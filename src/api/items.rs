@@ -83,7 +83,8 @@ pub async fn add_items(
     }
     let answer = app
         .store()
-        .add_items(&tenant, &pool, write.idempotency.as_ref(), &items)
+        .pool(&tenant, &pool)
+        .add_items(write.idempotency.as_ref(), &items)
         .await?;
     let body = json!({"created": answer.value.created, "existing": answer.value.existing});
     Ok(reply(StatusCode::OK, &body, answer.replayed))
@@ -96,7 +97,7 @@ pub async fn get_item(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (pool, id) = names(&pool, &id)?;
-    let record = app.store().get_item(&tenant, &pool, &id).await?;
+    let record = app.store().pool(&tenant, &pool).get_item(&id).await?;
     let version = record.version;
     let etag = format!("\"{version}\"");
     let not_modified = headers
@@ -157,14 +158,8 @@ pub async fn list_items(
     };
     let (records, next) = app
         .store()
-        .list_items(
-            &tenant,
-            &pool,
-            state,
-            holder.as_ref().map(Holder::as_str),
-            cursor,
-            limit,
-        )
+        .pool(&tenant, &pool)
+        .list_items(state, holder.as_ref().map(Holder::as_str), cursor, limit)
         .await?;
     let items = records
         .into_iter()
@@ -200,9 +195,8 @@ pub async fn put_item(
     preconditions.expected_version = body.expected_version;
     let answer = app
         .store()
+        .pool(&tenant, &pool)
         .put_item(
-            &tenant,
-            &pool,
             write.idempotency.as_ref(),
             &id,
             data,
@@ -230,9 +224,8 @@ pub async fn patch_item(
     let (pool, id) = names(&pool, &id)?;
     let answer = app
         .store()
+        .pool(&tenant, &pool)
         .patch_item(
-            &tenant,
-            &pool,
             write.idempotency.as_ref(),
             &id,
             &write.body,
@@ -256,13 +249,8 @@ pub async fn delete_item(
     let (pool, id) = names(&pool, &id)?;
     let answer = app
         .store()
-        .delete_item(
-            &tenant,
-            &pool,
-            write.idempotency.as_ref(),
-            &id,
-            &write.preconditions,
-        )
+        .pool(&tenant, &pool)
+        .delete_item(write.idempotency.as_ref(), &id, &write.preconditions)
         .await?;
     Ok(no_content(answer.replayed))
 }

@@ -59,9 +59,8 @@ pub async fn claim_next(
     let lease_ms = check_duration("lease_ms", body.lease_ms)?;
     let answer = app
         .store()
+        .pool(&tenant, &pool)
         .claim_next(
-            &tenant,
-            &pool,
             write.idempotency.as_ref(),
             &holder,
             body.count.unwrap_or(1) as u32,
@@ -93,14 +92,8 @@ pub async fn claim_item(
     let lease_ms = check_duration("lease_ms", write.body.lease_ms)?;
     let answer = app
         .store()
-        .claim_item(
-            &tenant,
-            &pool,
-            write.idempotency.as_ref(),
-            &id,
-            &holder,
-            lease_ms,
-        )
+        .pool(&tenant, &pool)
+        .claim_item(write.idempotency.as_ref(), &id, &holder, lease_ms)
         .await?;
     Ok(reply(
         StatusCode::OK,
@@ -129,9 +122,8 @@ pub async fn renew(
     let lease_ms = check_duration("lease_ms", body.lease_ms)?;
     let answer = app
         .store()
+        .pool(&tenant, &pool)
         .renew(
-            &tenant,
-            &pool,
             write.idempotency.as_ref(),
             &id,
             &holder,
@@ -168,9 +160,8 @@ pub async fn release(
     check_priority("priority", body.priority)?;
     let answer = app
         .store()
+        .pool(&tenant, &pool)
         .release(
-            &tenant,
-            &pool,
             write.idempotency.as_ref(),
             &id,
             &holder,
@@ -202,15 +193,8 @@ pub async fn complete(
     let data = body.data.as_ref().map(data_text).transpose()?;
     let answer = app
         .store()
-        .complete(
-            &tenant,
-            &pool,
-            write.idempotency.as_ref(),
-            &id,
-            &holder,
-            body.token,
-            data,
-        )
+        .pool(&tenant, &pool)
+        .complete(write.idempotency.as_ref(), &id, &holder, body.token, data)
         .await?;
     item_reply(&pool, answer.value, answer.replayed)
 }
@@ -245,9 +229,8 @@ pub async fn assign(
     let lease_ms = check_duration("lease_ms", body.lease_ms)?;
     let answer = app
         .store()
+        .pool(&tenant, &pool)
         .assign(
-            &tenant,
-            &pool,
             write.idempotency.as_ref(),
             &id,
             holder.as_ref(),
@@ -280,13 +263,8 @@ pub async fn requeue(
     check_priority("priority", write.body.priority)?;
     let answer = app
         .store()
-        .requeue(
-            &tenant,
-            &pool,
-            write.idempotency.as_ref(),
-            &id,
-            write.body.priority,
-        )
+        .pool(&tenant, &pool)
+        .requeue(write.idempotency.as_ref(), &id, write.body.priority)
         .await?;
     item_reply(&pool, answer.value, answer.replayed)
 }
@@ -308,6 +286,10 @@ pub async fn list_leases(
         .holder
         .ok_or_else(|| ApiError::invalid("holder", "is required"))?;
     let holder = Holder::parse("holder", &holder)?;
-    let records = app.store().list_leases(&tenant, &pool, &holder).await?;
+    let records = app
+        .store()
+        .pool(&tenant, &pool)
+        .list_leases(&holder)
+        .await?;
     Ok(reply(StatusCode::OK, &Leases::new(records)?, false))
 }

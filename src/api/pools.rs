@@ -48,7 +48,8 @@ pub async fn put_pool(
     };
     let answer = app
         .store()
-        .put_pool(&tenant, &pool, write.idempotency.as_ref(), &settings)
+        .pool(&tenant, &pool)
+        .put_pool(write.idempotency.as_ref(), &settings)
         .await?;
     let (view, created) = answer.value;
     let status = if created {
@@ -65,7 +66,7 @@ pub async fn get_pool(
     PathParams(pool): PathParams<String>,
 ) -> Result<Response, ApiError> {
     let pool = PoolName::parse("pool", &pool)?;
-    let view = app.store().get_pool(&tenant, &pool).await?;
+    let view = app.store().pool(&tenant, &pool).get_pool().await?;
     Ok(reply(StatusCode::OK, &Pool::new(&pool, view), false))
 }
 
@@ -87,7 +88,8 @@ pub async fn delete_pool(
     let pool = PoolName::parse("pool", &pool)?;
     let answer = app
         .store()
-        .delete_pool(&tenant, &pool, write.idempotency.as_ref())
+        .pool(&tenant, &pool)
+        .delete_pool(write.idempotency.as_ref())
         .await?;
     Ok(no_content(answer.replayed))
 }

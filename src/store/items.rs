@@ -3,9 +3,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{Answer, Idempotency, Outcome, Store, lua_list};
+use super::{Answer, Idempotency, Outcome, PoolRef, lua_list};
 use crate::error::{ApiError, RefusalCode};
-use crate::names::{ItemId, PoolName, Tenant};
+use crate::names::ItemId;
 
 /// The largest item data, as compact JSON.
 pub const MAX_DATA_BYTES: usize = 64 * 1024;
@@ -157,11 +157,9 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-impl Store {
+impl PoolRef<'_> {
     pub async fn add_items(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         idempotency: Option<&Idempotency>,
         items: &[NewItem],
     ) -> Result<Answer<AddedItems>, ApiError> {
@@ -176,24 +174,19 @@ impl Store {
             })
             .collect();
         let answer: Answer<AddedItems> = self
-            .pool_script(&self.scripts().add_items, tenant, pool, idempotency, &args)
+            .script(&self.scripts().add_items, idempotency, &args)
             .await?
             .done()?;
         if answer.value.pool_created {
-            self.register_pool(tenant, pool).await?;
+            self.register().await?;
         }
         Ok(answer)
     }
 
-    pub async fn get_item(
-        &self,
-        tenant: &Tenant,
-        pool: &PoolName,
-        id: &ItemId,
-    ) -> Result<ItemRecord, ApiError> {
+    pub async fn get_item(&self, id: &ItemId) -> Result<ItemRecord, ApiError> {
         let args = [id.to_string()];
         let answer: Answer<ItemRecord> = self
-            .pool_script(&self.scripts().get_item, tenant, pool, None, &args)
+            .script(&self.scripts().get_item, None, &args)
             .await?
             .done()?;
         Ok(answer.value)
@@ -202,8 +195,6 @@ impl Store {
     /// A page of items, optionally of one state or one holder, and where the next starts.
     pub async fn list_items(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         state: Option<ItemState>,
         holder: Option<&str>,
         cursor: ListCursor,
@@ -217,36 +208,24 @@ impl Store {
             limit.to_string(),
         ];
         let answer: Answer<ListReply> = self
-            .pool_script(&self.scripts().list_items, tenant, pool, None, &args)
+            .script(&self.scripts().list_items, None, &args)
             .await?
             .done()?;
         Ok((answer.value.items, answer.value.next))
     }
 
     /// Creates or replaces an item's data (and priority) under preconditions.
-    #[allow(clippy::too_many_arguments)]
     pub async fn put_item(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         idempotency: Option<&Idempotency>,
         id: &ItemId,
         data: String,
         priority: Option<i64>,
         preconditions: &Preconditions,
     ) -> Result<Answer<PutItem>, ApiError> {
-        self.write_item(
-            tenant,
-            pool,
-            idempotency,
-            id,
-            data,
-            priority,
-            preconditions,
-            None,
-        )
-        .await?
-        .done()
+        self.write_item(idempotency, id, data, priority, preconditions, None)
+            .await?
+            .done()
     }
 
     /// Applies a JSON merge patch to an item's data: read, merge, then write only if the
@@ -254,15 +233,13 @@ impl Store {
     /// another writer got in between). The caller's own preconditions hold throughout.
     pub async fn patch_item(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         idempotency: Option<&Idempotency>,
         id: &ItemId,
         patch: &Value,
         preconditions: &Preconditions,
     ) -> Result<Answer<PutItem>, ApiError> {
         for _ in 0..PATCH_ATTEMPTS {
-            let (base, data) = match self.get_item(tenant, pool, id).await {
+            let (base, data) = match self.get_item(id).await {
                 Ok(item) => {
                     let mut data: Value = serde_json::from_str(&item.data)
                         .map_err(|e| ApiError::Internal(format!("stored data is not JSON: {e}")))?;
@@ -274,16 +251,7 @@ impl Store {
                 Err(e) => return Err(e),
             };
             let outcome = self
-                .write_item(
-                    tenant,
-                    pool,
-                    idempotency,
-                    id,
-                    data,
-                    None,
-                    preconditions,
-                    Some(base),
-                )
+                .write_item(idempotency, id, data, None, preconditions, Some(base))
                 .await?;
             if let Outcome::Done(answer) = outcome {
                 return Ok(answer);
@@ -294,11 +262,8 @@ impl Store {
         )))
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn write_item(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         idempotency: Option<&Idempotency>,
         id: &ItemId,
         data: String,
@@ -318,11 +283,11 @@ impl Store {
             base.map(|b| b.to_string()).unwrap_or_default(),
         ];
         let outcome: Outcome<PutItem> = self
-            .pool_script(&self.scripts().put_item, tenant, pool, idempotency, &args)
+            .script(&self.scripts().put_item, idempotency, &args)
             .await?;
         if let Outcome::Done(answer) = &outcome {
             if answer.value.pool_created {
-                self.register_pool(tenant, pool).await?;
+                self.register().await?;
             }
         }
         Ok(outcome)
@@ -330,8 +295,6 @@ impl Store {
 
     pub async fn delete_item(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         idempotency: Option<&Idempotency>,
         id: &ItemId,
         preconditions: &Preconditions,
@@ -339,13 +302,7 @@ impl Store {
         let [if_match, if_none_match, expected, token] = preconditions.args();
         let args = [id.to_string(), if_match, if_none_match, expected, token];
         let answer: Answer<Deleted> = self
-            .pool_script(
-                &self.scripts().delete_item,
-                tenant,
-                pool,
-                idempotency,
-                &args,
-            )
+            .script(&self.scripts().delete_item, idempotency, &args)
             .await?
             .done()?;
         Ok(Answer {

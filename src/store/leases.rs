@@ -3,9 +3,9 @@
 
 use serde::Deserialize;
 
-use super::{Answer, Idempotency, Store, lua_list};
+use super::{Answer, Idempotency, PoolRef, lua_list};
 use crate::error::ApiError;
-use crate::names::{Holder, ItemId, PoolName, Tenant};
+use crate::names::{Holder, ItemId};
 
 use super::ItemRecord;
 
@@ -19,12 +19,10 @@ fn opt<T: ToString>(value: Option<T>) -> String {
     value.map(|v| v.to_string()).unwrap_or_default()
 }
 
-impl Store {
+impl PoolRef<'_> {
     /// Grants up to `count` of the best available items (priority, then arrival).
     pub async fn claim_next(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         idempotency: Option<&Idempotency>,
         holder: &Holder,
         count: u32,
@@ -32,7 +30,7 @@ impl Store {
     ) -> Result<Answer<Vec<ItemRecord>>, ApiError> {
         let args = [holder.to_string(), count.to_string(), opt(lease_ms)];
         let answer: Answer<Leases> = self
-            .pool_script(&self.scripts().claim_next, tenant, pool, idempotency, &args)
+            .script(&self.scripts().claim_next, idempotency, &args)
             .await?
             .done()?;
         Ok(Answer {
@@ -43,24 +41,19 @@ impl Store {
 
     pub async fn claim_item(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         idempotency: Option<&Idempotency>,
         id: &ItemId,
         holder: &Holder,
         lease_ms: Option<u64>,
     ) -> Result<Answer<ItemRecord>, ApiError> {
         let args = [id.to_string(), holder.to_string(), opt(lease_ms)];
-        self.pool_script(&self.scripts().claim_item, tenant, pool, idempotency, &args)
+        self.script(&self.scripts().claim_item, idempotency, &args)
             .await?
             .done()
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub async fn renew(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         idempotency: Option<&Idempotency>,
         id: &ItemId,
         holder: &Holder,
@@ -73,16 +66,13 @@ impl Store {
             token.to_string(),
             opt(lease_ms),
         ];
-        self.pool_script(&self.scripts().renew, tenant, pool, idempotency, &args)
+        self.script(&self.scripts().renew, idempotency, &args)
             .await?
             .done()
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub async fn release(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         idempotency: Option<&Idempotency>,
         id: &ItemId,
         holder: &Holder,
@@ -97,17 +87,14 @@ impl Store {
             opt(delay_ms),
             opt(priority),
         ];
-        self.pool_script(&self.scripts().release, tenant, pool, idempotency, &args)
+        self.script(&self.scripts().release, idempotency, &args)
             .await?
             .done()
     }
 
     /// Finishes a leased item; `data` (JSON object text) replaces its data when given.
-    #[allow(clippy::too_many_arguments)]
     pub async fn complete(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         idempotency: Option<&Idempotency>,
         id: &ItemId,
         holder: &Holder,
@@ -120,17 +107,14 @@ impl Store {
             token.to_string(),
             data.unwrap_or_default(),
         ];
-        self.pool_script(&self.scripts().complete, tenant, pool, idempotency, &args)
+        self.script(&self.scripts().complete, idempotency, &args)
             .await?
             .done()
     }
 
     /// Assigns an item to `holder` (or unassigns it, with `None`) under a version check.
-    #[allow(clippy::too_many_arguments)]
     pub async fn assign(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         idempotency: Option<&Idempotency>,
         id: &ItemId,
         holder: Option<&Holder>,
@@ -145,35 +129,28 @@ impl Store {
             opt(expected_version),
             if_match.to_owned(),
         ];
-        self.pool_script(&self.scripts().assign, tenant, pool, idempotency, &args)
+        self.script(&self.scripts().assign, idempotency, &args)
             .await?
             .done()
     }
 
     pub async fn requeue(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         idempotency: Option<&Idempotency>,
         id: &ItemId,
         priority: Option<i64>,
     ) -> Result<Answer<ItemRecord>, ApiError> {
         let args = [id.to_string(), opt(priority)];
-        self.pool_script(&self.scripts().requeue, tenant, pool, idempotency, &args)
+        self.script(&self.scripts().requeue, idempotency, &args)
             .await?
             .done()
     }
 
     /// The leases `holder` has now in this pool.
-    pub async fn list_leases(
-        &self,
-        tenant: &Tenant,
-        pool: &PoolName,
-        holder: &Holder,
-    ) -> Result<Vec<ItemRecord>, ApiError> {
+    pub async fn list_leases(&self, holder: &Holder) -> Result<Vec<ItemRecord>, ApiError> {
         let args = [holder.to_string()];
         let answer: Answer<Leases> = self
-            .pool_script(&self.scripts().list_leases, tenant, pool, None, &args)
+            .script(&self.scripts().list_leases, None, &args)
             .await?
             .done()?;
         Ok(answer.value.leases)

@@ -218,20 +218,6 @@ impl Store {
         }
     }
 
-    /// Runs a pool script with the pool's ten keys and the idempotency arguments first.
-    async fn pool_script<T: DeserializeOwned>(
-        &self,
-        script: &Script,
-        tenant: &Tenant,
-        pool: &PoolName,
-        idempotency: Option<&Idempotency>,
-        args: &[String],
-    ) -> Result<Outcome<T>, ApiError> {
-        let keys = keys::pool_keys(tenant, pool, idempotency.map(|i| i.key.as_str()));
-        self.run(script, &keys, &self.idempotency_args(idempotency), args)
-            .await
-    }
-
     /// Runs one script under the request timeout and decodes its tagged reply.
     async fn run<T: DeserializeOwned>(
         &self,
@@ -272,6 +258,41 @@ impl Store {
         tokio::time::timeout(self.inner.settings.timeout, work)
             .await
             .map_err(|_| ApiError::BackendUnavailable("Redis call timed out".to_owned()))
+    }
+}
+
+/// One pool of one tenant: every pool, item and lease operation hangs off this handle.
+pub struct PoolRef<'a> {
+    store: &'a Store,
+    tenant: &'a Tenant,
+    pool: &'a PoolName,
+}
+
+impl Store {
+    pub fn pool<'a>(&'a self, tenant: &'a Tenant, pool: &'a PoolName) -> PoolRef<'a> {
+        PoolRef {
+            store: self,
+            tenant,
+            pool,
+        }
+    }
+}
+
+impl PoolRef<'_> {
+    /// Runs a pool script with the pool's ten keys and the idempotency arguments first.
+    async fn script<T: DeserializeOwned>(
+        &self,
+        script: &Script,
+        idempotency: Option<&Idempotency>,
+        args: &[String],
+    ) -> Result<Outcome<T>, ApiError> {
+        let keys = keys::pool_keys(self.tenant, self.pool, idempotency.map(|i| i.key.as_str()));
+        let head = self.store.idempotency_args(idempotency);
+        self.store.run(script, &keys, &head, args).await
+    }
+
+    fn scripts(&self) -> &Scripts {
+        &self.store.inner.scripts
     }
 }
 

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Answer, Idempotency, Store, keys};
+use super::{Answer, Idempotency, PoolRef, Store, keys};
 use crate::error::{ApiError, RefusalCode};
 use crate::names::{PoolName, Tenant};
 
@@ -66,12 +66,10 @@ struct PutPoolReply {
 #[derive(Deserialize)]
 struct Deleted {}
 
-impl Store {
+impl PoolRef<'_> {
     /// Creates a pool or changes its settings; true in the answer when it was created.
     pub async fn put_pool(
         &self,
-        tenant: &Tenant,
-        pool: &PoolName,
         idempotency: Option<&Idempotency>,
         settings: &PoolSettings,
     ) -> Result<Answer<(PoolView, bool)>, ApiError> {
@@ -83,11 +81,11 @@ impl Store {
             opt(settings.require_if_match.map(u64::from)),
         ];
         let answer: Answer<PutPoolReply> = self
-            .pool_script(&self.scripts().put_pool, tenant, pool, idempotency, &args)
+            .script(&self.scripts().put_pool, idempotency, &args)
             .await?
             .done()?;
         if answer.value.pool_created {
-            self.register_pool(tenant, pool).await?;
+            self.register().await?;
         }
         Ok(Answer {
             value: (answer.value.pool, answer.value.pool_created),
@@ -95,14 +93,48 @@ impl Store {
         })
     }
 
-    pub async fn get_pool(&self, tenant: &Tenant, pool: &PoolName) -> Result<PoolView, ApiError> {
+    pub async fn get_pool(&self) -> Result<PoolView, ApiError> {
         let answer: Answer<PoolView> = self
-            .pool_script(&self.scripts().get_pool, tenant, pool, None, &[])
+            .script(&self.scripts().get_pool, None, &[])
             .await?
             .done()?;
         Ok(answer.value)
     }
 
+    /// Deletes a pool and all its items in one constant-time script (keys are unlinked
+    /// and freed by Redis in the background).
+    pub async fn delete_pool(
+        &self,
+        idempotency: Option<&Idempotency>,
+    ) -> Result<Answer<()>, ApiError> {
+        let answer: Answer<Deleted> = self
+            .script(&self.scripts().delete_pool, idempotency, &[])
+            .await?
+            .done()?;
+        self.store
+            .unregister_pool(self.tenant, self.pool.as_str())
+            .await?;
+        Ok(Answer {
+            value: (),
+            replayed: answer.replayed,
+        })
+    }
+
+    /// The pool index lives in the tenant's slot, not the pool's, so it is written
+    /// outside the pool's scripts; it is only an index, healed by `list_pools`.
+    pub(super) async fn register(&self) -> Result<(), ApiError> {
+        self.store
+            .query::<()>(
+                redis::cmd("SADD")
+                    .arg(keys::tenant_pools(self.tenant))
+                    .arg(self.pool.as_str())
+                    .clone(),
+            )
+            .await
+    }
+}
+
+impl Store {
     /// The tenant's pools by name, with their counts. Names left in the index by a pool
     /// deleted half-way are dropped from it here.
     pub async fn list_pools(&self, tenant: &Tenant) -> Result<Vec<PoolSummary>, ApiError> {
@@ -116,7 +148,7 @@ impl Store {
         names.sort();
         let views = futures::future::join_all(names.iter().map(|name| async move {
             let pool = PoolName::parse("pool", name)?;
-            self.get_pool(tenant, &pool).await
+            self.pool(tenant, &pool).get_pool().await
         }))
         .await;
         let mut pools = Vec::with_capacity(names.len());
@@ -136,41 +168,6 @@ impl Store {
             }
         }
         Ok(pools)
-    }
-
-    /// Deletes a pool and all its items in one constant-time script (keys are unlinked
-    /// and freed by Redis in the background).
-    pub async fn delete_pool(
-        &self,
-        tenant: &Tenant,
-        pool: &PoolName,
-        idempotency: Option<&Idempotency>,
-    ) -> Result<Answer<()>, ApiError> {
-        let answer: Answer<Deleted> = self
-            .pool_script(&self.scripts().delete_pool, tenant, pool, idempotency, &[])
-            .await?
-            .done()?;
-        self.unregister_pool(tenant, pool.as_str()).await?;
-        Ok(Answer {
-            value: (),
-            replayed: answer.replayed,
-        })
-    }
-
-    /// The pool index lives in the tenant's slot, not the pool's, so it is written
-    /// outside the pool's scripts; it is only an index, healed by `list_pools`.
-    pub(super) async fn register_pool(
-        &self,
-        tenant: &Tenant,
-        pool: &PoolName,
-    ) -> Result<(), ApiError> {
-        self.query::<()>(
-            redis::cmd("SADD")
-                .arg(keys::tenant_pools(tenant))
-                .arg(pool.as_str())
-                .clone(),
-        )
-        .await
     }
 
     async fn unregister_pool(&self, tenant: &Tenant, pool: &str) -> Result<(), ApiError> {
