@@ -1,1 +1,866 @@
-//! placeholder
+//! Items: bulk add, read with ETag, PUT / PATCH / DELETE under every precondition
+//! (If-Match, If-None-Match, expected_version, Lease-Token, require_if_match), the
+//! lost-update scenario, and listing by state, by holder and page by page.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn item_path(pool: &str, id: &str) -> String {
+    format!("/v1/pools/{pool}/items/{id}")
+}
+
+/// Creates (or replaces) an item with `data` and returns its body.
+async fn put_data(app: &TestApp, pool: &str, id: &str, data: Value) -> Value {
+    let reply = app.put(&item_path(pool, id), json!({ "data": data })).await;
+    assert!(
+        reply.status.as_u16() == 200 || reply.status.as_u16() == 201,
+        "unexpected answer: {:#?}",
+        reply.body
+    );
+    reply.body
+}
+
+/// A PUT of `data` with one extra header.
+async fn put_with(app: &TestApp, pool: &str, id: &str, header: &str, value: &str) -> Reply {
+    app.send(
+        app.request(Method::PUT, &item_path(pool, id))
+            .header(header, value)
+            .json(&json!({"data": {"by": header}})),
+    )
+    .await
+}
+
+fn version(body: &Value) -> u64 {
+    body["version"].as_u64().expect("version")
+}
+
+fn token(lease: &Value) -> u64 {
+    lease["token"].as_u64().expect("token")
+}
+
+/// Polls the item until `condition` holds on its body, failing after five seconds.
+async fn item_eventually(
+    app: &TestApp,
+    pool: &str,
+    id: &str,
+    what: &str,
+    condition: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let item = app.item(pool, id).await;
+        if condition(&item) {
+            return item;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn ids(items: &Value) -> Vec<String> {
+    items
+        .as_array()
+        .expect("an array of items")
+        .iter()
+        .map(|item| item["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+// ---- bulk add ----
+
+#[tokio::test]
+async fn bulk_add_reports_created_and_existing_ids() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a", "b"]).await;
+    let body = app
+        .post(
+            &format!("/v1/pools/{pool}/items"),
+            json!({"items": [{"id": "b"}, {"id": "c"}, {"id": "a"}]}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(body["created"], json!(["c"]));
+    let existing: BTreeSet<&str> = body["existing"]
+        .as_array()
+        .expect("existing")
+        .iter()
+        .map(|v| v.as_str().expect("id"))
+        .collect();
+    assert_eq!(existing, BTreeSet::from(["a", "b"]));
+}
+
+#[tokio::test]
+async fn bulk_add_leaves_existing_items_untouched() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.post(
+        &format!("/v1/pools/{pool}/items"),
+        json!({"items": [{"id": "a", "priority": 3, "data": {"original": true}}]}),
+    )
+    .await
+    .expect(200);
+    let before = app.item(&pool, "a").await;
+    app.post(
+        &format!("/v1/pools/{pool}/items"),
+        json!({"items": [{"id": "a", "priority": 9, "data": {"original": false}}]}),
+    )
+    .await
+    .expect(200);
+    let after = app.item(&pool, "a").await;
+    assert_eq!(after["data"], json!({"original": true}));
+    assert_eq!(after["priority"], 3);
+    assert_eq!(after["version"], before["version"]);
+}
+
+#[tokio::test]
+async fn bulk_add_rejects_the_same_id_twice_in_one_request() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.post(
+        &format!("/v1/pools/{pool}/items"),
+        json!({"items": [{"id": "a"}, {"id": "b"}, {"id": "a"}]}),
+    )
+    .await
+    .expect_problem(400, "invalid_request");
+    app.get(&item_path(&pool, "b"))
+        .await
+        .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn bulk_add_rejects_more_than_1000_items() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let items: Vec<Value> = (0..1001).map(|n| json!({"id": format!("i{n}")})).collect();
+    app.post(
+        &format!("/v1/pools/{pool}/items"),
+        json!({ "items": items }),
+    )
+    .await
+    .expect_problem(400, "invalid_request");
+    app.get(&item_path(&pool, "i0"))
+        .await
+        .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn bulk_add_accepts_exactly_1000_items() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let items: Vec<Value> = (0..1000).map(|n| json!({"id": format!("i{n}")})).collect();
+    let body = app
+        .post(
+            &format!("/v1/pools/{pool}/items"),
+            json!({ "items": items }),
+        )
+        .await
+        .expect(200);
+    assert_eq!(body["created"].as_array().expect("created").len(), 1000);
+}
+
+// ---- GET ----
+
+#[tokio::test]
+async fn new_item_has_every_field_version_1_and_etag_1() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.post(
+        &format!("/v1/pools/{pool}/items"),
+        json!({"items": [{"id": "case-1", "priority": 7, "data": {"name": "Jane"}}]}),
+    )
+    .await
+    .expect(200);
+    let reply = app.get(&item_path(&pool, "case-1")).await;
+    assert_eq!(reply.header("etag"), Some("\"1\""));
+    let item = reply.expect(200);
+    assert_eq!(item["id"], "case-1");
+    assert_eq!(item["pool"], pool.as_str());
+    assert_eq!(item["state"], "available");
+    assert_eq!(item["priority"], 7);
+    assert_eq!(item["version"], 1);
+    assert_eq!(item["holder"], Value::Null);
+    assert_eq!(item["lease_expires_at"], Value::Null);
+    assert_eq!(item["attempts"], 0);
+    assert_eq!(item["data"], json!({"name": "Jane"}));
+    for field in ["created_at", "updated_at"] {
+        let time = item[field].as_str().expect(field);
+        assert!(time.ends_with('Z') && time.contains('T'), "{field}: {time}");
+    }
+}
+
+#[tokio::test]
+async fn get_with_current_etag_in_if_none_match_is_not_modified() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let reply = app
+        .send(
+            app.request(Method::GET, &item_path(&pool, "a"))
+                .header("If-None-Match", "\"1\""),
+        )
+        .await;
+    assert_eq!(reply.status.as_u16(), 304);
+    assert_eq!(reply.body, Value::Null);
+}
+
+#[tokio::test]
+async fn get_with_stale_etag_in_if_none_match_returns_the_item() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    put_data(&app, &pool, "a", json!({"n": 2})).await;
+    let reply = app
+        .send(
+            app.request(Method::GET, &item_path(&pool, "a"))
+                .header("If-None-Match", "\"1\""),
+        )
+        .await;
+    assert_eq!(reply.header("etag"), Some("\"2\""));
+    assert_eq!(reply.expect(200)["data"], json!({"n": 2}));
+}
+
+#[tokio::test]
+async fn version_grows_by_one_on_every_change() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    assert_eq!(version(&app.item(&pool, "a").await), 1);
+
+    put_data(&app, &pool, "a", json!({"step": "put"})).await;
+    assert_eq!(version(&app.item(&pool, "a").await), 2);
+
+    app.patch(&item_path(&pool, "a"), json!({"step": "patch"}))
+        .await
+        .expect(200);
+    assert_eq!(version(&app.item(&pool, "a").await), 3);
+
+    let lease = app.claim(&pool, "alice").await.expect("a lease");
+    assert_eq!(version(&lease), 4);
+    assert_eq!(version(&app.item(&pool, "a").await), 4);
+
+    app.post(
+        &format!("{}/renew", item_path(&pool, "a")),
+        json!({"holder": "alice", "token": token(&lease)}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(version(&app.item(&pool, "a").await), 5);
+
+    app.post(
+        &format!("{}/release", item_path(&pool, "a")),
+        json!({"holder": "alice", "token": token(&lease)}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(version(&app.item(&pool, "a").await), 6);
+
+    let lease = app.claim(&pool, "bob").await.expect("a lease");
+    assert_eq!(version(&lease), 7);
+    app.post(
+        &format!("{}/complete", item_path(&pool, "a")),
+        json!({"holder": "bob", "token": token(&lease)}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(version(&app.item(&pool, "a").await), 8);
+
+    app.post(&format!("{}/requeue", item_path(&pool, "a")), json!({}))
+        .await
+        .expect(200);
+    assert_eq!(version(&app.item(&pool, "a").await), 9);
+}
+
+// ---- PUT ----
+
+#[tokio::test]
+async fn put_creates_with_201_then_replaces_with_200_and_a_new_etag() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let path = item_path(&pool, "a");
+    let created = app.put(&path, json!({"data": {"n": 1}})).await;
+    assert_eq!(created.header("etag"), Some("\"1\""));
+    let created = created.expect(201);
+    assert_eq!(created["version"], 1);
+    assert_eq!(created["data"], json!({"n": 1}));
+
+    let replaced = app.put(&path, json!({"data": {"m": 2}})).await;
+    assert_eq!(replaced.header("etag"), Some("\"2\""));
+    let replaced = replaced.expect(200);
+    assert_eq!(replaced["version"], 2);
+    assert_eq!(
+        replaced["data"],
+        json!({"m": 2}),
+        "PUT replaces, not merges"
+    );
+    assert_eq!(app.item(&pool, "a").await["data"], json!({"m": 2}));
+}
+
+#[tokio::test]
+async fn put_with_current_if_match_replaces_the_item() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    put_data(&app, &pool, "a", json!({"n": 1})).await;
+    let reply = put_with(&app, &pool, "a", "If-Match", "\"1\"").await;
+    assert_eq!(reply.header("etag"), Some("\"2\""));
+    assert_eq!(reply.expect(200)["data"], json!({"by": "If-Match"}));
+}
+
+#[tokio::test]
+async fn put_with_stale_if_match_is_412_with_the_current_version() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    put_data(&app, &pool, "a", json!({"n": 1})).await;
+    put_data(&app, &pool, "a", json!({"n": 2})).await;
+    let body = put_with(&app, &pool, "a", "If-Match", "\"1\"")
+        .await
+        .expect_problem(412, "precondition_failed");
+    assert_eq!(body["current"]["version"], 2);
+    assert_eq!(body["current"]["state"], "available");
+    assert_eq!(app.item(&pool, "a").await["data"], json!({"n": 2}));
+}
+
+#[tokio::test]
+async fn put_with_if_match_on_a_missing_item_is_412_and_creates_nothing() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let body = put_with(&app, &pool, "ghost", "If-Match", "\"1\"")
+        .await
+        .expect_problem(412, "precondition_failed");
+    assert_eq!(body["current"]["version"], 0);
+    app.get(&item_path(&pool, "ghost"))
+        .await
+        .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn put_with_if_none_match_star_creates_once_then_is_412() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    put_with(&app, &pool, "a", "If-None-Match", "*")
+        .await
+        .expect(201);
+    let body = put_with(&app, &pool, "a", "If-None-Match", "*")
+        .await
+        .expect_problem(412, "precondition_failed");
+    assert_eq!(body["current"]["version"], 1);
+    assert_eq!(version(&app.item(&pool, "a").await), 1);
+}
+
+#[tokio::test]
+async fn put_with_wrong_expected_version_is_409_version_conflict_with_current() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    put_data(&app, &pool, "a", json!({"n": 1})).await;
+    app.claim(&pool, "jane").await.expect("a lease");
+    let body = app
+        .put(
+            &item_path(&pool, "a"),
+            json!({"data": {"n": 2}, "expected_version": 1}),
+        )
+        .await
+        .expect_problem(409, "version_conflict");
+    assert_eq!(body["current"]["version"], 2);
+    assert_eq!(body["current"]["state"], "leased");
+    assert_eq!(body["current"]["holder"], "jane");
+    assert_eq!(app.item(&pool, "a").await["data"], json!({"n": 1}));
+}
+
+#[tokio::test]
+async fn put_with_matching_expected_version_replaces_the_item() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    put_data(&app, &pool, "a", json!({"n": 1})).await;
+    let body = app
+        .put(
+            &item_path(&pool, "a"),
+            json!({"data": {"n": 2}, "expected_version": 1}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(body["version"], 2);
+    assert_eq!(body["data"], json!({"n": 2}));
+}
+
+#[tokio::test]
+async fn put_with_expected_version_0_creates_a_missing_item() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let body = app
+        .put(
+            &item_path(&pool, "a"),
+            json!({"data": {"n": 1}, "expected_version": 0}),
+        )
+        .await
+        .expect(201);
+    assert_eq!(body["version"], 1);
+    let again = app
+        .put(
+            &item_path(&pool, "a"),
+            json!({"data": {"n": 2}, "expected_version": 0}),
+        )
+        .await
+        .expect_problem(409, "version_conflict");
+    assert_eq!(again["current"]["version"], 1);
+}
+
+#[tokio::test]
+async fn put_with_the_current_lease_token_succeeds() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let lease = app.claim(&pool, "alice").await.expect("a lease");
+    let reply = put_with(&app, &pool, "a", "Lease-Token", &token(&lease).to_string()).await;
+    let body = reply.expect(200);
+    assert_eq!(body["data"], json!({"by": "Lease-Token"}));
+    assert_eq!(body["state"], "leased", "a write keeps the lease");
+    assert_eq!(body["holder"], "alice");
+}
+
+#[tokio::test]
+async fn put_with_the_token_of_a_released_lease_is_lease_lost() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let lease = app.claim(&pool, "alice").await.expect("a lease");
+    app.post(
+        &format!("{}/release", item_path(&pool, "a")),
+        json!({"holder": "alice", "token": token(&lease)}),
+    )
+    .await
+    .expect(200);
+    let body = put_with(&app, &pool, "a", "Lease-Token", &token(&lease).to_string())
+        .await
+        .expect_problem(409, "lease_lost");
+    assert_eq!(body["current"]["state"], "available");
+    assert_eq!(app.item(&pool, "a").await["data"], json!({}));
+}
+
+#[tokio::test]
+async fn put_with_the_token_of_an_older_lease_is_lease_lost() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let old = app.claim(&pool, "alice").await.expect("a lease");
+    app.post(
+        &format!("{}/release", item_path(&pool, "a")),
+        json!({"holder": "alice", "token": token(&old)}),
+    )
+    .await
+    .expect(200);
+    let new = app.claim(&pool, "alice").await.expect("a new lease");
+    assert!(token(&new) > token(&old));
+    let body = put_with(&app, &pool, "a", "Lease-Token", &token(&old).to_string())
+        .await
+        .expect_problem(409, "lease_lost");
+    assert_eq!(body["current"]["holder"], "alice");
+    assert_eq!(body["current"]["state"], "leased");
+}
+
+#[tokio::test]
+async fn put_with_the_token_of_an_expired_lease_is_lease_lost() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let lease = app
+        .post(
+            &format!("/v1/pools/{pool}/claim"),
+            json!({"holder": "alice", "lease_ms": 150}),
+        )
+        .await
+        .expect(200)["leases"][0]
+        .clone();
+    item_eventually(&app, &pool, "a", "the lease to expire", |item| {
+        item["state"] == "available"
+    })
+    .await;
+    put_with(&app, &pool, "a", "Lease-Token", &token(&lease).to_string())
+        .await
+        .expect_problem(409, "lease_lost");
+    assert_eq!(app.item(&pool, "a").await["data"], json!({}));
+}
+
+#[tokio::test]
+async fn require_if_match_pool_refuses_a_write_without_precondition_with_428() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.put(
+        &format!("/v1/pools/{pool}"),
+        json!({"require_if_match": true}),
+    )
+    .await
+    .expect(201);
+    app.put(&item_path(&pool, "a"), json!({"data": {"n": 1}}))
+        .await
+        .expect_problem(428, "precondition_required");
+    app.get(&item_path(&pool, "a"))
+        .await
+        .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn require_if_match_pool_accepts_writes_with_a_precondition() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.put(
+        &format!("/v1/pools/{pool}"),
+        json!({"require_if_match": true}),
+    )
+    .await
+    .expect(201);
+    put_with(&app, &pool, "a", "If-None-Match", "*")
+        .await
+        .expect(201);
+    put_with(&app, &pool, "a", "If-Match", "\"1\"")
+        .await
+        .expect(200);
+    app.put(
+        &item_path(&pool, "a"),
+        json!({"data": {"n": 3}, "expected_version": 2}),
+    )
+    .await
+    .expect(200);
+    app.patch(&item_path(&pool, "a"), json!({"n": 4}))
+        .await
+        .expect_problem(428, "precondition_required");
+    app.send(
+        app.request(Method::PATCH, &item_path(&pool, "a"))
+            .header("If-Match", "\"3\"")
+            .json(&json!({"n": 4})),
+    )
+    .await
+    .expect(200);
+    assert_eq!(app.item(&pool, "a").await["data"], json!({"n": 4}));
+}
+
+#[tokio::test]
+async fn of_two_writers_at_the_same_version_exactly_one_wins_and_the_other_gets_412() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    put_data(&app, &pool, "event", json!({"assignee": "nobody"})).await;
+
+    // Both read version 1 …
+    let first = app.get(&item_path(&pool, "event")).await;
+    let second = app.get(&item_path(&pool, "event")).await;
+    let etag_a = first.header("etag").expect("etag").to_owned();
+    let etag_b = second.header("etag").expect("etag").to_owned();
+    assert_eq!(etag_a, "\"1\"");
+    assert_eq!(etag_a, etag_b);
+
+    // … and both write at once with If-Match.
+    let write = |etag: String, assignee: &'static str| {
+        app.send(
+            app.request(Method::PUT, &item_path(&pool, "event"))
+                .header("If-Match", etag)
+                .json(&json!({"data": {"assignee": assignee}})),
+        )
+    };
+    let (a, b) = tokio::join!(write(etag_a, "alice"), write(etag_b, "bob"));
+    let statuses = [a.status.as_u16(), b.status.as_u16()];
+    let (winner, loser, winner_name) = match statuses {
+        [200, 412] => (a, b, "alice"),
+        [412, 200] => (b, a, "bob"),
+        other => panic!("expected one 200 and one 412, got {other:?}"),
+    };
+    assert_eq!(winner.body["version"], 2);
+    let refused = loser.expect_problem(412, "precondition_failed");
+    assert_eq!(refused["current"]["version"], 2);
+
+    let item = app.item(&pool, "event").await;
+    assert_eq!(item["data"], json!({"assignee": winner_name}));
+    assert_eq!(item["version"], 2);
+}
+
+// ---- PATCH ----
+
+#[tokio::test]
+async fn patch_merges_nested_objects_and_null_removes_a_key() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    put_data(
+        &app,
+        &pool,
+        "a",
+        json!({"name": "Jane", "address": {"city": "Oslo", "zip": "0150"}, "tags": [1, 2], "old": true}),
+    )
+    .await;
+    let body = app
+        .send(
+            app.request(Method::PATCH, &item_path(&pool, "a"))
+                .header("Content-Type", "application/merge-patch+json")
+                .body(
+                    json!({"address": {"zip": null, "street": "Main"}, "tags": [3], "old": null, "new": 1})
+                        .to_string(),
+                ),
+        )
+        .await
+        .expect(200);
+    let expected = json!({
+        "name": "Jane",
+        "address": {"city": "Oslo", "street": "Main"},
+        "tags": [3],
+        "new": 1
+    });
+    assert_eq!(body["data"], expected);
+    assert_eq!(body["version"], 2);
+    assert_eq!(app.item(&pool, "a").await["data"], expected);
+}
+
+#[tokio::test]
+async fn patch_with_stale_if_match_is_412_and_changes_nothing() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    put_data(&app, &pool, "a", json!({"n": 1})).await;
+    put_data(&app, &pool, "a", json!({"n": 2})).await;
+    let body = app
+        .send(
+            app.request(Method::PATCH, &item_path(&pool, "a"))
+                .header("If-Match", "\"1\"")
+                .json(&json!({"n": 3})),
+        )
+        .await
+        .expect_problem(412, "precondition_failed");
+    assert_eq!(body["current"]["version"], 2);
+    assert_eq!(app.item(&pool, "a").await["data"], json!({"n": 2}));
+}
+
+#[tokio::test]
+async fn patch_of_a_missing_item_is_404() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["other"]).await;
+    app.patch(&item_path(&pool, "ghost"), json!({"n": 1}))
+        .await
+        .expect_problem(404, "not_found");
+    app.get(&item_path(&pool, "ghost"))
+        .await
+        .expect_problem(404, "not_found");
+}
+
+// ---- DELETE ----
+
+#[tokio::test]
+async fn delete_item_is_204_and_then_the_item_is_gone() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let reply = app.delete(&item_path(&pool, "a")).await;
+    assert_eq!(reply.status.as_u16(), 204);
+    app.get(&item_path(&pool, "a"))
+        .await
+        .expect_problem(404, "not_found");
+    app.delete(&item_path(&pool, "a"))
+        .await
+        .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn delete_with_stale_if_match_is_412_and_the_item_remains() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    put_data(&app, &pool, "a", json!({"n": 1})).await;
+    put_data(&app, &pool, "a", json!({"n": 2})).await;
+    let body = app
+        .send(
+            app.request(Method::DELETE, &item_path(&pool, "a"))
+                .header("If-Match", "\"1\""),
+        )
+        .await
+        .expect_problem(412, "precondition_failed");
+    assert_eq!(body["current"]["version"], 2);
+    let item = app.item(&pool, "a").await;
+    assert_eq!(item["data"], json!({"n": 2}));
+    assert_eq!(item["version"], 2);
+}
+
+// ---- listing ----
+
+#[tokio::test]
+async fn listing_by_state_returns_only_items_in_that_state() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a", "b", "c", "d"]).await;
+    let first = app.claim(&pool, "alice").await.expect("a lease");
+    let second = app.claim(&pool, "alice").await.expect("a lease");
+    app.post(
+        &format!(
+            "{}/complete",
+            item_path(&pool, second["id"].as_str().expect("id"))
+        ),
+        json!({"holder": "alice", "token": token(&second)}),
+    )
+    .await
+    .expect(200);
+
+    let leased = app
+        .get(&format!("/v1/pools/{pool}/items?state=leased"))
+        .await
+        .expect(200);
+    assert_eq!(ids(&leased["items"]), [first["id"].as_str().expect("id")]);
+    let done = app
+        .get(&format!("/v1/pools/{pool}/items?state=done"))
+        .await
+        .expect(200);
+    assert_eq!(ids(&done["items"]), [second["id"].as_str().expect("id")]);
+    let available = app
+        .get(&format!("/v1/pools/{pool}/items?state=available"))
+        .await
+        .expect(200);
+    assert_eq!(ids(&available["items"]), ["c", "d"]);
+    for item in available["items"].as_array().expect("items") {
+        assert_eq!(item["state"], "available");
+    }
+}
+
+#[tokio::test]
+async fn listing_by_holder_returns_only_that_holders_items() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a", "b", "c", "d"]).await;
+    let mut alices = BTreeSet::new();
+    alices.insert(
+        app.claim(&pool, "alice").await.expect("lease")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned(),
+    );
+    app.claim(&pool, "bob").await.expect("lease");
+    alices.insert(
+        app.claim(&pool, "alice").await.expect("lease")["id"]
+            .as_str()
+            .expect("id")
+            .to_owned(),
+    );
+    let body = app
+        .get(&format!("/v1/pools/{pool}/items?holder=alice"))
+        .await
+        .expect(200);
+    let listed: BTreeSet<String> = ids(&body["items"]).into_iter().collect();
+    assert_eq!(listed, alices);
+    for item in body["items"].as_array().expect("items") {
+        assert_eq!(item["holder"], "alice");
+    }
+}
+
+#[tokio::test]
+async fn listing_pages_walk_every_item_exactly_once() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let all: Vec<String> = (0..23).map(|n| format!("item-{n:02}")).collect();
+    let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+    app.add_items(&pool, &refs).await;
+    // Some items in other states, so the walk crosses state boundaries.
+    for _ in 0..4 {
+        app.claim(&pool, "alice").await.expect("a lease");
+    }
+    let lease = app.claim(&pool, "bob").await.expect("a lease");
+    app.post(
+        &format!(
+            "{}/complete",
+            item_path(&pool, lease["id"].as_str().expect("id"))
+        ),
+        json!({"holder": "bob", "token": token(&lease)}),
+    )
+    .await
+    .expect(200);
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        pages += 1;
+        assert!(pages <= 10, "the walk does not end");
+        let path = match &cursor {
+            Some(c) => format!("/v1/pools/{pool}/items?limit=5&cursor={c}"),
+            None => format!("/v1/pools/{pool}/items?limit=5"),
+        };
+        let page = app.get(&path).await.expect(200);
+        let page_ids = ids(&page["items"]);
+        assert!(page_ids.len() <= 5, "a page is larger than the limit");
+        seen.extend(page_ids);
+        match &page["next_cursor"] {
+            Value::Null => break,
+            Value::String(next) => cursor = Some(next.clone()),
+            other => panic!("next_cursor: {other}"),
+        }
+    }
+    assert_eq!(seen.len(), all.len(), "every item once: {seen:?}");
+    let unique: BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), all.len(), "no item twice: {seen:?}");
+    assert_eq!(unique, all.iter().collect::<BTreeSet<_>>());
+    assert!(pages >= 5);
+}
+
+#[tokio::test]
+async fn listing_rejects_a_limit_out_of_range() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    for limit in ["0", "1001", "-1", "ten"] {
+        let reply = app
+            .get(&format!("/v1/pools/{pool}/items?limit={limit}"))
+            .await;
+        assert_eq!(
+            reply.status.as_u16(),
+            400,
+            "limit={limit}: {:#?}",
+            reply.body
+        );
+        reply.expect_problem(400, "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn listing_rejects_a_cursor_it_did_not_issue() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    for cursor in ["garbage", "9.0", "1.x"] {
+        let reply = app
+            .get(&format!("/v1/pools/{pool}/items?cursor={cursor}"))
+            .await;
+        assert_eq!(
+            reply.status.as_u16(),
+            400,
+            "cursor={cursor}: {:#?}",
+            reply.body
+        );
+        reply.expect_problem(400, "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn listing_rejects_an_unknown_state() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    app.get(&format!("/v1/pools/{pool}/items?state=sleeping"))
+        .await
+        .expect_problem(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn plain_get_and_listing_never_show_the_token() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let lease = app.claim(&pool, "alice").await.expect("a lease");
+    assert!(lease.get("token").is_some(), "the holder gets the token");
+    let item = app.item(&pool, "a").await;
+    assert_eq!(item["holder"], "alice");
+    assert!(item.get("token").is_none(), "GET shows a token: {item:#}");
+    let listing = app
+        .get(&format!("/v1/pools/{pool}/items"))
+        .await
+        .expect(200);
+    for item in listing["items"].as_array().expect("items") {
+        assert!(
+            item.get("token").is_none(),
+            "listing shows a token: {item:#}"
+        );
+    }
+}
