@@ -1,1 +1,459 @@
-//! placeholder
+//! The real `leasehold` binary: start-up refusals, key files, environment variables, and
+//! the embedded `dev` mode with its own redis-server. Every child is stopped by its pid
+//! when a test ends, whether it passes or not.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+use leasehold::names::{PoolName, Tenant};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+/// A running `leasehold` process with its output in files. Dropping it stops the process
+/// (SIGTERM, then SIGKILL after a grace period) and every process in `also_kill`.
+struct Leasehold {
+    child: Child,
+    dir: PathBuf,
+    also_kill: Vec<u32>,
+}
+
+impl Leasehold {
+    /// Starts the binary with `args` and `env`, and none of the caller's `LEASEHOLD_*`.
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Leasehold {
+        let dir = temp_dir("leasehold-proc");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_leasehold"));
+        for (name, _) in std::env::vars() {
+            if name.starts_with("LEASEHOLD_") {
+                command.env_remove(name);
+            }
+        }
+        let child = command
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(dir.join("stdout")).expect("stdout file"))
+            .stderr(std::fs::File::create(dir.join("stderr")).expect("stderr file"))
+            .spawn()
+            .expect("the leasehold binary starts");
+        Leasehold {
+            child,
+            dir,
+            also_kill: Vec::new(),
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stdout")).unwrap_or_default()
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    /// Waits (bounded) for the process to exit and returns its status.
+    #[track_caller]
+    fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "leasehold did not exit within {timeout:?}; stderr: {}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Sends SIGTERM, as a service manager would.
+    fn terminate(&self) {
+        signal("-TERM", self.pid());
+    }
+
+    /// Polls `GET /healthz` on `port` until it answers 200 (failing if the process exits).
+    async fn wait_healthy(&mut self, port: u16) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("leasehold exited with {status}; stderr: {}", self.stderr());
+            }
+            let answer = client
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            if matches!(answer, Ok(ref a) if a.status() == 200) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no healthy answer on port {port}; stderr: {}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The processes this one started (such as dev's redis-server), by `pgrep -P`.
+    fn children(&self) -> Vec<u32> {
+        let out = Command::new("pgrep")
+            .arg("-P")
+            .arg(self.pid().to_string())
+            .output()
+            .expect("pgrep runs");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+}
+
+impl Drop for Leasehold {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.also_kill.extend(self.children());
+            signal("-TERM", self.pid());
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        for &pid in &self.also_kill {
+            if alive(pid) {
+                signal("-KILL", pid);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn signal(which: &str, pid: u32) {
+    let _ = Command::new("kill")
+        .arg(which)
+        .arg(pid.to_string())
+        .status();
+}
+
+/// Whether a process exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // The state follows the parenthesised command name.
+            let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+            !matches!(state, Some(Some('Z' | 'X')))
+        }
+        Err(_) => false,
+    }
+}
+
+fn temp_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Runs a command that must end by itself, bounded, and returns (status, stdout, stderr).
+fn run_to_exit(args: &[&str]) -> (ExitStatus, String, String) {
+    let mut process = Leasehold::start(args, &[]);
+    let status = process.wait_exit(Duration::from_secs(30));
+    (status, process.stdout(), process.stderr())
+}
+
+fn listen_arg() -> (u16, String) {
+    let port = free_port();
+    (port, format!("127.0.0.1:{port}"))
+}
+
+/// `keygen --tenant tenant`: the key and the key-file entry.
+fn keygen(tenant: &str) -> (String, String) {
+    let (status, stdout, stderr) = run_to_exit(&["keygen", "--tenant", tenant]);
+    assert!(status.success(), "keygen failed: {stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "keygen printed: {stdout:?}");
+    (lines[0].to_owned(), lines[1].to_owned())
+}
+
+fn write_key_file(entry: &str) -> PathBuf {
+    let path = temp_dir("leasehold-keys").join("keys");
+    std::fs::write(&path, format!("{entry}\n")).expect("key file");
+    path
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn serve_refuses_a_redis_that_may_evict_keys() {
+    let redis = RedisProcess::start(&["--maxmemory-policy", "allkeys-lru"]);
+    let (_, listen) = listen_arg();
+    let (status, _, stderr) = run_to_exit(&[
+        "serve",
+        "--redis",
+        &redis.url(),
+        "--allow-anonymous",
+        "--listen",
+        &listen,
+    ]);
+    assert!(!status.success(), "serve started on allkeys-lru");
+    assert!(stderr.contains("noeviction"), "stderr: {stderr}");
+}
+
+#[test]
+fn serve_with_fsync_durability_refuses_appendfsync_everysec() {
+    let redis = RedisProcess::start(&["--appendonly", "yes", "--appendfsync", "everysec"]);
+    let (_, listen) = listen_arg();
+    let (status, _, stderr) = run_to_exit(&[
+        "serve",
+        "--redis",
+        &redis.url(),
+        "--allow-anonymous",
+        "--durability",
+        "fsync",
+        "--listen",
+        &listen,
+    ]);
+    assert!(!status.success(), "serve --durability fsync started");
+    assert!(stderr.contains("appendfsync"), "stderr: {stderr}");
+}
+
+#[tokio::test]
+async fn serve_with_fsync_durability_starts_on_appendfsync_always_and_stops_on_sigterm() {
+    let redis = RedisProcess::start(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let (port, listen) = listen_arg();
+    let mut server = Leasehold::start(
+        &[
+            "serve",
+            "--redis",
+            &redis.url(),
+            "--allow-anonymous",
+            "--durability",
+            "fsync",
+            "--listen",
+            &listen,
+        ],
+        &[],
+    );
+    server.wait_healthy(port).await;
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .expect("readyz answers");
+    assert_eq!(ready.status(), 200);
+
+    server.terminate();
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "exit after SIGTERM: {status}");
+}
+
+#[test]
+fn serve_without_api_keys_or_allow_anonymous_refuses_to_start() {
+    let (_, listen) = listen_arg();
+    let (status, _, stderr) =
+        run_to_exit(&["serve", "--redis", &redis().url(), "--listen", &listen]);
+    assert!(!status.success(), "serve started without keys");
+    assert!(stderr.contains("--api-keys"), "stderr: {stderr}");
+}
+
+#[test]
+fn keygen_prints_a_key_and_its_key_file_entry() {
+    let (key, entry) = keygen("acme");
+    assert!(key.len() >= 32, "short key {key:?}");
+    assert!(
+        key.bytes().all(|c| c.is_ascii_graphic()),
+        "key has odd characters: {key:?}"
+    );
+    let expected = format!("acme:{}", hex::encode(Sha256::digest(key.as_bytes())));
+    assert_eq!(entry, expected);
+    let (another, _) = keygen("acme");
+    assert_ne!(key, another, "every key is new");
+}
+
+#[tokio::test]
+async fn serve_with_a_keygen_key_file_answers_only_that_key() {
+    let (key, entry) = keygen("acme");
+    let key_file = write_key_file(&entry);
+    let (port, listen) = listen_arg();
+    let mut server = Leasehold::start(
+        &[
+            "serve",
+            "--redis",
+            &redis().url(),
+            "--api-keys",
+            path_str(&key_file),
+            "--listen",
+            &listen,
+        ],
+        &[],
+    );
+    server.wait_healthy(port).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/v1/pools");
+
+    let anonymous = client.get(&url).send().await.expect("answer");
+    assert_eq!(anonymous.status(), 401);
+    let wrong = client
+        .get(&url)
+        .bearer_auth(format!("{key}x"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(wrong.status(), 401);
+    let keyed = client
+        .get(&url)
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(keyed.status(), 200);
+}
+
+#[tokio::test]
+async fn listen_address_and_redis_url_can_come_from_the_environment() {
+    let private = RedisProcess::start(&[]);
+    let (port, listen) = listen_arg();
+    let mut server = Leasehold::start(
+        &["serve", "--allow-anonymous"],
+        &[
+            ("LEASEHOLD_LISTEN", listen.as_str()),
+            ("LEASEHOLD_REDIS", private.url().as_str()),
+        ],
+    );
+    server.wait_healthy(port).await;
+    let pool = pool_name();
+    let answer = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/pools/{pool}/items"))
+        .json(&json!({"items": [{"id": "a"}]}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(answer.status(), 200);
+
+    let tenant = Tenant::parse("tenant", "dev").expect("valid");
+    let pool = PoolName::parse("pool", &pool).expect("valid");
+    let keys = leasehold::store::keys::pool_keys(&tenant, &pool, None);
+    let exists: u64 = redis::cmd("EXISTS")
+        .arg(&keys[0])
+        .query(&mut private.connection())
+        .expect("EXISTS");
+    assert_eq!(exists, 1, "the pool was written to LEASEHOLD_REDIS");
+}
+
+#[test]
+fn dev_without_redis_server_exits_with_an_install_hint() {
+    let data = temp_dir("leasehold-dev");
+    let (_, listen) = listen_arg();
+    let (status, _, stderr) = run_to_exit(&[
+        "dev",
+        "--redis-server",
+        "/nonexistent/redis-server",
+        "--listen",
+        &listen,
+        "--data-dir",
+        path_str(&data),
+    ]);
+    let _ = std::fs::remove_dir_all(&data);
+    assert_eq!(status.code(), Some(1), "stderr: {stderr}");
+    assert!(stderr.contains("redis-server"), "stderr: {stderr}");
+    assert!(
+        stderr.to_lowercase().contains("install"),
+        "no install hint: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "stderr: {stderr}");
+}
+
+/// The embedded Redis's port, from the line dev logs once it listens.
+fn embedded_redis_port(log: &str) -> Option<u16> {
+    let start = log.find("redis://127.0.0.1:")? + "redis://127.0.0.1:".len();
+    let digits: String = log[start..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
+#[tokio::test]
+async fn dev_serves_tenant_dev_without_a_key_and_stops_its_redis_on_sigterm() {
+    let root = temp_dir("leasehold-dev");
+    let data = root.join("data");
+    let (port, listen) = listen_arg();
+    let mut dev = Leasehold::start(
+        &["dev", "--listen", &listen, "--data-dir", path_str(&data)],
+        &[],
+    );
+    dev.wait_healthy(port).await;
+    let redis_pids = dev.children();
+    dev.also_kill.extend(&redis_pids);
+    assert!(!redis_pids.is_empty(), "dev has no redis-server child");
+    let mut stdout = String::new();
+    wait_for(Duration::from_secs(5), "dev to log its Redis URL", || {
+        stdout = dev.stdout();
+        embedded_redis_port(&stdout).is_some()
+    });
+    let redis_port = embedded_redis_port(&stdout).expect("redis port");
+
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let pool = pool_name();
+    let added = client
+        .post(format!("{base}/v1/pools/{pool}/items"))
+        .json(&json!({"items": [{"id": "a"}]}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(added.status(), 200);
+    let claimed = client
+        .post(format!("{base}/v1/pools/{pool}/claim"))
+        .json(&json!({"holder": "alice"}))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(claimed.status(), 200);
+    let body: serde_json::Value = claimed.json().await.expect("json");
+    assert_eq!(body["leases"][0]["id"], "a", "{body:#?}");
+
+    let tenant = Tenant::parse("tenant", "dev").expect("valid");
+    let pool_key = &leasehold::store::keys::pool_keys(
+        &tenant,
+        &PoolName::parse("pool", &pool).expect("valid"),
+        None,
+    )[0];
+    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{redis_port}"))
+        .expect("client")
+        .get_connection()
+        .expect("the embedded redis answers");
+    let exists: u64 = redis::cmd("EXISTS")
+        .arg(pool_key)
+        .query(&mut conn)
+        .expect("EXISTS");
+    assert_eq!(exists, 1, "the pool belongs to tenant dev");
+    drop(conn);
+    assert!(
+        data.join("appendonlydir").is_dir(),
+        "no appendonlydir in {}",
+        data.display()
+    );
+
+    dev.terminate();
+    let status = dev.wait_exit(Duration::from_secs(20));
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    wait_for(Duration::from_secs(10), "redis-server to be gone", || {
+        redis_pids.iter().all(|&pid| !alive(pid))
+    });
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_err(),
+        "the embedded redis still answers on {redis_port}"
+    );
+    drop(dev);
+    let _ = std::fs::remove_dir_all(&root);
+}

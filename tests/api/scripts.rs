@@ -1,1 +1,272 @@
-//! placeholder
+//! The Lua scripts called directly with redis-rs, for what HTTP cannot show: the order of
+//! the available set, the bound on reclaim work, that rejected input writes nothing, and
+//! that the store survives a flushed script cache.
+
+use crate::helpers::*;
+use leasehold::names::{PoolName, Tenant};
+use leasehold::store::Scripts;
+use redis::Script;
+use serde_json::Value;
+
+/// A fresh tenant and pool, and every key of that pool in the order the scripts take
+/// them (no idempotency key). Tests index only the fixed head: 0 pool, 1 items, 2 avail,
+/// 3 leased, 4 delayed, 5 done, 6 dead, 7 holders.
+fn fresh_pool() -> (Tenant, PoolName, Vec<String>) {
+    let tenant = Tenant::parse(
+        "tenant",
+        &format!("s{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
+    )
+    .expect("valid tenant");
+    let pool = PoolName::parse("pool", &pool_name()).expect("valid pool");
+    let keys = leasehold::store::keys::pool_keys(&tenant, &pool, None);
+    assert!(keys.len() >= 9, "{keys:?}");
+    (tenant, pool, keys)
+}
+
+/// Runs `script` with `keys` and ARGV = ['', ''] (no idempotency) followed by `args`.
+fn run(script: &Script, keys: &[String], args: &[&str]) -> redis::RedisResult<Value> {
+    let mut invocation = script.prepare_invoke();
+    for key in keys {
+        invocation.key(key);
+    }
+    invocation.arg("").arg("");
+    for arg in args {
+        invocation.arg(*arg);
+    }
+    let (json, replayed): (String, i64) = invocation.invoke(&mut redis().connection())?;
+    assert_eq!(replayed, 0, "no idempotency key, so never a replay");
+    Ok(serde_json::from_str(&json).expect("scripts reply with JSON"))
+}
+
+/// Runs a script that must succeed and returns its `ok` part.
+#[track_caller]
+fn ok(script: &Script, keys: &[String], args: &[&str]) -> Value {
+    let reply = run(script, keys, args).expect("script ran");
+    assert!(reply.get("ok").is_some(), "not ok: {reply:#?}");
+    reply["ok"].clone()
+}
+
+fn lease_ids(reply: &Value) -> Vec<String> {
+    reply["leases"]
+        .as_array()
+        .map(|leases| {
+            leases
+                .iter()
+                .map(|l| l["id"].as_str().expect("id").to_owned())
+                .collect()
+        })
+        .unwrap_or_default() // an empty Lua table encodes as {}
+}
+
+fn conn() -> redis::Connection {
+    redis().connection()
+}
+
+fn dump_all(keys: &[String]) -> Vec<Option<Vec<u8>>> {
+    let mut conn = conn();
+    keys.iter()
+        .map(|key| redis::cmd("DUMP").arg(key).query(&mut conn).expect("DUMP"))
+        .collect()
+}
+
+fn redis_now_ms() -> u64 {
+    let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut conn()).expect("TIME");
+    secs * 1000 + micros / 1000
+}
+
+#[test]
+fn claim_next_takes_highest_priority_first_then_arrival_order() {
+    let scripts = Scripts::new();
+    let (_, _, keys) = fresh_pool();
+    ok(
+        &scripts.add_items,
+        &keys,
+        &[
+            "low", "-5", "{}", "first", "0", "{}", "urgent", "10", "{}", "second", "0", "{}",
+            "top", "1000000", "{}", "third", "0", "{}",
+        ],
+    );
+    ok(&scripts.add_items, &keys, &["later-urgent", "10", "{}"]);
+    let reply = ok(&scripts.claim_next, &keys, &["alice", "100", ""]);
+    assert_eq!(
+        lease_ids(&reply),
+        [
+            "top",
+            "urgent",
+            "later-urgent",
+            "first",
+            "second",
+            "third",
+            "low"
+        ]
+    );
+}
+
+#[test]
+fn claim_next_reclaims_a_bounded_number_of_expired_leases_per_call() {
+    let scripts = Scripts::new();
+    let (_, _, keys) = fresh_pool();
+    let ids: Vec<String> = (0..150).map(|i| format!("item-{i:03}")).collect();
+    let mut args: Vec<&str> = Vec::new();
+    for id in &ids {
+        args.extend([id.as_str(), "0", "{}"]);
+    }
+    ok(&scripts.add_items, &keys, &args);
+    // Two calls (count is at most 100); the leases are long enough that none of the first
+    // call's expires before the second call runs, and short enough to wait for.
+    let first = ok(&scripts.claim_next, &keys, &["short", "100", "500"]);
+    let second = ok(&scripts.claim_next, &keys, &["short", "100", "500"]);
+    assert_eq!(lease_ids(&first).len() + lease_ids(&second).len(), 150);
+
+    let mut conn = conn();
+    let latest: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(&keys[3])
+        .arg(-1)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut conn)
+        .expect("ZRANGE");
+    let last_expiry = latest.first().expect("leases").1 as u64;
+    wait_for(
+        std::time::Duration::from_secs(5),
+        "Redis's clock to pass every lease's expiry",
+        || redis_now_ms() > last_expiry,
+    );
+    let expired = |conn: &mut redis::Connection| -> u64 {
+        redis::cmd("ZCOUNT")
+            .arg(&keys[3])
+            .arg("-inf")
+            .arg(last_expiry)
+            .query(conn)
+            .expect("ZCOUNT")
+    };
+    assert_eq!(expired(&mut conn), 150);
+
+    // Each call grants one lease without expiry (score +inf), so it never counts as expired.
+    ok(&scripts.claim_next, &keys, &["steady", "1", "0"]);
+    let left = expired(&mut conn);
+    assert!(
+        (150 - 64..150).contains(&left),
+        "one claim reclaimed {} expired leases (at most 64 allowed)",
+        150 - left
+    );
+
+    let mut calls = 1;
+    while expired(&mut conn) > 0 {
+        assert!(calls < 10, "expired leases still left after {calls} calls");
+        ok(&scripts.claim_next, &keys, &["steady", "1", "0"]);
+        calls += 1;
+    }
+    let stats: Option<u64> = redis::cmd("HGET")
+        .arg(&keys[0])
+        .arg("expired")
+        .query(&mut conn)
+        .expect("HGET");
+    assert_eq!(stats, Some(150));
+}
+
+#[test]
+fn add_items_with_a_bad_item_writes_nothing() {
+    let scripts = Scripts::new();
+    for bad in [
+        ["third", "0", "not an object"],
+        ["a/b", "0", "{}"],
+        ["third", "1.5", "{}"],
+    ] {
+        let (_, _, keys) = fresh_pool();
+        let mut args = vec!["first", "0", "{}", "second", "0", "{}"];
+        args.extend(bad);
+        let error = run(&scripts.add_items, &keys, &args).expect_err("bad item is refused");
+        assert!(
+            error.to_string().contains("leasehold: ARGV["),
+            "{bad:?}: {error}"
+        );
+        let existing: u64 = redis::cmd("EXISTS")
+            .arg(&keys)
+            .query(&mut conn())
+            .expect("EXISTS");
+        assert_eq!(existing, 0, "{bad:?} left keys behind");
+    }
+}
+
+#[test]
+fn claim_next_with_a_count_out_of_range_changes_nothing() {
+    let scripts = Scripts::new();
+    let (_, _, keys) = fresh_pool();
+    ok(&scripts.add_items, &keys, &["a", "0", "{}", "b", "1", "{}"]);
+    ok(&scripts.claim_next, &keys, &["alice", "1", "60000"]);
+    let before = dump_all(&keys);
+    for count in ["0", "101", "-1", "x"] {
+        let error =
+            run(&scripts.claim_next, &keys, &["bob", count, ""]).expect_err("count refused");
+        assert!(
+            error.to_string().contains("ARGV[4]"),
+            "count {count}: {error}"
+        );
+        assert_eq!(dump_all(&keys), before, "count {count} changed the pool");
+    }
+}
+
+#[test]
+fn put_item_with_a_failing_if_match_leaves_the_item_unchanged() {
+    let scripts = Scripts::new();
+    let (_, _, keys) = fresh_pool();
+    ok(&scripts.add_items, &keys, &["a", "3", r#"{"v":1}"#]);
+    let item_before = |conn: &mut redis::Connection| -> Option<Vec<u8>> {
+        redis::cmd("HGET")
+            .arg(&keys[1])
+            .arg("a")
+            .query(conn)
+            .expect("HGET")
+    };
+    let mut conn = conn();
+    let before = item_before(&mut conn);
+    assert!(before.is_some());
+    let indexes_before = dump_all(&keys[2..8]);
+
+    let reply = run(
+        &scripts.put_item,
+        &keys,
+        &["a", r#"{"v":2}"#, "9", "7,8", "", "", "", ""],
+    )
+    .expect("a refusal is a reply, not an error");
+    assert_eq!(reply["err"], "precondition_failed", "{reply:#?}");
+    assert_eq!(reply["current"]["version"], 1, "{reply:#?}");
+
+    assert_eq!(item_before(&mut conn), before);
+    assert_eq!(dump_all(&keys[2..8]), indexes_before);
+}
+
+#[tokio::test]
+async fn requests_still_work_after_the_script_cache_is_flushed() {
+    let private = RedisProcess::start(&[]);
+    let app = spawn_app_with(Options {
+        redis_url: Some(private.url()),
+        ..Options::default()
+    })
+    .await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a", "b"]).await;
+
+    let mut conn = private.connection();
+    let claim_hash = Scripts::new().claim_next.get_hash().to_owned();
+    let () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut conn)
+        .expect("SCRIPT FLUSH");
+    let loaded: Vec<bool> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(&claim_hash)
+        .query(&mut conn)
+        .expect("SCRIPT EXISTS");
+    assert_eq!(loaded, [false]);
+
+    let lease = app.claim(&pool, "alice").await.expect("a lease");
+    assert_eq!(lease["id"], "a");
+    let loaded: Vec<bool> = redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(&claim_hash)
+        .query(&mut conn)
+        .expect("SCRIPT EXISTS");
+    assert_eq!(loaded, [true], "the store loaded claim_next again");
+}
