@@ -1,1 +1,327 @@
-//! placeholder
+//! Pools: create and change settings, read config, counts and stats, list, delete.
+
+use crate::helpers::*;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn pool_path(pool: &str) -> String {
+    format!("/v1/pools/{pool}")
+}
+
+fn item_path(pool: &str, id: &str, action: &str) -> String {
+    format!("/v1/pools/{pool}/items/{id}/{action}")
+}
+
+/// Claims the named item for `holder` (asserts 200) and returns the lease.
+async fn claim_item(app: &TestApp, pool: &str, id: &str, holder: &str) -> Value {
+    app.post(&item_path(pool, id, "claim"), json!({ "holder": holder }))
+        .await
+        .expect(200)
+}
+
+/// Ends a lease with a release, delayed by `delay_ms` (0: available at once).
+async fn release(app: &TestApp, pool: &str, lease: &Value, delay_ms: u64) -> Value {
+    let id = lease["id"].as_str().expect("id");
+    app.post(
+        &item_path(pool, id, "release"),
+        json!({ "holder": lease["holder"], "token": lease["token"], "delay_ms": delay_ms }),
+    )
+    .await
+    .expect(200)
+}
+
+async fn complete(app: &TestApp, pool: &str, lease: &Value) -> Value {
+    let id = lease["id"].as_str().expect("id");
+    app.post(
+        &item_path(pool, id, "complete"),
+        json!({ "holder": lease["holder"], "token": lease["token"] }),
+    )
+    .await
+    .expect(200)
+}
+
+#[tokio::test]
+async fn put_pool_creates_with_201_then_updates_with_200() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let created = app
+        .put(&pool_path(&pool), json!({ "lease_ms": 5000 }))
+        .await
+        .expect(201);
+    assert_eq!(created["name"], pool.as_str());
+    assert_eq!(
+        created["config"],
+        json!({
+            "lease_ms": 5000,
+            "max_leases_per_holder": 0,
+            "max_attempts": 0,
+            "require_if_match": false,
+        })
+    );
+    assert!(created["created_at"].is_string(), "{created:#?}");
+    assert!(created["updated_at"].is_string(), "{created:#?}");
+    let updated = app
+        .put(&pool_path(&pool), json!({ "lease_ms": 7000 }))
+        .await
+        .expect(200);
+    assert_eq!(updated["config"]["lease_ms"], 7000);
+}
+
+#[tokio::test]
+async fn put_pool_keeps_settings_not_given() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.put(
+        &pool_path(&pool),
+        json!({
+            "lease_ms": 5000,
+            "max_leases_per_holder": 3,
+            "max_attempts": 4,
+            "require_if_match": true,
+        }),
+    )
+    .await
+    .expect(201);
+    let updated = app
+        .put(&pool_path(&pool), json!({ "max_attempts": 9 }))
+        .await
+        .expect(200);
+    let expected = json!({
+        "lease_ms": 5000,
+        "max_leases_per_holder": 3,
+        "max_attempts": 9,
+        "require_if_match": true,
+    });
+    assert_eq!(updated["config"], expected);
+    let read = app.get(&pool_path(&pool)).await.expect(200);
+    assert_eq!(read["config"], expected);
+}
+
+#[tokio::test]
+async fn new_pool_has_default_settings() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let created = app.put(&pool_path(&pool), json!({})).await.expect(201);
+    assert_eq!(
+        created["config"],
+        json!({
+            "lease_ms": 30000,
+            "max_leases_per_holder": 0,
+            "max_attempts": 0,
+            "require_if_match": false,
+        })
+    );
+    assert_eq!(
+        created["counts"],
+        json!({ "available": 0, "leased": 0, "delayed": 0, "done": 0, "dead": 0 })
+    );
+    assert_eq!(
+        created["stats"],
+        json!({ "claims": 0, "conflicts": 0, "expired": 0 })
+    );
+}
+
+#[tokio::test]
+async fn get_pool_counts_items_by_state() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(
+        &pool,
+        &["avail1", "avail2", "leased", "delayed", "done", "dead"],
+    )
+    .await;
+    claim_item(&app, &pool, "leased", "alice").await;
+    let delayed = claim_item(&app, &pool, "delayed", "alice").await;
+    assert_eq!(
+        release(&app, &pool, &delayed, 600_000).await["state"],
+        "delayed"
+    );
+    let done = claim_item(&app, &pool, "done", "alice").await;
+    complete(&app, &pool, &done).await;
+    // With max_attempts 1, the first grant that ends without completion kills the item.
+    app.put(&pool_path(&pool), json!({ "max_attempts": 1 }))
+        .await
+        .expect(200);
+    let dead = claim_item(&app, &pool, "dead", "alice").await;
+    assert_eq!(release(&app, &pool, &dead, 0).await["state"], "dead");
+
+    let view = app.get(&pool_path(&pool)).await.expect(200);
+    assert_eq!(view["name"], pool.as_str());
+    assert_eq!(
+        view["counts"],
+        json!({ "available": 2, "leased": 1, "delayed": 1, "done": 1, "dead": 1 })
+    );
+    assert_eq!(view["config"]["max_attempts"], 1);
+    assert_eq!(view["stats"]["claims"], 4);
+}
+
+#[tokio::test]
+async fn get_never_created_pool_is_not_found() {
+    let app = spawn_app().await;
+    app.get(&pool_path(&pool_name()))
+        .await
+        .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn adding_items_creates_pool_implicitly_with_defaults() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a", "b"]).await;
+    let view = app.get(&pool_path(&pool)).await.expect(200);
+    assert_eq!(view["config"]["lease_ms"], 30000);
+    assert_eq!(view["counts"]["available"], 2);
+}
+
+#[tokio::test]
+async fn putting_an_item_creates_pool_implicitly() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.put(
+        &format!("/v1/pools/{pool}/items/a"),
+        json!({ "data": { "x": 1 } }),
+    )
+    .await
+    .expect(201);
+    let view = app.get(&pool_path(&pool)).await.expect(200);
+    assert_eq!(view["counts"]["available"], 1);
+}
+
+#[tokio::test]
+async fn list_pools_shows_this_tenants_pools_sorted_by_name_with_counts() {
+    let app = spawn_app().await;
+    let suffix = pool_name();
+    let (first, second, third) = (
+        format!("a-{suffix}"),
+        format!("b-{suffix}"),
+        format!("c-{suffix}"),
+    );
+    app.add_items(&third, &["x"]).await;
+    app.put(&pool_path(&first), json!({})).await.expect(201);
+    app.add_items(&second, &["x", "y"]).await;
+    claim_item(&app, &second, "y", "alice").await;
+    let foreign = app
+        .client
+        .request(Method::PUT, app.url(&pool_path(&format!("z-{suffix}"))))
+        .bearer_auth(&app.other_key)
+        .json(&json!({}));
+    app.send(foreign).await.expect(201);
+
+    let listed = app.get("/v1/pools").await.expect(200);
+    let zero = json!({ "available": 0, "leased": 0, "delayed": 0, "done": 0, "dead": 0 });
+    assert_eq!(
+        listed,
+        json!({ "pools": [
+            { "name": first, "counts": zero },
+            { "name": second, "counts":
+                { "available": 1, "leased": 1, "delayed": 0, "done": 0, "dead": 0 } },
+            { "name": third, "counts":
+                { "available": 1, "leased": 0, "delayed": 0, "done": 0, "dead": 0 } },
+        ]})
+    );
+}
+
+#[tokio::test]
+async fn delete_pool_answers_204_then_pool_is_not_found() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let reply = app.delete(&pool_path(&pool)).await;
+    assert_eq!(reply.status.as_u16(), 204, "{:#?}", reply.body);
+    assert_eq!(reply.body, Value::Null);
+    app.get(&pool_path(&pool))
+        .await
+        .expect_problem(404, "not_found");
+    let listed = app.get("/v1/pools").await.expect(200);
+    assert_eq!(listed, json!({ "pools": [] }));
+}
+
+#[tokio::test]
+async fn delete_pool_removes_its_items() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a", "b"]).await;
+    claim_item(&app, &pool, "b", "alice").await;
+    app.delete(&pool_path(&pool)).await.expect(204);
+    app.get(&format!("/v1/pools/{pool}/items/a"))
+        .await
+        .expect_problem(404, "not_found");
+    app.get(&format!("/v1/pools/{pool}/items/b"))
+        .await
+        .expect_problem(404, "not_found");
+    let leases = app
+        .get(&format!("/v1/pools/{pool}/leases?holder=alice"))
+        .await
+        .expect(200);
+    assert_eq!(leases, json!({ "leases": [] }));
+}
+
+#[tokio::test]
+async fn delete_pool_twice_is_not_found_the_second_time() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.put(&pool_path(&pool), json!({})).await.expect(201);
+    app.delete(&pool_path(&pool)).await.expect(204);
+    app.delete(&pool_path(&pool))
+        .await
+        .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn delete_never_created_pool_is_not_found() {
+    let app = spawn_app().await;
+    app.delete(&pool_path(&pool_name()))
+        .await
+        .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn put_pool_with_negative_lease_ms_is_invalid() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let problem = app
+        .put(&pool_path(&pool), json!({ "lease_ms": -1 }))
+        .await
+        .expect_problem(400, "invalid_request");
+    assert_eq!(problem["field"], "lease_ms");
+    app.get(&pool_path(&pool))
+        .await
+        .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn put_pool_with_lease_ms_over_30_days_is_invalid() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let problem = app
+        .put(&pool_path(&pool), json!({ "lease_ms": 2_592_000_001_i64 }))
+        .await
+        .expect_problem(400, "invalid_request");
+    assert_eq!(problem["field"], "lease_ms");
+    app.get(&pool_path(&pool))
+        .await
+        .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn put_pool_with_lease_ms_of_exactly_30_days_is_accepted() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let created = app
+        .put(&pool_path(&pool), json!({ "lease_ms": 2_592_000_000_i64 }))
+        .await
+        .expect(201);
+    assert_eq!(created["config"]["lease_ms"], 2_592_000_000_i64);
+}
+
+#[tokio::test]
+async fn put_pool_with_unknown_field_is_invalid() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.put(&pool_path(&pool), json!({ "lease_seconds": 30 }))
+        .await
+        .expect_problem(400, "invalid_request");
+    app.get(&pool_path(&pool))
+        .await
+        .expect_problem(404, "not_found");
+}
