@@ -3,14 +3,14 @@
 -- KEYS: the ten pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, then per item three values:
 --       id, priority, data (JSON object text).
--- Returns {ok = {created = [ids], existing = [ids], pool_created}}.
+-- Returns {ok = {created = [ids], existing = [ids]}}.
 if #ARGV < 5 or (#ARGV - 2) % 3 ~= 0 then bad_arg(#ARGV, 'items come as id, priority, data') end
 for i = 3, #ARGV, 3 do
   id_arg(i)
   int_arg(i + 1, -PRIORITY, PRIORITY)
   data_arg(i + 2)
 end
-local pool_created = ensure_pool()
+ensure_pool()
 local created, existing = {}, {}
 for i = 3, #ARGV, 3 do
   local id = ARGV[i]
@@ -24,4 +24,4 @@ for i = 3, #ARGV, 3 do
     created[#created + 1] = id
   end
 end
-return finish({ok = {created = created, existing = existing, pool_created = pool_created}})
+return finish({ok = {created = created, existing = existing}})

@@ -17,8 +17,8 @@ if room <= 0 then return capacity_refusal(holder, cfg) end
 if room < count then count = room end
 
 local leases = {}
-local ids = redis.call('ZRANGE', K_AVAIL, 0, count - 1)
-for _, id in ipairs(ids) do
+for _, member in ipairs(redis.call('ZRANGE', K_AVAIL, 0, count - 1)) do
+  local id = avail_id(member)
   local it = load(id)
   unindex(id, it)
   grant(it, holder, lease_ms)

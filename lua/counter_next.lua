@@ -11,6 +11,7 @@ local replay = idem_replay(KEYS[3])
 if replay then return replay end
 
 local count = int_arg(3, 1, 1000)
+int_arg(9, 0, TOKEN)
 local now = now_ms()
 local key, label, ends
 if ARGV[5] == '' then
@@ -24,5 +25,12 @@ else
 end
 
 local last = redis.call('INCRBY', key, count)
-if ends then redis.call('PEXPIREAT', key, ends + tonumber(ARGV[9])) end
+-- Keys are shared by every time zone whose date has this label, so the expiry is only
+-- ever raised: the key lives until the latest of those days has ended, plus retention.
+if ends then
+  local expires_at = ends + int_arg(9, 0, TOKEN)
+  if redis.call('PEXPIRETIME', key) < expires_at then
+    redis.call('PEXPIREAT', key, expires_at)
+  end
+end
 return idem_finish(KEYS[3], {ok = {period = label, first = last - count + 1, last = last}})

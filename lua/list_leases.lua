@@ -1,10 +1,21 @@
--- list_leases: the leases a holder has now, with their tokens (to recover after a restart).
+-- list_leases: a page of the leases a holder has now, with their tokens (to recover after a
+-- restart), in id order. Each is touched first, so expired leases drop out.
 -- KEYS: the ten pool keys (lib/pool.lua).
--- ARGV: 1 '', 2 '', 3 holder.
--- Returns {ok = {leases = [view...]}}.
+-- ARGV: 1 '', 2 '', 3 holder, 4 the last id of the previous page ('' = from the start),
+--       5 limit (1..1000).
+-- Returns {ok = {leases = [view...], next = last id, or nil on the last page}}.
+local holder, after, limit = id_arg(3), id_arg(4, true), int_arg(5, 1, 1000)
 local cfg = pool_config()
+local lo, hi = holder_range(holder)
+if after ~= '' then lo = '(' .. holder .. '/' .. after end
+
+local members = redis.call('ZRANGE', K_HOLDERS, lo, hi, 'BYLEX', 'LIMIT', 0, limit)
 local leases = {}
-for _, id in ipairs(holder_lease_ids(id_arg(3), cfg)) do
-  leases[#leases + 1] = view(id, load(id))
+for _, m in ipairs(members) do
+  local id = holder_entry_id(holder, m)
+  local it = touch(id, cfg)
+  if it and it.s == 'leased' and it.h == holder then leases[#leases + 1] = view(id, it) end
 end
-return {cjson.encode({ok = {leases = leases}}), 0}
+local next = nil
+if #members == limit then next = holder_entry_id(holder, members[#members]) end
+return {cjson.encode({ok = {leases = leases, next = next}}), 0}

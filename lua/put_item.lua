@@ -6,7 +6,9 @@
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 data (JSON object text),
 --       5 priority ('' = unchanged, 0 for a new item), 6 If-Match versions (''),
 --       7 If-None-Match versions (''), 8 expected_version (''), 9 Lease-Token (''),
---       10 base version ('' for PUT; for PATCH, the version the data was merged from).
+--       10 base version ('' for PUT; for PATCH, the version the data was merged from),
+--       11 base created_at (PATCH: with the version, tells the same item from one deleted and
+--       created again since, which starts again at version 1).
 -- Returns {ok = {item = view, created, pool_created}}, {retry = 0}, or {err = not_found |
 -- precondition_required | precondition_failed | version_conflict | lease_lost, current}.
 local id, priority = id_arg(3), int_arg(5, -PRIORITY, PRIORITY, true)
@@ -17,6 +19,7 @@ versions_arg(7)
 int_arg(8, 0, TOKEN, true)
 int_arg(9, 0, TOKEN, true)
 int_arg(10, 0, TOKEN, true)
+local base_created = int_arg(11, 0, TOKEN, true)
 
 local cfg = pool_config()
 local it = touch(id, cfg)
@@ -25,7 +28,9 @@ if refusal then return refusal end
 
 if base ~= '' then
   if not it then return refuse('not_found', nil) end
-  if it.v ~= tonumber(base) then return {cjson.encode({retry = 0}), 0} end
+  if it.v ~= tonumber(base) or it.c ~= base_created then
+    return {cjson.encode({retry = 0}), 0}
+  end
 end
 
 local pool_created = ensure_pool()

@@ -22,13 +22,19 @@ pub struct ServerArgs {
     /// How long an answer is kept for replay under its Idempotency-Key.
     #[arg(long, env = "LEASEHOLD_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400)]
     pub idempotency_ttl_secs: u64,
-    /// How long a daily counter is kept after its day ends (for GET and late replays).
+    /// How long a daily counter is kept after its day ends (for GET and late replays); at
+    /// least 2 days, since one date is "today" somewhere on Earth for about 50 hours.
     #[arg(long, env = "LEASEHOLD_COUNTER_RETENTION_DAYS", default_value_t = 35)]
     pub counter_retention_days: u64,
     /// The largest request body accepted, in bytes.
     #[arg(long, env = "LEASEHOLD_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
 }
+
+/// A day's counter key is shared by every time zone whose date has that label, and one
+/// date lasts about 50 hours around the world: kept less than that, a key could expire
+/// while its date is still today somewhere, and start again at 1.
+const MIN_COUNTER_RETENTION_DAYS: u64 = 2;
 
 /// Everything the app is built from, validated once at start-up.
 #[derive(Debug, Clone)]
@@ -49,7 +55,12 @@ impl Settings {
                 pool_size: server.redis_pool_size.max(1),
                 timeout: Duration::from_millis(server.redis_timeout_ms.max(1)),
                 idempotency_ttl: Duration::from_secs(server.idempotency_ttl_secs.max(1)),
-                counter_retention: Duration::from_secs(server.counter_retention_days * 86_400),
+                counter_retention: Duration::from_secs(
+                    server
+                        .counter_retention_days
+                        .max(MIN_COUNTER_RETENTION_DAYS)
+                        * 86_400,
+                ),
             },
             auth,
             durability,

@@ -38,10 +38,10 @@ local function bad_arg(i, rule)
   error({err = 'ERR leasehold: ARGV[' .. i .. '] ' .. rule})
 end
 
--- An integer in min..max; nil for '' when optional.
+-- An integer in min..max; nil for '' (or a missing argument) when optional.
 local function int_arg(i, min, max, optional)
   local v = ARGV[i]
-  if v == '' and optional then return nil end
+  if (v == nil or v == '') and optional then return nil end
   local n = tonumber(v)
   if not n or n ~= math.floor(n) or n < min or n > max then
     bad_arg(i, 'must be an integer in ' .. min .. '..' .. max)

@@ -5,8 +5,9 @@
 --               require_if_match), created_at, updated_at, the arrival counter seq,
 --               stats claims, conflicts, expired
 --   2 items     hash: item id -> MessagePack record (see below)
---   3 avail     zset: available item ids, score = (1e6 - priority) * 2^32 + arrival seq,
---               so the lowest score is the highest priority, earliest arrival
+--   3 avail     zset: available items, score = 1e6 - priority (lowest first = highest
+--               priority), member = "<arrival seq, 16 digits>:<id>", so equal scores sort
+--               by arrival (Redis orders equal scores by member); see avail_member
 --   4 leased    zset: leased item ids by lease expiry in ms (+inf: no expiry)
 --   5 delayed   zset: delayed item ids by the time they become available, in ms
 --   6 done      zset: done item ids by completion time
@@ -30,7 +31,6 @@ local K_DELAYED, K_DONE, K_DEAD, K_HOLDERS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_FENCE, K_IDEM = KEYS[9], KEYS[10]
 
 local NOW = now_ms()
-local PRIORITY_SPAN = 4294967296
 local RECLAIM_LIMIT = 64
 
 local function finish(reply) return idem_finish(K_IDEM, reply) end
@@ -61,8 +61,14 @@ local function bump_stat(field)
 end
 
 local function next_seq()
-  return redis.call('HINCRBY', K_POOL, 'seq', 1) % PRIORITY_SPAN
+  return redis.call('HINCRBY', K_POOL, 'seq', 1)
 end
+
+-- The avail member of an item: its arrival seq, zero-padded so that lexicographic order is
+-- arrival order, then its id. AVAIL_ID_AT is where the id starts.
+local AVAIL_ID_AT = 18
+local function avail_member(id, it) return string.format('%016d', it.q) .. ':' .. id end
+local function avail_id(member) return string.sub(member, AVAIL_ID_AT) end
 
 local function load(id)
   local raw = redis.call('HGET', K_ITEMS, id)
@@ -76,7 +82,7 @@ local function holder_member(holder, id) return holder .. '/' .. id end
 
 local function unindex(id, it)
   local s = it.s
-  if s == 'available' then redis.call('ZREM', K_AVAIL, id)
+  if s == 'available' then redis.call('ZREM', K_AVAIL, avail_member(id, it))
   elseif s == 'leased' then
     redis.call('ZREM', K_LEASED, id)
     redis.call('ZREM', K_HOLDERS, holder_member(it.h, id))
@@ -89,7 +95,7 @@ end
 local function index(id, it)
   local s = it.s
   if s == 'available' then
-    redis.call('ZADD', K_AVAIL, (1000000 - it.p) * PRIORITY_SPAN + it.q, id)
+    redis.call('ZADD', K_AVAIL, 1000000 - it.p, avail_member(id, it))
   elseif s == 'leased' then
     redis.call('ZADD', K_LEASED, it.e > 0 and it.e or '+inf', id)
     redis.call('ZADD', K_HOLDERS, 0, holder_member(it.h, id))
@@ -178,24 +184,30 @@ local function lease_valid(it, holder, token)
   return it.s == 'leased' and it.h == holder and it.t == token
 end
 
--- The current leases of a holder, each touched first so expired ones drop out.
-local function holder_lease_ids(holder, cfg)
-  local members = redis.call('ZRANGE', K_HOLDERS, '[' .. holder .. '/', '[' .. holder .. '/\255',
-    'BYLEX')
-  local ids = {}
-  local prefix = #holder + 2
-  for _, m in ipairs(members) do
-    local id = string.sub(m, prefix)
-    local it = touch(id, cfg)
-    if it and it.s == 'leased' and it.h == holder then ids[#ids + 1] = id end
-  end
-  return ids
+-- The lexicographic range of a holder's entries in the holders index.
+local function holder_range(holder)
+  return '[' .. holder .. '/', '[' .. holder .. '/\255'
 end
 
--- How many more leases this holder may take under max_leases_per_holder (huge if unlimited).
+local function holder_entry_id(holder, member) return string.sub(member, #holder + 2) end
+
+-- How many more leases this holder may take under max_leases_per_holder (a huge number if
+-- unlimited). Bounded work: the holder's entries are counted with ZLEXCOUNT; only when the
+-- count reaches the limit are expired leases reclaimed (the pool's oldest first, then up to
+-- RECLAIM_LIMIT of the holder's own entries) and the entries counted again. An expired
+-- lease not yet reclaimed counts against its holder, so the limit is never exceeded.
 local function holder_room(holder, cfg)
-  if cfg.max_leases_per_holder == 0 then return 1e9 end
-  return cfg.max_leases_per_holder - #holder_lease_ids(holder, cfg)
+  local max = cfg.max_leases_per_holder
+  if max == 0 then return 1e9 end
+  local lo, hi = holder_range(holder)
+  local held = redis.call('ZLEXCOUNT', K_HOLDERS, lo, hi)
+  if held >= max then
+    reclaim(cfg)
+    local members = redis.call('ZRANGE', K_HOLDERS, lo, hi, 'BYLEX', 'LIMIT', 0, RECLAIM_LIMIT)
+    for _, m in ipairs(members) do touch(holder_entry_id(holder, m), cfg) end
+    held = redis.call('ZLEXCOUNT', K_HOLDERS, lo, hi)
+  end
+  return max - held
 end
 
 local function view(id, it)

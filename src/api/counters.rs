@@ -94,7 +94,7 @@ pub struct CounterQuery {
 }
 
 /// `period` is a date (`2026-01-10`), `none` for a counter without periods, or absent for
-/// today in `tz` (UTC by default).
+/// today in `tz` (UTC by default) by Redis's clock.
 pub async fn get_counter(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -111,7 +111,11 @@ pub async fn get_counter(
                 .ok_or_else(|| ApiError::invalid("period", "must be a date YYYY-MM-DD or none"))?
                 .to_string(),
         ),
-        None => Some(date_in(&time_zone(query.tz.as_deref())?, None)?.to_string()),
+        None => {
+            let tz = time_zone(query.tz.as_deref())?;
+            let now = app.store().redis_time_ms().await?;
+            Some(date_in(&tz, Some(now))?.to_string())
+        }
     };
     let value = app
         .store()

@@ -94,9 +94,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Write<T> {
             expected_version: None,
             lease_token: header_text(&parts.headers, "lease-token")?
                 .map(|t| {
-                    t.trim().parse::<u64>().map_err(|_| {
-                        ApiError::invalid("Lease-Token", "must be a token (an integer)")
-                    })
+                    t.trim()
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|t| *t <= super::MAX_SAFE_INTEGER)
+                        .ok_or_else(|| {
+                            ApiError::invalid("Lease-Token", "must be a token (an integer)")
+                        })
                 })
                 .transpose()?,
         };

@@ -10,7 +10,10 @@ use serde_json::{Value, json};
 
 use super::extract::{PathParams, QueryParams, Write};
 use super::pools::Empty;
-use super::{check_priority, no_content, reply, with_etag};
+use super::{
+    MAX_SAFE_INTEGER, check_priority, check_safe, item_names, no_content, page_limit, reply,
+    with_etag,
+};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::model::Item;
@@ -19,13 +22,6 @@ use crate::store::{ItemState, ListCursor, NewItem, data_text};
 
 /// The most items one bulk add takes.
 const MAX_BULK: usize = 1000;
-/// The default and the largest page of a listing.
-const DEFAULT_PAGE: u64 = 100;
-const MAX_PAGE: u64 = 1000;
-
-fn names(pool: &str, id: &str) -> Result<(PoolName, ItemId), ApiError> {
-    Ok((PoolName::parse("pool", pool)?, ItemId::parse("id", id)?))
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -96,7 +92,7 @@ pub async fn get_item(
     PathParams((pool, id)): PathParams<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = names(&pool, &id)?;
+    let (pool, id) = item_names(&pool, &id)?;
     let record = app.store().pool(&tenant, &pool).get_item(&id).await?;
     let version = record.version;
     let etag = format!("\"{version}\"");
@@ -128,7 +124,7 @@ fn parse_cursor(cursor: &str) -> Result<ListCursor, ApiError> {
     cursor
         .split_once('.')
         .and_then(|(s, o)| Some(ListCursor(s.parse().ok()?, o.parse().ok()?)))
-        .filter(|c| (1..=5).contains(&c.0))
+        .filter(|c| (1..=5).contains(&c.0) && c.1 <= MAX_SAFE_INTEGER)
         .ok_or_else(|| ApiError::invalid("cursor", "must be a next_cursor from a listing"))
 }
 
@@ -145,13 +141,7 @@ pub async fn list_items(
         .as_deref()
         .map(|h| Holder::parse("holder", h))
         .transpose()?;
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
+    let limit = page_limit(query.limit)?;
     let cursor = match query.cursor.as_deref() {
         Some(c) => parse_cursor(c)?,
         None => ListCursor(1, 0),
@@ -187,12 +177,15 @@ pub async fn put_item(
     PathParams((pool, id)): PathParams<(String, String)>,
     write: Write<PutItemBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = names(&pool, &id)?;
+    let (pool, id) = item_names(&pool, &id)?;
     let body = write.body;
     check_priority("priority", body.priority)?;
     let data = data_text(&body.data)?;
     let mut preconditions = write.preconditions;
-    preconditions.expected_version = body.expected_version;
+    preconditions.expected_version = body
+        .expected_version
+        .map(|v| check_safe("expected_version", v))
+        .transpose()?;
     let answer = app
         .store()
         .pool(&tenant, &pool)
@@ -221,7 +214,7 @@ pub async fn patch_item(
     PathParams((pool, id)): PathParams<(String, String)>,
     write: Write<Value>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = names(&pool, &id)?;
+    let (pool, id) = item_names(&pool, &id)?;
     let answer = app
         .store()
         .pool(&tenant, &pool)
@@ -246,7 +239,7 @@ pub async fn delete_item(
     PathParams((pool, id)): PathParams<(String, String)>,
     write: Write<Empty>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = names(&pool, &id)?;
+    let (pool, id) = item_names(&pool, &id)?;
     let answer = app
         .store()
         .pool(&tenant, &pool)

@@ -8,7 +8,10 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::extract::{PathParams, QueryParams, Write};
-use super::{check_duration, check_priority, check_range, reply, with_etag};
+use super::{
+    check_duration, check_priority, check_range, check_safe, item_names, page_limit, reply,
+    with_etag,
+};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::model::{Item, Lease, Leases};
@@ -19,10 +22,6 @@ use crate::store::{ItemRecord, data_text};
 const MAX_CLAIM: i64 = 100;
 /// The longest long-poll a claim may ask for.
 const MAX_WAIT_MS: i64 = 30_000;
-
-fn names(pool: &str, id: &str) -> Result<(PoolName, ItemId), ApiError> {
-    Ok((PoolName::parse("pool", pool)?, ItemId::parse("id", id)?))
-}
 
 fn item_reply(pool: &PoolName, record: ItemRecord, replayed: bool) -> Result<Response, ApiError> {
     let version = record.version;
@@ -87,7 +86,7 @@ pub async fn claim_item(
     PathParams((pool, id)): PathParams<(String, String)>,
     write: Write<ClaimItemBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = names(&pool, &id)?;
+    let (pool, id) = item_names(&pool, &id)?;
     let holder = Holder::parse("holder", &write.body.holder)?;
     let lease_ms = check_duration("lease_ms", write.body.lease_ms)?;
     let answer = app
@@ -116,7 +115,7 @@ pub async fn renew(
     PathParams((pool, id)): PathParams<(String, String)>,
     write: Write<RenewBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = names(&pool, &id)?;
+    let (pool, id) = item_names(&pool, &id)?;
     let body = write.body;
     let holder = Holder::parse("holder", &body.holder)?;
     let lease_ms = check_duration("lease_ms", body.lease_ms)?;
@@ -127,7 +126,7 @@ pub async fn renew(
             write.idempotency.as_ref(),
             &id,
             &holder,
-            body.token,
+            check_safe("token", body.token)?,
             lease_ms,
         )
         .await?;
@@ -153,7 +152,7 @@ pub async fn release(
     PathParams((pool, id)): PathParams<(String, String)>,
     write: Write<ReleaseBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = names(&pool, &id)?;
+    let (pool, id) = item_names(&pool, &id)?;
     let body = write.body;
     let holder = Holder::parse("holder", &body.holder)?;
     let delay_ms = check_duration("delay_ms", body.delay_ms)?;
@@ -165,7 +164,7 @@ pub async fn release(
             write.idempotency.as_ref(),
             &id,
             &holder,
-            body.token,
+            check_safe("token", body.token)?,
             delay_ms,
             body.priority,
         )
@@ -187,14 +186,20 @@ pub async fn complete(
     PathParams((pool, id)): PathParams<(String, String)>,
     write: Write<CompleteBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = names(&pool, &id)?;
+    let (pool, id) = item_names(&pool, &id)?;
     let body = write.body;
     let holder = Holder::parse("holder", &body.holder)?;
     let data = body.data.as_ref().map(data_text).transpose()?;
     let answer = app
         .store()
         .pool(&tenant, &pool)
-        .complete(write.idempotency.as_ref(), &id, &holder, body.token, data)
+        .complete(
+            write.idempotency.as_ref(),
+            &id,
+            &holder,
+            check_safe("token", body.token)?,
+            data,
+        )
         .await?;
     item_reply(&pool, answer.value, answer.replayed)
 }
@@ -219,7 +224,7 @@ pub async fn assign(
     PathParams((pool, id)): PathParams<(String, String)>,
     write: Write<AssignBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = names(&pool, &id)?;
+    let (pool, id) = item_names(&pool, &id)?;
     let body = write.body;
     let holder = body
         .holder
@@ -235,7 +240,9 @@ pub async fn assign(
             &id,
             holder.as_ref(),
             lease_ms,
-            body.expected_version,
+            body.expected_version
+                .map(|v| check_safe("expected_version", v))
+                .transpose()?,
             &write.preconditions.if_match,
         )
         .await?;
@@ -259,7 +266,7 @@ pub async fn requeue(
     PathParams((pool, id)): PathParams<(String, String)>,
     write: Write<RequeueBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = names(&pool, &id)?;
+    let (pool, id) = item_names(&pool, &id)?;
     check_priority("priority", write.body.priority)?;
     let answer = app
         .store()
@@ -273,8 +280,11 @@ pub async fn requeue(
 #[serde(deny_unknown_fields)]
 pub struct LeasesQuery {
     holder: Option<String>,
+    limit: Option<u64>,
+    cursor: Option<String>,
 }
 
+/// A page of the leases a holder has now, in id order; `next_cursor` is null on the last.
 pub async fn list_leases(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -286,10 +296,21 @@ pub async fn list_leases(
         .holder
         .ok_or_else(|| ApiError::invalid("holder", "is required"))?;
     let holder = Holder::parse("holder", &holder)?;
-    let records = app
+    let limit = page_limit(query.limit)?;
+    let after = query
+        .cursor
+        .as_deref()
+        .map(|c| ItemId::parse("cursor", c))
+        .transpose()?;
+    let (records, next) = app
         .store()
         .pool(&tenant, &pool)
-        .list_leases(&holder)
+        .list_leases(&holder, after.as_ref(), limit)
         .await?;
-    Ok(reply(StatusCode::OK, &Leases::new(records)?, false))
+    let leases = Leases::new(records)?;
+    Ok(reply(
+        StatusCode::OK,
+        &serde_json::json!({"leases": leases.leases, "next_cursor": next}),
+        false,
+    ))
 }

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::names::{ItemId, PoolName};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -92,6 +93,11 @@ fn with_etag(mut response: Response, version: u64) -> Response {
     response
 }
 
+/// A pool name and an item id from the path.
+fn item_names(pool: &str, id: &str) -> Result<(PoolName, ItemId), ApiError> {
+    Ok((PoolName::parse("pool", pool)?, ItemId::parse("id", id)?))
+}
+
 /// Rejects a negative or too large `lease_ms` and the like.
 fn check_range(field: &str, value: Option<i64>, min: i64, max: i64) -> Result<(), ApiError> {
     match value {
@@ -101,6 +107,35 @@ fn check_range(field: &str, value: Option<i64>, min: i64, max: i64) -> Result<()
         )),
         _ => Ok(()),
     }
+}
+
+/// The largest token, version or offset Leasehold can issue (scripts count in doubles):
+/// anything larger cannot match and is refused as invalid.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+fn check_safe(field: &str, value: u64) -> Result<u64, ApiError> {
+    if value > MAX_SAFE_INTEGER {
+        return Err(ApiError::invalid(
+            field,
+            format!("must be at most {MAX_SAFE_INTEGER}"),
+        ));
+    }
+    Ok(value)
+}
+
+/// The default and the largest page of a listing.
+const DEFAULT_PAGE: u64 = 100;
+const MAX_PAGE: u64 = 1000;
+
+fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_PAGE}"),
+        ));
+    }
+    Ok(limit)
 }
 
 /// Priorities run from -1,000,000 to 1,000,000, higher first.

@@ -74,7 +74,6 @@ pub struct AddedItems {
     pub created: Vec<String>,
     #[serde(deserialize_with = "lua_list")]
     pub existing: Vec<String>,
-    pool_created: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -177,9 +176,7 @@ impl PoolRef<'_> {
             .script(&self.scripts().add_items, idempotency, &args)
             .await?
             .done()?;
-        if answer.value.pool_created {
-            self.register().await?;
-        }
+        self.register().await;
         Ok(answer)
     }
 
@@ -238,16 +235,23 @@ impl PoolRef<'_> {
         patch: &Value,
         preconditions: &Preconditions,
     ) -> Result<Answer<PutItem>, ApiError> {
+        if let Some(idempotency) = idempotency {
+            if let Some(answer) = self.stored_answer(idempotency).await? {
+                return Ok(answer);
+            }
+        }
         for _ in 0..PATCH_ATTEMPTS {
             let (base, data) = match self.get_item(id).await {
                 Ok(item) => {
                     let mut data: Value = serde_json::from_str(&item.data)
                         .map_err(|e| ApiError::Internal(format!("stored data is not JSON: {e}")))?;
                     merge_patch(&mut data, patch);
-                    (item.version, data_text(&data)?)
+                    ((item.version, item.created), data_text(&data)?)
                 }
                 // The script still runs: it answers a replay, a failed If-Match, or 404.
-                Err(ApiError::Refused(r)) if r.code == RefusalCode::NotFound => (0, String::new()),
+                Err(ApiError::Refused(r)) if r.code == RefusalCode::NotFound => {
+                    ((0, 0), String::new())
+                }
                 Err(e) => return Err(e),
             };
             let outcome = self
@@ -269,7 +273,7 @@ impl PoolRef<'_> {
         data: String,
         priority: Option<i64>,
         preconditions: &Preconditions,
-        base: Option<u64>,
+        base: Option<(u64, u64)>,
     ) -> Result<Outcome<PutItem>, ApiError> {
         let [if_match, if_none_match, expected, token] = preconditions.args();
         let args = [
@@ -280,14 +284,15 @@ impl PoolRef<'_> {
             if_none_match,
             expected,
             token,
-            base.map(|b| b.to_string()).unwrap_or_default(),
+            base.map(|b| b.0.to_string()).unwrap_or_default(),
+            base.map(|b| b.1.to_string()).unwrap_or_default(),
         ];
         let outcome: Outcome<PutItem> = self
             .script(&self.scripts().put_item, idempotency, &args)
             .await?;
         if let Outcome::Done(answer) = &outcome {
             if answer.value.pool_created {
-                self.register().await?;
+                self.register().await;
             }
         }
         Ok(outcome)

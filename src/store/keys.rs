@@ -37,6 +37,16 @@ pub fn pool_keys(tenant: &Tenant, pool: &PoolName, idempotency_key: Option<&str>
     keys
 }
 
+/// Where a pool request's idempotent answer is kept (the last of `pool_keys`).
+pub fn pool_idempotency(tenant: &Tenant, pool: &PoolName, key: &str) -> String {
+    idempotency(&format!("lh:{{{tenant}/{pool}}}"), Some(key))
+}
+
+/// A pool's settings hash: it exists exactly as long as the pool does.
+pub fn pool_settings(tenant: &Tenant, pool: &PoolName) -> String {
+    format!("lh:{{{tenant}/{pool}}}:pool")
+}
+
 /// The set of a tenant's pool names.
 pub fn tenant_pools(tenant: &Tenant) -> String {
     format!("lh:{{{tenant}}}:pools")
@@ -81,6 +91,8 @@ mod tests {
             assert!(key.starts_with("lh:{acme/cases}:"), "{key}");
         }
         assert_ne!(keys[9], pool_keys(&tenant, &pool, Some("retry-2"))[9]);
+        assert_eq!(keys[9], pool_idempotency(&tenant, &pool, "retry-1"));
+        assert_eq!(keys[0], pool_settings(&tenant, &pool));
     }
 
     #[test]

@@ -15,6 +15,13 @@ struct Leases {
     leases: Vec<ItemRecord>,
 }
 
+#[derive(Deserialize)]
+struct LeasePage {
+    #[serde(deserialize_with = "lua_list")]
+    leases: Vec<ItemRecord>,
+    next: Option<String>,
+}
+
 fn opt<T: ToString>(value: Option<T>) -> String {
     value.map(|v| v.to_string()).unwrap_or_default()
 }
@@ -146,13 +153,19 @@ impl PoolRef<'_> {
             .done()
     }
 
-    /// The leases `holder` has now in this pool.
-    pub async fn list_leases(&self, holder: &Holder) -> Result<Vec<ItemRecord>, ApiError> {
-        let args = [holder.to_string()];
-        let answer: Answer<Leases> = self
+    /// A page of the leases `holder` has now, after the id `after`; the last id of the
+    /// page when there may be more.
+    pub async fn list_leases(
+        &self,
+        holder: &Holder,
+        after: Option<&ItemId>,
+        limit: u64,
+    ) -> Result<(Vec<ItemRecord>, Option<String>), ApiError> {
+        let args = [holder.to_string(), opt(after), limit.to_string()];
+        let answer: Answer<LeasePage> = self
             .script(&self.scripts().list_leases, None, &args)
             .await?
             .done()?;
-        Ok(answer.value.leases)
+        Ok((answer.value.leases, answer.value.next))
     }
 }

@@ -243,6 +243,12 @@ impl Store {
         decode(&json, replayed)
     }
 
+    /// Redis's clock, in milliseconds since the epoch: the one clock every replica agrees on.
+    pub async fn redis_time_ms(&self) -> Result<i64, ApiError> {
+        let (secs, micros): (i64, i64) = self.query(redis::cmd("TIME")).await?;
+        Ok(secs * 1000 + micros / 1000)
+    }
+
     /// Runs a plain command (reads that need no script) under the request timeout.
     async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, ApiError> {
         self.bounded(async {
@@ -293,6 +299,26 @@ impl PoolRef<'_> {
 
     fn scripts(&self) -> &Scripts {
         &self.store.inner.scripts
+    }
+
+    /// The answer stored for a request's Idempotency-Key, as the scripts' prelude
+    /// (`lua/lib/idempotency.lua`) would replay it: for work done before the script runs,
+    /// which a retry must not do again (PATCH merges, and may no longer fit, on a retry).
+    async fn stored_answer<T: DeserializeOwned>(
+        &self,
+        idempotency: &Idempotency,
+    ) -> Result<Option<Answer<T>>, ApiError> {
+        let key = keys::pool_idempotency(self.tenant, self.pool, &idempotency.key);
+        let stored: Option<String> = self.store.query(redis::cmd("GET").arg(key).clone()).await?;
+        let Some(stored) = stored else {
+            return Ok(None);
+        };
+        match stored.split_once('\n') {
+            Some((fingerprint, json)) if fingerprint == idempotency.fingerprint => {
+                decode(json, true)?.done().map(Some)
+            }
+            _ => Err(ApiError::refused(RefusalCode::IdempotencyKeyReused)),
+        }
     }
 }
 

@@ -84,9 +84,7 @@ impl PoolRef<'_> {
             .script(&self.scripts().put_pool, idempotency, &args)
             .await?
             .done()?;
-        if answer.value.pool_created {
-            self.register().await?;
-        }
+        self.register().await;
         Ok(Answer {
             value: (answer.value.pool, answer.value.pool_created),
             replayed: answer.replayed,
@@ -111,9 +109,9 @@ impl PoolRef<'_> {
             .script(&self.scripts().delete_pool, idempotency, &[])
             .await?
             .done()?;
-        self.store
-            .unregister_pool(self.tenant, self.pool.as_str())
-            .await?;
+        if !answer.replayed {
+            self.unregister().await?;
+        }
         Ok(Answer {
             value: (),
             replayed: answer.replayed,
@@ -121,16 +119,35 @@ impl PoolRef<'_> {
     }
 
     /// The pool index lives in the tenant's slot, not the pool's, so it is written
-    /// outside the pool's scripts; it is only an index, healed by `list_pools`.
-    pub(super) async fn register(&self) -> Result<(), ApiError> {
+    /// outside the pool's scripts. It is only an index: a failure to add to it is logged,
+    /// not answered (the write itself succeeded), and later writes add the pool again.
+    pub(super) async fn register(&self) {
+        let add = redis::cmd("SADD")
+            .arg(keys::tenant_pools(self.tenant))
+            .arg(self.pool.as_str())
+            .clone();
+        if let Err(e) = self.store.query::<()>(add).await {
+            tracing::warn!(pool = %self.pool, error = %e, "could not add the pool to its tenant's index");
+        }
+    }
+
+    /// Drops the pool from the index, unless it exists again (created since it was deleted).
+    async fn unregister(&self) -> Result<(), ApiError> {
         self.store
-            .query::<()>(
-                redis::cmd("SADD")
-                    .arg(keys::tenant_pools(self.tenant))
-                    .arg(self.pool.as_str())
+            .unregister_pool(self.tenant, self.pool.as_str())
+            .await?;
+        let exists: bool = self
+            .store
+            .query(
+                redis::cmd("EXISTS")
+                    .arg(keys::pool_settings(self.tenant, self.pool))
                     .clone(),
             )
-            .await
+            .await?;
+        if exists {
+            self.register().await;
+        }
+        Ok(())
     }
 }
 

@@ -229,3 +229,74 @@ async fn an_undated_counter_key_never_expires() {
     next(&app, "cases", json!({"period": "none"})).await;
     assert_eq!(pttl(&app, "cases", None), -1);
 }
+
+/// Two fixed-offset time zones where it is the same date now, by Redis's clock, whose days
+/// end at different instants: (the zone whose day ends later, the one whose day ends first).
+fn zones_sharing_todays_date() -> (String, String) {
+    let now = jiff::Timestamp::from_millisecond(redis_now_ms()).expect("time");
+    let zones: Vec<(String, jiff::civil::Date)> = (-12..=14)
+        .map(|offset: i32| {
+            let name = match offset {
+                0 => "Etc/GMT".to_owned(),
+                o if o > 0 => format!("Etc/GMT-{o}"),
+                o => format!("Etc/GMT+{}", -o),
+            };
+            let tz = jiff::tz::TimeZone::get(&name).expect("zone");
+            (name, now.to_zoned_datetime(tz).date())
+        })
+        .collect();
+    // 27 zones over 26 hours are on at most two dates at once, so one date has two zones
+    // or more: the west-most of them has its day end last, the east-most first.
+    let group = |date: jiff::civil::Date| -> Vec<String> {
+        zones
+            .iter()
+            .filter(|(_, d)| *d == date)
+            .map(|(n, _)| n.clone())
+            .collect()
+    };
+    let mut shared = group(zones[0].1);
+    if shared.len() < 2 {
+        shared = group(zones[zones.len() - 1].1);
+    }
+    let west = shared.first().expect("a zone").clone();
+    let east = shared.last().expect("a zone").clone();
+    (west, east)
+}
+
+#[tokio::test]
+async fn a_day_counter_shared_by_two_time_zones_lives_until_the_later_day_ends() {
+    let app = spawn_app().await;
+    let name = "shared-day";
+    let (later, earlier) = zones_sharing_todays_date();
+    let first = next(&app, name, json!({"tz": later})).await;
+    let second = next(&app, name, json!({"tz": earlier})).await;
+    assert_eq!(
+        period(&first),
+        period(&second),
+        "{later} and {earlier} share the date"
+    );
+    assert_eq!(values(&second), [2]);
+
+    let key = leasehold::store::keys::counter(
+        &app.tenant,
+        &CounterName::parse("name", name).expect("valid"),
+        Some(&period(&first)),
+    );
+    let expires: i64 = redis::cmd("PEXPIRETIME")
+        .arg(&key)
+        .query(&mut redis().connection())
+        .expect("PEXPIRETIME");
+    let later_tz = jiff::tz::TimeZone::get(&later).expect("zone");
+    let day: jiff::civil::Date = period(&first).parse().expect("a date");
+    let later_end = day
+        .tomorrow()
+        .expect("a next day")
+        .to_zoned_datetime(later_tz)
+        .expect("midnight")
+        .timestamp()
+        .as_millisecond();
+    assert!(
+        expires >= later_end + 2 * 86_400_000,
+        "the key expires at {expires}, before {later}'s day ends ({later_end}) plus retention"
+    );
+}

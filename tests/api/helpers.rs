@@ -126,6 +126,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Redis's clock, the one leases expire and days change by, in milliseconds.
+pub fn redis_now_ms() -> i64 {
+    let (secs, micros): (i64, i64) = redis::cmd("TIME")
+        .query(&mut redis().connection())
+        .expect("TIME");
+    secs * 1000 + micros / 1000
+}
+
 /// Polls `condition` until it holds, failing the test after `timeout`.
 pub fn wait_for(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

@@ -864,3 +864,95 @@ async fn plain_get_and_listing_never_show_the_token() {
         );
     }
 }
+
+#[tokio::test]
+async fn listing_leased_items_skips_none_of_the_live_ones_when_many_have_expired() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let items: Vec<Value> = (0..150)
+        .map(|n| json!({"id": format!("i{n:03}")}))
+        .collect();
+    app.post(
+        &format!("/v1/pools/{pool}/items"),
+        json!({ "items": items }),
+    )
+    .await
+    .expect(200);
+    let claim = |lease_ms: u64| json!({"holder": "alice", "count": 100, "lease_ms": lease_ms});
+    let short = app
+        .post(&format!("/v1/pools/{pool}/claim"), claim(200))
+        .await
+        .expect(200);
+    let expires_at = short["leases"][0]["lease_expires_at"]
+        .as_str()
+        .expect("expiry")
+        .to_owned();
+    let long = app
+        .post(&format!("/v1/pools/{pool}/claim"), claim(600_000))
+        .await
+        .expect(200);
+    let mut live: Vec<String> = ids(&long["leases"]);
+    assert_eq!(live.len(), 50);
+    let expiry_ms = expires_at
+        .parse::<jiff::Timestamp>()
+        .expect("RFC 3339")
+        .as_millisecond();
+    wait_for(
+        Duration::from_secs(10),
+        "the short leases to expire",
+        || redis_now_ms() > expiry_ms,
+    );
+
+    let mut listed = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let mut path = format!("/v1/pools/{pool}/items?state=leased&limit=100");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = app.get(&path).await.expect(200);
+        listed.extend(ids(&page["items"]));
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    listed.sort();
+    live.sort();
+    assert_eq!(listed, live);
+}
+
+#[tokio::test]
+async fn a_retried_patch_replays_its_answer_even_when_the_merge_would_no_longer_fit() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    put_data(&app, &pool, "a", json!({})).await;
+    let patch = |key: &str, field: &str, size: usize| {
+        app.request(Method::PATCH, &item_path(&pool, "a"))
+            .header("idempotency-key", key.to_owned())
+            .json(&json!({ field: "x".repeat(size) }))
+    };
+    let first = app.send(patch("grow-1", "first", 40_000)).await;
+    let first_body = first.expect(200);
+    // Another writer replaces the data: merging the first patch again would not fit now.
+    put_data(&app, &pool, "a", json!({"second": "y".repeat(40_000)})).await;
+
+    let retry = app.send(patch("grow-1", "first", 40_000)).await;
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retry.expect(200), first_body);
+}
+
+#[tokio::test]
+async fn a_lease_token_or_cursor_beyond_any_issued_is_invalid() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    put_data(&app, &pool, "a", json!({})).await;
+    put_with(&app, &pool, "a", "lease-token", "9007199254740993")
+        .await
+        .expect_problem(400, "invalid_request");
+    app.get(&format!(
+        "/v1/pools/{pool}/items?cursor=1.99999999999999999"
+    ))
+    .await
+    .expect_problem(400, "invalid_request");
+}

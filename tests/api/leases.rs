@@ -116,26 +116,12 @@ async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
     }
 }
 
-/// Redis's clock, the one leases expire by.
-async fn redis_now_ms(app: &TestApp) -> i64 {
-    let mut conn = redis::Client::open(app.redis_url.as_str())
-        .expect("redis client")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis connection");
-    let (secs, micros): (i64, i64) = redis::cmd("TIME")
-        .query_async(&mut conn)
-        .await
-        .expect("TIME");
-    secs * 1000 + micros / 1000
-}
-
 /// Waits until Redis's clock is past the lease's expiry, without touching the item, so
 /// nothing has reclaimed the lease when the test goes on.
-async fn wait_until_expired(app: &TestApp, lease: &Value) {
+async fn wait_until_expired(lease: &Value) {
     let expires = expiry_ms(lease);
     eventually("Redis's clock to pass the lease's expiry", async || {
-        redis_now_ms(app).await > expires
+        redis_now_ms() > expires
     })
     .await;
 }
@@ -515,7 +501,7 @@ async fn expired_lease_cannot_be_renewed() {
     let pool = pool_name();
     app.add_items(&pool, &["a"]).await;
     let lease = claim_item_for(&app, &pool, "a", "alice", SHORT_LEASE_MS).await;
-    wait_until_expired(&app, &lease).await;
+    wait_until_expired(&lease).await;
     let problem = app
         .post(
             &item_path(&pool, "a", "renew"),
@@ -532,7 +518,7 @@ async fn expired_lease_cannot_be_released() {
     let pool = pool_name();
     app.add_items(&pool, &["a"]).await;
     let lease = claim_item_for(&app, &pool, "a", "alice", SHORT_LEASE_MS).await;
-    wait_until_expired(&app, &lease).await;
+    wait_until_expired(&lease).await;
     let problem = app
         .post(
             &item_path(&pool, "a", "release"),
@@ -549,7 +535,7 @@ async fn expired_lease_cannot_be_completed() {
     let pool = pool_name();
     app.add_items(&pool, &["a"]).await;
     let lease = claim_item_for(&app, &pool, "a", "alice", SHORT_LEASE_MS).await;
-    wait_until_expired(&app, &lease).await;
+    wait_until_expired(&lease).await;
     let problem = app
         .post(
             &item_path(&pool, "a", "complete"),
@@ -590,7 +576,7 @@ async fn grant_after_expiry_has_higher_token() {
     let pool = pool_name();
     app.add_items(&pool, &["a"]).await;
     let lease = claim_item_for(&app, &pool, "a", "alice", SHORT_LEASE_MS).await;
-    wait_until_expired(&app, &lease).await;
+    wait_until_expired(&lease).await;
     let next = app.claim(&pool, "bob").await.expect("the expired item");
     assert_eq!(next["id"], "a");
     assert!(token(&next) > token(&lease), "{next:#?} vs {lease:#?}");
@@ -728,7 +714,7 @@ async fn expired_leases_do_not_count_against_holder_limit() {
     put_pool(&app, &pool, json!({ "max_leases_per_holder": 1 })).await;
     app.add_items(&pool, &["a", "b"]).await;
     let short = claim_item_for(&app, &pool, "a", "alice", SHORT_LEASE_MS).await;
-    wait_until_expired(&app, &short).await;
+    wait_until_expired(&short).await;
     let lease = claim_item(&app, &pool, "b", "alice").await;
     assert_eq!(lease["holder"], "alice");
 }
@@ -904,7 +890,7 @@ async fn expired_lease_drops_out_of_holders_leases() {
     app.add_items(&pool, &["a", "b"]).await;
     let short = claim_item_for(&app, &pool, "a", "alice", SHORT_LEASE_MS).await;
     claim_item(&app, &pool, "b", "alice").await;
-    wait_until_expired(&app, &short).await;
+    wait_until_expired(&short).await;
     assert_eq!(ids(&leases_of(&app, &pool, "alice").await), ["b"]);
 }
 
@@ -933,7 +919,7 @@ async fn pool_stats_count_claims_conflicts_and_expired_leases() {
         .await
         .expect_problem(409, "already_leased");
     let short = claim_item_for(&app, &pool, "b", "bob", SHORT_LEASE_MS).await;
-    wait_until_expired(&app, &short).await;
+    wait_until_expired(&short).await;
     let view = app.get(&format!("/v1/pools/{pool}")).await.expect(200);
     assert_eq!(
         view["stats"],
@@ -976,5 +962,57 @@ async fn a_pool_deleted_and_created_again_never_hands_out_a_lower_token() {
         lease["token"].as_u64().expect("token") > highest,
         "token {} after the pool was created again, {highest} before",
         lease["token"]
+    );
+}
+
+#[tokio::test]
+async fn a_holders_leases_come_in_pages_that_cover_each_lease_once() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a", "b", "c", "d", "e"]).await;
+    claim_many(&app, &pool, "alice", 5).await;
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..5 {
+        let mut path = format!("/v1/pools/{pool}/leases?holder=alice&limit=2");
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = app.get(&path).await.expect(200);
+        let leases = page["leases"].as_array().expect("leases").clone();
+        assert!(leases.len() <= 2, "{page:#?}");
+        seen.extend(ids(&leases));
+        cursor = page["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+}
+
+#[tokio::test]
+async fn a_token_larger_than_any_issued_is_invalid_not_a_server_error() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    claim_item(&app, &pool, "a", "alice").await;
+    for action in ["renew", "release", "complete"] {
+        app.post(
+            &item_path(&pool, "a", action),
+            json!({"holder": "alice", "token": u64::MAX}),
+        )
+        .await
+        .expect_problem(400, "invalid_request");
+    }
+    let reply = app
+        .put(
+            &format!("/v1/pools/{pool}/items/a/holder"),
+            json!({"holder": "bob", "expected_version": 9_007_199_254_740_993_u64}),
+        )
+        .await;
+    assert_eq!(
+        reply.expect_problem(400, "invalid_request")["field"],
+        "expected_version"
     );
 }

@@ -253,7 +253,7 @@ async fn delete_pool_removes_its_items() {
         .get(&format!("/v1/pools/{pool}/leases?holder=alice"))
         .await
         .expect(200);
-    assert_eq!(leases, json!({ "leases": [] }));
+    assert_eq!(leases["leases"], json!([]));
 }
 
 #[tokio::test]
@@ -324,4 +324,30 @@ async fn put_pool_with_unknown_field_is_invalid() {
     app.get(&pool_path(&pool))
         .await
         .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn a_replayed_delete_does_not_hide_the_pool_created_again_since() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let delete = || {
+        app.request(reqwest::Method::DELETE, &pool_path(&pool))
+            .header("idempotency-key", "delete-once")
+    };
+    app.add_items(&pool, &["a"]).await;
+    app.send(delete()).await.expect(204);
+    app.add_items(&pool, &["b"]).await;
+
+    let replay = app.send(delete()).await;
+    assert_eq!(replay.header("idempotent-replayed"), Some("true"));
+    replay.expect(204);
+    app.get(&pool_path(&pool)).await.expect(200);
+    let pools = app.get("/v1/pools").await.expect(200);
+    let names: Vec<&str> = pools["pools"]
+        .as_array()
+        .expect("pools")
+        .iter()
+        .map(|p| p["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, [pool.as_str()]);
 }

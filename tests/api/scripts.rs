@@ -69,11 +69,6 @@ fn dump_all(keys: &[String]) -> Vec<Option<Vec<u8>>> {
         .collect()
 }
 
-fn redis_now_ms() -> u64 {
-    let (secs, micros): (u64, u64) = redis::cmd("TIME").query(&mut conn()).expect("TIME");
-    secs * 1000 + micros / 1000
-}
-
 #[test]
 fn claim_next_takes_highest_priority_first_then_arrival_order() {
     let scripts = Scripts::new();
@@ -130,7 +125,7 @@ fn claim_next_reclaims_a_bounded_number_of_expired_leases_per_call() {
     wait_for(
         std::time::Duration::from_secs(5),
         "Redis's clock to pass every lease's expiry",
-        || redis_now_ms() > last_expiry,
+        || redis_now_ms() > last_expiry as i64,
     );
     let expired = |conn: &mut redis::Connection| -> u64 {
         redis::cmd("ZCOUNT")
@@ -269,4 +264,90 @@ async fn requests_still_work_after_the_script_cache_is_flushed() {
         .query(&mut conn)
         .expect("SCRIPT EXISTS");
     assert_eq!(loaded, [true], "the store loaded claim_next again");
+}
+
+#[test]
+fn arrival_order_holds_across_four_billion_arrivals() {
+    let scripts = Scripts::new();
+    let (_, _, keys) = fresh_pool();
+    // Start the pool's arrival counter just below 2^32, where a 32-bit sequence would wrap.
+    redis::cmd("HSET")
+        .arg(&keys[0])
+        .arg("seq")
+        .arg(4_294_967_294_u64)
+        .exec(&mut conn())
+        .expect("HSET");
+    ok(
+        &scripts.add_items,
+        &keys,
+        &["first", "0", "{}", "second", "0", "{}", "third", "0", "{}"],
+    );
+    let order: Vec<String> = (0..3)
+        .flat_map(|_| lease_ids(&ok(&scripts.claim_next, &keys, &["w", "1", ""])))
+        .collect();
+    assert_eq!(order, ["first", "second", "third"]);
+}
+
+#[test]
+fn a_patch_based_on_an_item_deleted_and_created_again_is_asked_to_merge_again() {
+    let scripts = Scripts::new();
+    let (_, _, keys) = fresh_pool();
+    let created_of = |reply: &Value| reply["item"]["created"].as_u64().expect("created");
+    let first = ok(
+        &scripts.put_item,
+        &keys,
+        &["a", "{}", "", "", "", "", "", ""],
+    );
+    ok(&scripts.delete_item, &keys, &["a", "", "", "", ""]);
+    wait_for(
+        std::time::Duration::from_secs(5),
+        "the clock to move on",
+        || redis_now_ms() > created_of(&first) as i64,
+    );
+    let again = ok(
+        &scripts.put_item,
+        &keys,
+        &["a", "{}", "", "", "", "", "", ""],
+    );
+    assert_eq!(
+        again["item"]["version"], first["item"]["version"],
+        "versions start again at 1"
+    );
+
+    let stale_base = created_of(&first).to_string();
+    let reply = run(
+        &scripts.put_item,
+        &keys,
+        &[
+            "a",
+            r#"{"merged":true}"#,
+            "",
+            "",
+            "",
+            "",
+            "",
+            "1",
+            &stale_base,
+        ],
+    )
+    .expect("a retry is a reply");
+    assert_eq!(reply["retry"], 0, "{reply:#?}");
+    let current_base = created_of(&again).to_string();
+    let reply = run(
+        &scripts.put_item,
+        &keys,
+        &[
+            "a",
+            r#"{"merged":true}"#,
+            "",
+            "",
+            "",
+            "",
+            "",
+            "1",
+            &current_base,
+        ],
+    )
+    .expect("the write runs");
+    assert_eq!(reply["ok"]["item"]["version"], 2, "{reply:#?}");
 }
