@@ -27,6 +27,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print a new API key for a tenant (first line) and its key-file entry (second line).
     Keygen(KeygenArgs),
+    /// Point many parallel clients at a deployment and check that nothing overlapped:
+    /// no item held twice, no counter value issued twice, no acknowledged write lost.
+    Contend(ContendArgs),
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -77,4 +80,44 @@ pub struct KeygenArgs {
     /// The tenant the key belongs to (a firm, a team): ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$
     #[arg(long, env = "LEASEHOLD_TENANT")]
     pub tenant: String,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ContendArgs {
+    /// The deployment's base URL; repeat it (or separate with commas) to spread the
+    /// clients over several replicas.
+    #[arg(
+        long = "url",
+        env = "LEASEHOLD_URL",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub urls: Vec<String>,
+    /// The API key to call with (a tenant's key; `leasehold dev` needs none).
+    #[arg(long, env = "LEASEHOLD_KEY")]
+    pub key: Option<String>,
+    /// How many clients run in parallel, each with one request in flight.
+    #[arg(long, env = "LEASEHOLD_CLIENTS", default_value_t = 64)]
+    pub clients: usize,
+    /// How many items the run's pool starts with.
+    #[arg(long, env = "LEASEHOLD_ITEMS", default_value_t = 1000)]
+    pub items: usize,
+    /// How long the clients run, in seconds.
+    #[arg(long, env = "LEASEHOLD_DURATION", default_value_t = 10)]
+    pub duration: u64,
+    /// How many items one claim asks for.
+    #[arg(long, env = "LEASEHOLD_BATCH", default_value_t = 4)]
+    pub batch: u32,
+    /// The lease time of the run's pool, in milliseconds.
+    #[arg(long, env = "LEASEHOLD_LEASE_MS", default_value_t = 5000)]
+    pub lease_ms: u64,
+    /// The seed of the clients' random choices (printed, so a run can be repeated).
+    #[arg(long, env = "LEASEHOLD_SEED")]
+    pub seed: Option<u64>,
+    /// How long one request may take before its outcome counts as unknown, in ms.
+    #[arg(long, env = "LEASEHOLD_REQUEST_TIMEOUT_MS", default_value_t = 5000)]
+    pub request_timeout_ms: u64,
+    /// Print the report as JSON (and no progress bar).
+    #[arg(long, env = "LEASEHOLD_JSON")]
+    pub json: bool,
 }

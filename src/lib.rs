@@ -32,8 +32,10 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod check;
 pub mod cli;
 pub mod config;
+pub mod contend;
 pub mod dev;
 pub mod error;
 pub mod model;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use leasehold::app;
 use leasehold::auth::{self, Auth};
-use leasehold::cli::{Cli, Command, DevArgs, KeygenArgs, ServeArgs};
+use leasehold::cli::{Cli, Command, ContendArgs, DevArgs, KeygenArgs, ServeArgs};
 use leasehold::config::Settings;
 use leasehold::dev::EmbeddedRedis;
 use leasehold::names::Tenant;
@@ -19,6 +19,7 @@ async fn main() -> ExitCode {
         Some(Command::Dev(args)) => dev(args).await,
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Keygen(args)) => keygen(&args),
+        Some(Command::Contend(args)) => contend(args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,4 +95,36 @@ fn keygen(args: &KeygenArgs) -> Result<(), String> {
     println!("{key}");
     println!("{entry}");
     Ok(())
+}
+
+/// Exits 0 only when the checkers found no anomaly.
+async fn contend(args: ContendArgs) -> Result<(), String> {
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let options = leasehold::contend::Options {
+        urls: args.urls,
+        key: args.key,
+        clients: args.clients,
+        items: args.items,
+        duration: std::time::Duration::from_secs(args.duration),
+        batch: args.batch.clamp(1, 100),
+        lease_ms: args.lease_ms,
+        seed,
+        request_timeout: std::time::Duration::from_millis(args.request_timeout_ms),
+        progress: !args.json,
+    };
+    let report = leasehold::contend::run(options).await?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+        println!("{json}");
+    } else {
+        print!("{}", report.table());
+    }
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} anomalies found (seed {seed})",
+            report.check.anomalies.len()
+        ))
+    }
 }

@@ -1,0 +1,245 @@
+//! `leasehold contend`: many parallel clients against any deployment, through the real
+//! HTTP API, each recording what it saw; then the history checkers over all of it.
+//!
+//! It creates its own pools and counter (names unique to the run), loads the items, lets
+//! the clients run for the duration, reads the final state, and reports throughput,
+//! latency, conflicts by code, and every anomaly the checkers found: an item granted to two
+//! holders at once, a fencing token reused or going back, a stale lease accepted, an
+//! acknowledged write lost, a counter value issued twice. There must be none.
+
+mod http;
+mod report;
+mod workload;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::check::{self, FencedResource, Finals, History, Op, Outcome};
+use http::{Http, Reply, Request};
+pub use report::RunReport;
+use workload::{Client, ClientStats, Workload};
+
+/// How many version-checked registers the clients increment (few, so they contend).
+const REGISTERS: usize = 8;
+/// How many items are hot (claimed and assigned by name by many clients).
+const HOT_ITEMS: usize = 8;
+/// Items are loaded in bulk requests of this many.
+const LOAD_BATCH: usize = 1000;
+/// How many times a final read is tried (over the replicas) before the run gives up.
+const READ_ATTEMPTS: usize = 20;
+
+/// What a run does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Base URLs of the deployment (clients are spread over them), e.g. `http://host:8080`.
+    pub urls: Vec<String>,
+    pub key: Option<String>,
+    pub clients: usize,
+    pub items: usize,
+    pub duration: Duration,
+    pub batch: u32,
+    pub lease_ms: u64,
+    pub seed: u64,
+    pub request_timeout: Duration,
+    pub progress: bool,
+}
+
+/// Runs the clients and the checkers; an error only when the run could not be set up.
+pub async fn run(options: Options) -> Result<RunReport, String> {
+    let urls: Vec<String> = options
+        .urls
+        .iter()
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .collect();
+    if urls.is_empty() {
+        return Err("give at least one --url".to_owned());
+    }
+    let http = Http::new(urls.clone(), options.key.clone(), options.request_timeout)?;
+    let run_id = format!("{:08x}", options.seed as u32 ^ rand::random::<u32>());
+    let pool = format!("contend-{run_id}");
+    let registers_pool = format!("contend-{run_id}-registers");
+    let counter = format!("contend-{run_id}");
+    setup(&http, &pool, &registers_pool, &options).await?;
+
+    let started = Instant::now();
+    let work = Arc::new(Workload {
+        http: http.clone(),
+        pool: pool.clone(),
+        registers_pool: registers_pool.clone(),
+        registers: (0..REGISTERS).map(|n| format!("r{n}")).collect(),
+        hot: (0..HOT_ITEMS.min(options.items)).map(item_id).collect(),
+        counter: counter.clone(),
+        batch: options.batch,
+        lease_ms: options.lease_ms,
+        deadline: started + options.duration,
+        history: History::new(),
+        fenced: FencedResource::new(),
+        operations: AtomicU64::new(0),
+    });
+    let progress = report::progress(options.progress, options.duration);
+    let ticker = tokio::spawn({
+        let progress = progress.clone();
+        let work = work.clone();
+        async move {
+            while !workload::remaining(work.deadline).is_zero() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                progress.set_position(work.history.now_us() / 1_000_000);
+                let operations = work.operations.load(Ordering::Relaxed);
+                progress.set_message(format!("{operations} operations"));
+            }
+        }
+    });
+    let clients: Vec<_> = (0..options.clients.max(1))
+        .map(|id| tokio::spawn(Client::new(id, options.seed, work.clone()).run()))
+        .collect();
+    let mut stats = ClientStats::default();
+    for client in clients {
+        stats.merge(client.await.map_err(|e| format!("a client failed: {e}"))?);
+    }
+    let elapsed = started.elapsed();
+    ticker.abort();
+    progress.finish_and_clear();
+
+    let events = work.history.events();
+    let finals = read_finals(&http, &registers_pool, &counter, &work).await?;
+    let mut check = check::check_all(&events, &finals);
+    check.anomalies.extend(work.fenced.anomalies());
+    cleanup(&http, &[&pool, &registers_pool]).await;
+    Ok(RunReport::new(&options, &run_id, elapsed, stats, check))
+}
+
+fn item_id(n: usize) -> String {
+    format!("i{n:07}")
+}
+
+async fn setup(
+    http: &Http,
+    pool: &str,
+    registers_pool: &str,
+    options: &Options,
+) -> Result<(), String> {
+    let put_pool = Request {
+        method: Method::PUT,
+        path: format!("/v1/pools/{pool}"),
+        body: Some(json!({"lease_ms": options.lease_ms})),
+        headers: Vec::new(),
+    };
+    expect_ok(http.write(0, put_pool).await, "create the pool")?;
+    for start in (0..options.items).step_by(LOAD_BATCH) {
+        let end = (start + LOAD_BATCH).min(options.items);
+        let items: Vec<Value> = (start..end)
+            .map(|n| json!({"id": item_id(n), "priority": if n < HOT_ITEMS { 10 } else { 0 }}))
+            .collect();
+        let load = Request {
+            method: Method::POST,
+            path: format!("/v1/pools/{pool}/items"),
+            body: Some(json!({ "items": items })),
+            headers: Vec::new(),
+        };
+        expect_ok(http.write(0, load).await, "load the items")?;
+    }
+    let registers: Vec<Value> = (0..REGISTERS)
+        .map(|n| json!({"id": format!("r{n}"), "data": {"n": 0}}))
+        .collect();
+    let load = Request {
+        method: Method::POST,
+        path: format!("/v1/pools/{registers_pool}/items"),
+        body: Some(json!({ "items": registers })),
+        headers: Vec::new(),
+    };
+    expect_ok(http.write(0, load).await, "create the registers")?;
+    Ok(())
+}
+
+fn expect_ok(reply: Reply, what: &str) -> Result<Value, String> {
+    match reply {
+        Reply::Ok { body, .. } => Ok(body),
+        Reply::Refused { status, code } if status.as_u16() == 401 => Err(format!(
+            "cannot {what}: 401 {code} (pass the deployment's API key with --key)"
+        )),
+        Reply::Refused { status, code } => Err(format!("cannot {what}: {status} {code}")),
+        Reply::Unknown { cause } => Err(format!("cannot {what}: {cause}")),
+    }
+}
+
+/// The registers' and counter's final state, for the checkers.
+async fn read_finals(
+    http: &Http,
+    registers_pool: &str,
+    counter: &str,
+    work: &Workload,
+) -> Result<Finals, String> {
+    let mut finals = Finals::default();
+    for key in &work.registers {
+        let read = Request {
+            method: Method::GET,
+            path: format!("/v1/pools/{registers_pool}/items/{key}"),
+            body: None,
+            headers: Vec::new(),
+        };
+        match read_anywhere(http, &read).await {
+            Reply::Ok {
+                etag: Some(version),
+                body,
+                ..
+            } => {
+                let value = body["data"]["n"].as_u64().unwrap_or(0);
+                finals.registers.insert(key.clone(), (version, value));
+            }
+            other => return Err(format!("cannot read register {key} at the end: {other:?}")),
+        }
+    }
+    let mut periods: HashMap<Option<String>, ()> = HashMap::new();
+    for event in work.history.events() {
+        if let (Outcome::Ok, Op::Counter { period, .. }) = (event.outcome, &event.op) {
+            periods.insert(period.clone(), ());
+        }
+    }
+    for period in periods.into_keys() {
+        let query = period.as_deref().unwrap_or("none");
+        let read = Request {
+            method: Method::GET,
+            path: format!("/v1/counters/{counter}?period={query}"),
+            body: None,
+            headers: Vec::new(),
+        };
+        let body = expect_ok(
+            read_anywhere(http, &read).await,
+            "read the counter at the end",
+        )?;
+        let value = body["value"].as_u64().unwrap_or(0);
+        finals.counters.insert((counter.to_owned(), period), value);
+    }
+    Ok(finals)
+}
+
+/// A read at the end of a run, from whichever replica answers (some may just have died).
+async fn read_anywhere(http: &Http, request: &Request<'_>) -> Reply {
+    let mut reply = http.once(0, request).await;
+    for base in 1..READ_ATTEMPTS {
+        let Reply::Unknown { .. } = reply else {
+            break;
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        reply = http.once(base, request).await;
+    }
+    reply
+}
+
+/// Deletes the run's pools; a failure here is not the run's.
+async fn cleanup(http: &Http, pools: &[&str]) {
+    for pool in pools {
+        let delete = Request {
+            method: Method::DELETE,
+            path: format!("/v1/pools/{pool}"),
+            body: None,
+            headers: Vec::new(),
+        };
+        let _ = http.write(0, delete).await;
+    }
+}

@@ -1,0 +1,192 @@
+//! The run's report: per operation counts and latency percentiles, conflicts by code, the
+//! checkers' verdict; as a table for people and as JSON for machines.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use super::Options;
+use super::workload::{ClientStats, OpStats};
+use crate::check;
+
+#[derive(Debug, Serialize)]
+pub struct OpLine {
+    pub operation: &'static str,
+    pub count: u64,
+    pub ok: u64,
+    pub refused: u64,
+    pub unknown: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+}
+
+/// Everything a run found.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    pub run: String,
+    pub seed: u64,
+    pub urls: Vec<String>,
+    pub clients: usize,
+    pub items: usize,
+    pub seconds: f64,
+    pub requests: u64,
+    pub throughput: f64,
+    pub operations: Vec<OpLine>,
+    pub conflicts: BTreeMap<String, u64>,
+    pub check: check::Report,
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)] as f64 / 1000.0
+}
+
+impl OpLine {
+    fn new(operation: &'static str, mut stats: OpStats) -> Self {
+        stats.latencies_us.sort_unstable();
+        OpLine {
+            operation,
+            count: stats.ok + stats.refused + stats.unknown,
+            ok: stats.ok,
+            refused: stats.refused,
+            unknown: stats.unknown,
+            p50_ms: percentile(&stats.latencies_us, 50.0),
+            p95_ms: percentile(&stats.latencies_us, 95.0),
+            p99_ms: percentile(&stats.latencies_us, 99.0),
+        }
+    }
+}
+
+impl RunReport {
+    pub fn new(
+        options: &Options,
+        run: &str,
+        elapsed: Duration,
+        stats: ClientStats,
+        check: check::Report,
+    ) -> Self {
+        let operations: Vec<OpLine> = stats
+            .ops
+            .into_iter()
+            .map(|(kind, stats)| OpLine::new(kind, stats))
+            .collect();
+        let requests: u64 = operations.iter().map(|o| o.count).sum();
+        let seconds = elapsed.as_secs_f64();
+        RunReport {
+            run: run.to_owned(),
+            seed: options.seed,
+            urls: options.urls.clone(),
+            clients: options.clients,
+            items: options.items,
+            seconds,
+            requests,
+            throughput: if seconds > 0.0 {
+                requests as f64 / seconds
+            } else {
+                0.0
+            },
+            operations,
+            conflicts: stats.conflicts,
+            check,
+        }
+    }
+
+    /// True when the checkers found nothing wrong.
+    pub fn passed(&self) -> bool {
+        self.check.anomalies.is_empty()
+    }
+
+    /// The report as people read it.
+    pub fn table(&self) -> String {
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+            "operation",
+            "count",
+            "ok",
+            "refused",
+            "unknown",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+        ]);
+        for op in &self.operations {
+            table.add_row(vec![
+                Cell::new(op.operation),
+                right(op.count.to_string()),
+                right(op.ok.to_string()),
+                right(op.refused.to_string()),
+                right(op.unknown.to_string()),
+                right(format!("{:.2}", op.p50_ms)),
+                right(format!("{:.2}", op.p95_ms)),
+                right(format!("{:.2}", op.p99_ms)),
+            ]);
+        }
+        let conflicts = if self.conflicts.is_empty() {
+            "none".to_owned()
+        } else {
+            self.conflicts
+                .iter()
+                .map(|(code, n)| format!("{code} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out = format!(
+            "Leasehold contend: run {}, seed {}, {} clients over {} URL(s), {} items, {:.1} s\n{table}\n",
+            self.run,
+            self.seed,
+            self.clients,
+            self.urls.len(),
+            self.items,
+            self.seconds
+        );
+        out.push_str(&format!(
+            "{} requests, {:.0} per second. Refused by code: {conflicts}.\n",
+            self.requests, self.throughput
+        ));
+        let c = &self.check;
+        out.push_str(&format!(
+            "Checked {} operations ({} ok, {} failed, {} unknown): ",
+            c.operations, c.ok, c.fail, c.unknown
+        ));
+        if self.passed() {
+            out.push_str(
+                "no item held by two holders, no token reused or gone back, no acknowledged write lost, no counter value issued twice.\n",
+            );
+        } else {
+            out.push_str(&format!("{} ANOMALIES:\n", c.anomalies.len()));
+            for a in c.anomalies.iter().take(20) {
+                out.push_str(&format!("  [{}] {}: {}\n", a.checker, a.kind, a.detail));
+            }
+            if c.anomalies.len() > 20 {
+                out.push_str(&format!("  … and {} more\n", c.anomalies.len() - 20));
+            }
+        }
+        out
+    }
+}
+
+fn right(text: String) -> Cell {
+    Cell::new(text).set_alignment(CellAlignment::Right)
+}
+
+/// A progress bar over the run's duration, on stderr when it is a terminal.
+pub fn progress(show: bool, duration: Duration) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(
+        Some(duration.as_secs().max(1)),
+        ProgressDrawTarget::stderr(),
+    );
+    if let Ok(style) = ProgressStyle::with_template("{spinner} [{bar:40}] {pos}/{len} s  {msg}") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
