@@ -2,6 +2,8 @@
 //! `Idempotency-Key` while its outcome is unknown, and classified the way the history
 //! checkers need (ok, refused, or unknown: it may have happened).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
@@ -22,6 +24,7 @@ pub enum Reply {
     /// 4xx: refused, with its problem `code`; nothing happened.
     Refused { status: StatusCode, code: String },
     /// A timeout, a dropped connection or a 5xx, after every retry: it may have happened.
+    /// `cause` is the problem code of a 5xx, or `connection` / `timeout`.
     Unknown { cause: String },
 }
 
@@ -33,6 +36,15 @@ pub struct Request<'a> {
     pub headers: Vec<(&'a str, String)>,
 }
 
+fn transport_cause(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout"
+    } else {
+        "connection"
+    }
+    .to_owned()
+}
+
 /// A shared HTTP client with the deployment's base URLs, the caller's key and the
 /// request timeout.
 #[derive(Clone)]
@@ -40,6 +52,7 @@ pub struct Http {
     client: reqwest::Client,
     urls: Vec<String>,
     key: Option<String>,
+    retries: Arc<AtomicU64>,
 }
 
 impl Http {
@@ -49,7 +62,17 @@ impl Http {
             .pool_max_idle_per_host(1024)
             .build()
             .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-        Ok(Http { client, urls, key })
+        Ok(Http {
+            client,
+            urls,
+            key,
+            retries: Arc::default(),
+        })
+    }
+
+    /// How many times a write was sent again after an unknown outcome.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
     }
 
     /// Sends once to the `base`-th URL (reads, and writes that need no retry).
@@ -69,7 +92,7 @@ impl Http {
             Ok(response) => response,
             Err(e) => {
                 return Reply::Unknown {
-                    cause: e.to_string(),
+                    cause: transport_cause(&e),
                 };
             }
         };
@@ -89,7 +112,7 @@ impl Http {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
             Err(e) => {
                 return Reply::Unknown {
-                    cause: e.to_string(),
+                    cause: transport_cause(&e),
                 };
             }
         };
@@ -125,6 +148,7 @@ impl Http {
             let Reply::Unknown { .. } = reply else {
                 break;
             };
+            self.retries.fetch_add(1, Ordering::Relaxed);
             tokio::time::sleep(backoff).await;
             backoff = (backoff * 2).min(MAX_BACKOFF);
             reply = self.once(base + attempt as usize, &request).await;

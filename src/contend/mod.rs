@@ -110,7 +110,14 @@ pub async fn run(options: Options) -> Result<RunReport, String> {
     let mut check = check::check_all(&events, &finals);
     check.anomalies.extend(work.fenced.anomalies());
     cleanup(&http, &[&pool, &registers_pool]).await;
-    Ok(RunReport::new(&options, &run_id, elapsed, stats, check))
+    Ok(RunReport::new(
+        &options,
+        &run_id,
+        elapsed,
+        stats,
+        http.retries(),
+        check,
+    ))
 }
 
 fn item_id(n: usize) -> String {

@@ -37,6 +37,10 @@ pub struct RunReport {
     pub throughput: f64,
     pub operations: Vec<OpLine>,
     pub conflicts: BTreeMap<String, u64>,
+    /// Writes sent again (same Idempotency-Key) after an unknown outcome.
+    pub retries: u64,
+    /// Why operations ended unknown, after their retries.
+    pub unknown_causes: BTreeMap<String, u64>,
     pub check: check::Report,
 }
 
@@ -70,6 +74,7 @@ impl RunReport {
         run: &str,
         elapsed: Duration,
         stats: ClientStats,
+        retries: u64,
         check: check::Report,
     ) -> Self {
         let operations: Vec<OpLine> = stats
@@ -94,6 +99,8 @@ impl RunReport {
             },
             operations,
             conflicts: stats.conflicts,
+            retries,
+            unknown_causes: stats.unknown_causes,
             check,
         }
     }
@@ -128,15 +135,7 @@ impl RunReport {
                 right(format!("{:.2}", op.p99_ms)),
             ]);
         }
-        let conflicts = if self.conflicts.is_empty() {
-            "none".to_owned()
-        } else {
-            self.conflicts
-                .iter()
-                .map(|(code, n)| format!("{code} {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let conflicts = counts(&self.conflicts);
         let mut out = format!(
             "Leasehold contend: run {}, seed {}, {} clients over {} URL(s), {} items, {:.1} s\n{table}\n",
             self.run,
@@ -150,6 +149,13 @@ impl RunReport {
             "{} requests, {:.0} per second. Refused by code: {conflicts}.\n",
             self.requests, self.throughput
         ));
+        if self.retries > 0 || !self.unknown_causes.is_empty() {
+            out.push_str(&format!(
+                "{} retries with the same Idempotency-Key; still unknown after them: {}.\n",
+                self.retries,
+                counts(&self.unknown_causes)
+            ));
+        }
         let c = &self.check;
         out.push_str(&format!(
             "Checked {} operations ({} ok, {} failed, {} unknown): ",
@@ -170,6 +176,16 @@ impl RunReport {
         }
         out
     }
+}
+
+fn counts(map: &BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "none".to_owned();
+    }
+    map.iter()
+        .map(|(what, n)| format!("{what} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn right(text: String) -> Cell {

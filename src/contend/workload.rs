@@ -51,6 +51,8 @@ pub struct OpStats {
 pub struct ClientStats {
     pub ops: BTreeMap<&'static str, OpStats>,
     pub conflicts: BTreeMap<String, u64>,
+    /// Why outcomes were unknown: a 5xx's status and code, `connection` or `timeout`.
+    pub unknown_causes: BTreeMap<String, u64>,
 }
 
 impl ClientStats {
@@ -62,7 +64,10 @@ impl ClientStats {
                 stats.refused += 1;
                 *self.conflicts.entry(code.clone()).or_default() += 1;
             }
-            Reply::Unknown { .. } => stats.unknown += 1,
+            Reply::Unknown { cause } => {
+                stats.unknown += 1;
+                *self.unknown_causes.entry(cause.clone()).or_default() += 1;
+            }
         }
         if !matches!(reply, Reply::Unknown { .. }) {
             stats.latencies_us.push(return_us.saturating_sub(call_us));
@@ -79,6 +84,9 @@ impl ClientStats {
         }
         for (code, n) in other.conflicts {
             *self.conflicts.entry(code).or_default() += n;
+        }
+        for (cause, n) in other.unknown_causes {
+            *self.unknown_causes.entry(cause).or_default() += n;
         }
     }
 }
