@@ -120,11 +120,13 @@ impl Http {
             Reply::Ok { etag, body }
         } else if status.is_server_error() {
             let code = body["code"].as_str().unwrap_or("server_error");
-            let after = retry_after
-                .map(|s| format!(" (retry after {s} s)"))
-                .unwrap_or_default();
+            let hint = if retry_after.is_some() {
+                ""
+            } else {
+                " without Retry-After"
+            };
             Reply::Unknown {
-                cause: format!("{status} {code}{after}"),
+                cause: format!("{} {code}{hint}", status.as_u16()),
             }
         } else {
             Reply::Refused {

@@ -21,6 +21,10 @@ use serde_json::{Value, json};
 /// pipe closes, whether this process ends normally, panics or is killed.
 pub struct RedisProcess {
     pub port: u16,
+    /// redis-server's own pid (not the guard's).
+    pub pid: u32,
+    /// Where it keeps its data.
+    pub dir: PathBuf,
     guard: Child,
     stdin: Mutex<Option<ChildStdin>>,
 }
@@ -32,7 +36,13 @@ impl RedisProcess {
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("leasehold-test-{port}-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        RedisProcess::start_on(port, &dir, extra)
+    }
+
+    /// Starts redis-server on `port` with its data in `dir` (made if missing): to restart a
+    /// killed one where it was, with what it had persisted.
+    pub fn start_on(port: u16, dir: &std::path::Path, extra: &[&str]) -> RedisProcess {
+        std::fs::create_dir_all(dir).expect("temp dir");
         let mut args: Vec<String> = [
             "--port",
             &port.to_string(),
@@ -69,11 +79,23 @@ impl RedisProcess {
             .expect("pid");
         let redis = RedisProcess {
             port,
+            pid: line.trim().parse().expect("redis-server's pid"),
+            dir: dir.to_owned(),
             guard,
             stdin: Mutex::new(stdin),
         };
         redis.wait_until_ready();
         redis
+    }
+
+    /// Sends `signal` (KILL, STOP, CONT, …) to redis-server itself, by its pid.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {}", self.pid);
     }
 
     pub fn url(&self) -> String {

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod chaos;
 mod contention;
 mod counters;
 mod errors;

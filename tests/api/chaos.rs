@@ -1,0 +1,268 @@
+//! Faults under load. Three `leasehold serve` replicas (real processes) share one
+//! redis-server that fsyncs its append-only file on every write; `leasehold contend`'s
+//! clients, spread over the replicas, record every operation while a fault is injected;
+//! then the checkers go over the whole history. Each test prints one line of figures.
+//!
+//! The seed of the clients' choices is printed; set LEASEHOLD_CHAOS_SEED to replay one, and
+//! LEASEHOLD_CHAOS_SECONDS to run longer than the default.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use leasehold::contend::{self, RunReport};
+
+use crate::helpers::*;
+
+const LEASEHOLD: &str = env!("CARGO_BIN_EXE_leasehold");
+const DURABLE: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
+/// Replicas give up on a Redis call after this long, and answer 503.
+const REDIS_TIMEOUT_MS: u64 = 500;
+
+/// A `leasehold serve` process, killed by its pid when dropped.
+struct Replica {
+    port: u16,
+    redis_url: String,
+    child: Option<Child>,
+}
+
+impl Replica {
+    async fn start(redis_url: &str) -> Replica {
+        let mut replica = Replica {
+            port: free_port(),
+            redis_url: redis_url.to_owned(),
+            child: None,
+        };
+        replica.spawn().await;
+        replica
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    async fn spawn(&mut self) {
+        let child = Command::new(LEASEHOLD)
+            .args(["serve", "--allow-anonymous", "--redis", &self.redis_url])
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
+            .args(["--redis-timeout-ms", &REDIS_TIMEOUT_MS.to_string()])
+            .env("LEASEHOLD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("leasehold serve starts");
+        self.child = Some(child);
+        healthy(&self.url()).await;
+    }
+
+    /// SIGKILL, by pid.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `/healthz` until it answers, with a deadline.
+async fn healthy(url: &str) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let ok = client
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success());
+        if ok {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{url} never became healthy");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// One Redis (durable, restartable where it was) and three replicas over it.
+struct Deployment {
+    redis: RedisProcess,
+    replicas: Vec<Replica>,
+}
+
+impl Deployment {
+    async fn start() -> Deployment {
+        let redis = RedisProcess::start(DURABLE);
+        let mut replicas = Vec::new();
+        for _ in 0..3 {
+            replicas.push(Replica::start(&redis.url()).await);
+        }
+        Deployment { redis, replicas }
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.replicas.iter().map(Replica::url).collect()
+    }
+
+    /// SIGKILL redis-server, then start it again on the same port and data.
+    fn kill_and_restart_redis(&mut self) {
+        self.redis.signal("KILL");
+        let (port, dir) = (self.redis.port, self.redis.dir.clone());
+        self.redis = RedisProcess::start_on(port, &dir, DURABLE);
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("LEASEHOLD_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random)
+}
+
+fn seconds() -> u64 {
+    std::env::var("LEASEHOLD_CHAOS_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(8)
+}
+
+fn options(urls: Vec<String>, seed: u64, lease_ms: u64) -> contend::Options {
+    contend::Options {
+        urls,
+        key: None,
+        clients: 64,
+        items: 4000,
+        duration: Duration::from_secs(seconds()),
+        batch: 4,
+        lease_ms,
+        seed,
+        request_timeout: Duration::from_secs(3),
+        progress: false,
+    }
+}
+
+/// The one line of figures each fault test prints, then its verdict.
+#[track_caller]
+fn report(fault: &str, faults: usize, report: &RunReport) {
+    let c = &report.check;
+    println!(
+        "chaos {fault}: {} operations checked ({} ok, {} failed, {} unknown), {faults} faults injected, {} retries, {} anomalies, seed {}",
+        c.operations,
+        c.ok,
+        c.fail,
+        c.unknown,
+        report.retries,
+        c.anomalies.len(),
+        report.seed
+    );
+    assert!(report.passed(), "{}", report.table());
+    assert!(
+        c.operations > 1000,
+        "too little load to prove anything: {}",
+        report.table()
+    );
+    for cause in report.unknown_causes.keys() {
+        assert!(
+            cause == "503 backend_unavailable" || cause == "connection" || cause == "timeout",
+            "a client saw more than an unavailable backend: {cause}\n{}",
+            report.table()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_killed_mid_load_loses_and_repeats_nothing() {
+    let mut deployment = Deployment::start().await;
+    let run = tokio::spawn(contend::run(options(deployment.urls(), seed(), 2000)));
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    deployment.replicas[1].kill();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    deployment.replicas[1].spawn().await;
+
+    let run = run
+        .await
+        .expect("the run finished")
+        .expect("the run was set up");
+    report("replica SIGKILL", 1, &run);
+    assert!(
+        run.retries > 0,
+        "no client noticed the replica die:\n{}",
+        run.table()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_killed_and_restarted_under_load_loses_and_reissues_nothing() {
+    let mut deployment = Deployment::start().await;
+    let run = tokio::spawn(contend::run(options(deployment.urls(), seed(), 2000)));
+
+    let restarts = 3;
+    for _ in 0..restarts {
+        tokio::time::sleep(Duration::from_millis(1800)).await;
+        deployment.kill_and_restart_redis();
+    }
+
+    let run = run
+        .await
+        .expect("the run finished")
+        .expect("the run was set up");
+    report("redis SIGKILL + restart", restarts, &run);
+    assert!(
+        run.retries > 0,
+        "no client noticed Redis die:\n{}",
+        run.table()
+    );
+    // The restarted Redis had no scripts: the replicas met NOSCRIPT and loaded them again,
+    // and clients saw nothing of it (report() allows only unavailability).
+    let stats: String = redis::cmd("INFO")
+        .arg("errorstats")
+        .query(&mut deployment.redis.connection())
+        .expect("INFO");
+    assert!(stats.contains("errorstat_NOSCRIPT"), "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_stopped_longer_than_a_lease_fails_fast_and_never_admits_two_holders() {
+    let lease_ms = 1000;
+    let deployment = Deployment::start().await;
+    let run = tokio::spawn(contend::run(options(deployment.urls(), seed(), lease_ms)));
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    deployment.redis.signal("STOP");
+    let stopped = Instant::now();
+    let client = reqwest::Client::new();
+    let mut probes = 0;
+    while stopped.elapsed() < Duration::from_millis(2 * lease_ms + 500) {
+        let started = Instant::now();
+        let response = client
+            .post(format!(
+                "{}/v1/pools/probe/claim",
+                deployment.urls()[probes % 3]
+            ))
+            .json(&serde_json::json!({"holder": "probe"}))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .expect("the replica answers while Redis is stopped");
+        let took = started.elapsed();
+        assert_eq!(response.status().as_u16(), 503);
+        assert!(response.headers().contains_key("retry-after"));
+        assert!(
+            took < Duration::from_millis(3 * REDIS_TIMEOUT_MS),
+            "a request took {took:?} while Redis was stopped"
+        );
+        probes += 1;
+    }
+    deployment.redis.signal("CONT");
+
+    let run = run
+        .await
+        .expect("the run finished")
+        .expect("the run was set up");
+    report("redis SIGSTOP past the lease time", 1, &run);
+    assert!(probes >= 3, "only {probes} probes");
+}
