@@ -266,3 +266,70 @@ async fn redis_stopped_longer_than_a_lease_fails_fast_and_never_admits_two_holde
     report("redis SIGSTOP past the lease time", 1, &run);
     assert!(probes >= 3, "only {probes} probes");
 }
+
+/// The negative control: the same harness, with Redis's state corrupted behind the
+/// service's back mid-run (fencing counters reset, a register rolled back to an older
+/// version), must report the very anomalies the fault tests prove absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_checkers_catch_state_corrupted_behind_the_services_back() {
+    let deployment = Deployment::start().await;
+    let mut options = options(deployment.urls(), seed(), 2000);
+    options.duration = Duration::from_secs(6);
+    let run = tokio::spawn(contend::run(options));
+
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut conn = deployment.redis.connection();
+    let keys = |pattern: &str| -> Vec<String> {
+        redis::cmd("KEYS")
+            .arg(pattern)
+            .query(&mut deployment.redis.connection())
+            .expect("KEYS")
+    };
+    // Every pool's fencing counter back to zero: tokens are handed out again.
+    for fence in keys("lh:{dev/contend-*}:fence") {
+        redis::cmd("SET")
+            .arg(&fence)
+            .arg(0)
+            .exec(&mut conn)
+            .expect("SET");
+    }
+    // Every register back to version 1, value 0: acknowledged writes vanish.
+    for items in keys("lh:{dev/contend-*-registers}:items") {
+        let record: Vec<u8> = redis::cmd("HGET")
+            .arg(&items)
+            .arg("r0")
+            .query(&mut conn)
+            .expect("HGET");
+        let script = "local t = cmsgpack.unpack(ARGV[1]); t.v = 1; t.d = '{\"n\":0}'; \
+                      redis.call('HSET', KEYS[1], 'r0', cmsgpack.pack(t))";
+        redis::cmd("EVAL")
+            .arg(script)
+            .arg(1)
+            .arg(&items)
+            .arg(record)
+            .exec(&mut conn)
+            .expect("EVAL");
+    }
+
+    let run = run
+        .await
+        .expect("the run finished")
+        .expect("the run was set up");
+    let kinds: std::collections::BTreeSet<&str> =
+        run.check.anomalies.iter().map(|a| a.kind).collect();
+    println!(
+        "chaos negative control: {} operations checked, {} anomalies of kinds {kinds:?}, seed {}",
+        run.check.operations,
+        run.check.anomalies.len(),
+        run.seed
+    );
+    assert!(!run.passed(), "corruption went unnoticed:\n{}", run.table());
+    assert!(
+        kinds.contains("token_reused") || kinds.contains("token_went_back"),
+        "reset fencing counters not caught: {kinds:?}"
+    );
+    assert!(
+        kinds.contains("not_linearizable") || kinds.contains("lost_write"),
+        "a rolled-back register not caught: {kinds:?}"
+    );
+}
