@@ -251,6 +251,8 @@ async fn redis_stopped_longer_than_a_lease_fails_fast_and_never_admits_two_holde
         let took = started.elapsed();
         assert_eq!(response.status().as_u16(), 503);
         assert!(response.headers().contains_key("retry-after"));
+        let problem: serde_json::Value = response.json().await.expect("problem+json");
+        assert_eq!(problem["code"], "backend_unavailable");
         assert!(
             took < Duration::from_millis(3 * REDIS_TIMEOUT_MS),
             "a request took {took:?} while Redis was stopped"
@@ -332,4 +334,39 @@ async fn the_checkers_catch_state_corrupted_behind_the_services_back() {
         kinds.contains("not_linearizable") || kinds.contains("lost_write"),
         "a rolled-back register not caught: {kinds:?}"
     );
+}
+
+/// What users run: the `leasehold contend` binary against three replicas, 0 overlaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_contend_command_against_three_replicas_finds_no_overlap() {
+    let deployment = Deployment::start().await;
+    let output = tokio::process::Command::new(LEASEHOLD)
+        .args([
+            "contend",
+            "--json",
+            "--clients",
+            "64",
+            "--items",
+            "2000",
+            "--duration",
+            "4",
+        ])
+        .args(["--url", &deployment.urls().join(",")])
+        .output()
+        .await
+        .expect("leasehold contend runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: {stdout}\n{}", String::from_utf8_lossy(&output.stderr)));
+    println!(
+        "contend against 3 replicas: {} requests, {:.0}/s, {} operations checked, anomalies {}",
+        report["requests"],
+        report["throughput"].as_f64().unwrap_or(0.0),
+        report["check"]["operations"],
+        report["check"]["anomalies"]
+    );
+    assert!(output.status.success(), "{stdout}");
+    assert_eq!(report["check"]["anomalies"], serde_json::json!([]));
+    assert!(report["check"]["operations"].as_u64().expect("a count") > 1000);
+    assert_eq!(report["urls"].as_array().expect("urls").len(), 3);
 }
