@@ -22,11 +22,7 @@ if refusal then return refusal end
 
 if holder == '' then
   if it.s == 'leased' then
-    unindex(id, it)
-    make_available(it)
-    changed(it)
-    index(id, it)
-    save(id, it)
+    update(id, it, make_available)
   end
   return finish({ok = view(id, it)})
 end
@@ -35,8 +31,5 @@ if it.s == 'leased' and it.h == holder then return finish({ok = view(id, it)}) e
 if it.s == 'done' or it.s == 'dead' then return refuse('invalid_state', it) end
 if holder_room(holder, cfg) <= 0 then return capacity_refusal(holder, cfg) end
 
-unindex(id, it)
-grant(it, holder, lease_ms_or_default(ARGV[5], cfg))
-index(id, it)
-save(id, it)
+update(id, it, function() grant(it, holder, lease_ms_or_default(ARGV[5], cfg)) end)
 return finish({ok = view(id, it)})

@@ -16,8 +16,5 @@ end
 if it.s ~= 'available' then return refuse('invalid_state', it) end
 if holder_room(holder, cfg) <= 0 then return capacity_refusal(holder, cfg) end
 
-unindex(id, it)
-grant(it, holder, lease_ms_or_default(ARGV[5], cfg))
-index(id, it)
-save(id, it)
+update(id, it, function() grant(it, holder, lease_ms_or_default(ARGV[5], cfg)) end)
 return finish({ok = view(id, it)})

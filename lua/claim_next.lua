@@ -20,10 +20,7 @@ local leases = {}
 for _, member in ipairs(redis.call('ZRANGE', K_AVAIL, 0, count - 1)) do
   local id = avail_id(member)
   local it = load(id)
-  unindex(id, it)
-  grant(it, holder, lease_ms)
-  index(id, it)
-  save(id, it)
+  update(id, it, function() grant(it, holder, lease_ms) end)
   leases[#leases + 1] = view(id, it)
 end
 return finish({ok = {leases = leases}})

@@ -10,11 +10,9 @@ local it = touch(id, cfg)
 if not it then return refuse('not_found', nil) end
 if not lease_valid(it, holder, token) then return refuse('lease_lost', it) end
 
-unindex(id, it)
-clear_lease(it)
-it.s = 'done'
-if data ~= '' then it.d = data end
-changed(it)
-index(id, it)
-save(id, it)
+update(id, it, function()
+  clear_lease(it)
+  it.s = 'done'
+  if data ~= '' then it.d = data end
+end)
 return finish({ok = view(id, it)})

@@ -36,13 +36,10 @@ end
 local pool_created = ensure_pool()
 local created = it == nil
 if created then
-  it = {s = 'available', p = priority or 0, v = 0, a = 0, c = NOW, q = next_seq()}
-else
-  unindex(id, it)
-  if priority then it.p = priority end
+  it = {s = 'available', p = 0, v = 0, a = 0, c = NOW, q = next_seq()}
 end
-it.d = data
-changed(it)
-index(id, it)
-save(id, it)
+update(id, it, function()
+  if priority then it.p = priority end
+  it.d = data
+end)
 return finish({ok = {item = view(id, it), created = created, pool_created = pool_created}})

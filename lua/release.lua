@@ -13,10 +13,8 @@ local it = touch(id, cfg)
 if not it then return refuse('not_found', nil) end
 if not lease_valid(it, holder, token) then return refuse('lease_lost', it) end
 
-unindex(id, it)
-if priority then it.p = priority end
-end_lease(it, cfg, delay_ms)
-changed(it)
-index(id, it)
-save(id, it)
+update(id, it, function()
+  if priority then it.p = priority end
+  end_lease(it, cfg, delay_ms)
+end)
 return finish({ok = view(id, it)})

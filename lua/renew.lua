@@ -12,9 +12,5 @@ if not it then return refuse('not_found', nil) end
 if not lease_valid(it, holder, token) then return refuse('lease_lost', it) end
 
 local lease_ms = lease_ms_or_default(ARGV[6], cfg)
-unindex(id, it)
-it.e = lease_ms > 0 and NOW + lease_ms or 0
-changed(it)
-index(id, it)
-save(id, it)
+update(id, it, function() it.e = lease_ms > 0 and NOW + lease_ms or 0 end)
 return finish({ok = view(id, it)})

@@ -13,11 +13,9 @@ if it.s == 'available' and (not priority or priority == it.p) then
   return finish({ok = view(id, it)})
 end
 
-unindex(id, it)
-if priority then it.p = priority end
-if it.s == 'done' or it.s == 'dead' then it.a = 0 end
-make_available(it)
-changed(it)
-index(id, it)
-save(id, it)
+update(id, it, function()
+  if priority then it.p = priority end
+  if it.s == 'done' or it.s == 'dead' then it.a = 0 end
+  make_available(it)
+end)
 return finish({ok = view(id, it)})

@@ -105,10 +105,15 @@ local function index(id, it)
   end
 end
 
--- Every change to an item goes through here: +1 version, new updated_at.
-local function changed(it)
+-- Every change to an item goes through here: out of the index of its state, changed by
+-- `change`, +1 version and a new updated_at, into the index of its (new) state, saved.
+local function update(id, it, change)
+  unindex(id, it)
+  change(it)
   it.v = it.v + 1
   it.u = NOW
+  index(id, it)
+  save(id, it)
 end
 
 local function clear_lease(it)
@@ -146,7 +151,6 @@ local function grant(it, holder, lease_ms)
   it.e = lease_ms > 0 and NOW + lease_ms or 0
   it.r = nil
   it.a = it.a + 1
-  changed(it)
   redis.call('HINCRBY', K_POOL, 'claims', 1)
 end
 
@@ -156,18 +160,10 @@ local function touch(id, cfg)
   local it = load(id)
   if not it then return nil end
   if it.s == 'leased' and it.e > 0 and it.e <= NOW then
-    unindex(id, it)
-    end_lease(it, cfg or pool_config())
-    changed(it)
-    index(id, it)
-    save(id, it)
+    update(id, it, function() end_lease(it, cfg or pool_config()) end)
     redis.call('HINCRBY', K_POOL, 'expired', 1)
   elseif it.s == 'delayed' and it.r <= NOW then
-    unindex(id, it)
-    make_available(it)
-    changed(it)
-    index(id, it)
-    save(id, it)
+    update(id, it, make_available)
   end
   return it
 end

@@ -279,15 +279,7 @@ impl Client {
         let item = self.pick_hot();
         let body = json!({"holder": self.holder, "lease_ms": self.work.lease_ms});
         let request = self.post(self.pool_path(&format!("/items/{item}/claim")), body);
-        let (reply, call, ret) = self.send("claim_item", request, true).await;
-        let token = match &reply {
-            Reply::Ok { body, .. } => body["token"].as_u64().unwrap_or(0),
-            _ => 0,
-        };
-        self.record(call, ret, outcome(&reply), self.grant(&item, token));
-        if token > 0 {
-            self.work_under_lease(&item, token, false).await;
-        }
+        self.grant_and_work("claim_item", &item, request).await;
     }
 
     /// Assign a hot item to this client under a version check (read, then assign with
@@ -316,14 +308,20 @@ impl Client {
             ),
             headers: Vec::new(),
         };
-        let (reply, call, ret) = self.send("assign", request, true).await;
+        self.grant_and_work("assign", &item, request).await;
+    }
+
+    /// Sends a request that grants one (hot) item, records the grant, and on success works
+    /// under the lease and releases it.
+    async fn grant_and_work(&mut self, kind: &'static str, item: &str, request: Request<'_>) {
+        let (reply, call, ret) = self.send(kind, request, true).await;
         let token = match &reply {
             Reply::Ok { body, .. } => body["token"].as_u64().unwrap_or(0),
             _ => 0,
         };
-        self.record(call, ret, outcome(&reply), self.grant(&item, token));
+        self.record(call, ret, outcome(&reply), self.grant(item, token));
         if token > 0 {
-            self.work_under_lease(&item, token, false).await;
+            self.work_under_lease(item, token, false).await;
         }
     }
 
