@@ -65,7 +65,7 @@ impl RedisProcess {
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut guard = Command::new("sh")
             .arg("-c")
-            .arg(r#"redis-server "$@" >/dev/null & pid=$!; echo "$pid"; read _; kill "$pid"; wait "$pid""#)
+            .arg(r#"redis-server "$@" >/dev/null & pid=$!; echo "$pid"; read _; kill "$pid" 2>/dev/null; wait "$pid""#)
             .arg("sh")
             .args(&args)
             .stdin(Stdio::piped())
