@@ -10,7 +10,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::Auth;
 use crate::config::Settings;
-use crate::store::{Durability, StartError, Store};
+use crate::store::{StartError, Store};
 
 /// What every handler shares: the store, the key table and a few settings.
 #[derive(Clone)]
@@ -19,7 +19,6 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     store: Store,
     auth: Auth,
-    durability: Durability,
     max_body_bytes: usize,
 }
 
@@ -32,10 +31,6 @@ impl AppState {
         &self.0.auth
     }
 
-    pub fn durability(&self) -> Durability {
-        self.0.durability
-    }
-
     pub fn max_body_bytes(&self) -> usize {
         self.0.max_body_bytes
     }
@@ -43,11 +38,10 @@ impl AppState {
 
 /// Connects to Redis (checking its settings and loading the scripts) and builds the router.
 pub async fn build(settings: &Settings) -> Result<Router, StartError> {
-    let store = Store::connect(settings.store.clone(), settings.durability).await?;
+    let store = Store::connect(settings.store.clone()).await?;
     let state = AppState(Arc::new(Inner {
         store,
         auth: settings.auth.clone(),
-        durability: settings.durability,
         max_body_bytes: settings.max_body_bytes,
     }));
     Ok(crate::api::router()

@@ -51,13 +51,33 @@ pub struct DevArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub server: ServerArgs,
-    /// The Redis to keep all state in.
+    /// The Redis to keep all state in (one server).
     #[arg(
         long,
         env = "LEASEHOLD_REDIS",
         default_value = "redis://127.0.0.1:6379"
     )]
     pub redis: String,
+    /// A Redis Cluster instead: any of its nodes, comma-separated.
+    #[arg(
+        long,
+        env = "LEASEHOLD_REDIS_CLUSTER",
+        value_delimiter = ',',
+        conflicts_with = "redis_sentinel"
+    )]
+    pub redis_cluster: Vec<String>,
+    /// Sentinel instead: the sentinels, comma-separated; Leasehold follows the primary
+    /// they name for --sentinel-master through failovers.
+    #[arg(
+        long,
+        env = "LEASEHOLD_REDIS_SENTINEL",
+        value_delimiter = ',',
+        requires = "sentinel_master"
+    )]
+    pub redis_sentinel: Vec<String>,
+    /// The name the sentinels monitor the primary under.
+    #[arg(long, env = "LEASEHOLD_SENTINEL_MASTER")]
+    pub sentinel_master: Option<String>,
     /// The key file: one `tenant:<sha256 hex>` a line, as `leasehold keygen` prints.
     #[arg(long, env = "LEASEHOLD_API_KEYS")]
     pub api_keys: Option<PathBuf>,
@@ -65,13 +85,10 @@ pub struct ServeArgs {
     #[arg(long, env = "LEASEHOLD_ALLOW_ANONYMOUS")]
     pub allow_anonymous: bool,
     /// `async`: acknowledge after the script; `fsync`: require appendonly yes and
-    /// appendfsync always on Redis, and refuse to start otherwise.
-    #[arg(
-        long,
-        env = "LEASEHOLD_DURABILITY",
-        value_enum,
-        default_value = "async"
-    )]
+    /// appendfsync always on Redis, and refuse to start otherwise; `replicas:N`: after
+    /// each write, WAIT for N replicas (503 durability_timeout when fewer acknowledge it
+    /// in time).
+    #[arg(long, env = "LEASEHOLD_DURABILITY", default_value = "async")]
     pub durability: Durability,
 }
 

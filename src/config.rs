@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::auth::Auth;
-use crate::store::{Durability, StoreSettings};
+use crate::store::{Durability, StoreSettings, Topology};
 
 /// Flags common to every command that serves the API.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,16 +42,21 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub store: StoreSettings,
     pub auth: Auth,
-    pub durability: Durability,
     pub max_body_bytes: usize,
 }
 
 impl Settings {
-    pub fn new(server: &ServerArgs, redis_url: String, auth: Auth, durability: Durability) -> Self {
+    pub fn new(
+        server: &ServerArgs,
+        topology: Topology,
+        auth: Auth,
+        durability: Durability,
+    ) -> Self {
         Settings {
             listen: server.listen,
             store: StoreSettings {
-                url: redis_url,
+                topology,
+                durability,
                 pool_size: server.redis_pool_size.max(1),
                 timeout: Duration::from_millis(server.redis_timeout_ms.max(1)),
                 idempotency_ttl: Duration::from_secs(server.idempotency_ttl_secs.max(1)),
@@ -63,7 +68,6 @@ impl Settings {
                 ),
             },
             auth,
-            durability,
             max_body_bytes: server.max_body_bytes,
         }
     }

@@ -133,6 +133,10 @@ pub enum ApiError {
     /// write is unknown, so retry it with the same `Idempotency-Key`.
     #[error("the backend is unavailable; retry with the same Idempotency-Key")]
     BackendUnavailable(String),
+    /// 503 `durability_timeout`: the write ran but too few replicas acknowledged it in
+    /// time; the outcome is unknown, so retry with the same `Idempotency-Key`.
+    #[error("too few replicas acknowledged the write in time; retry with the same Idempotency-Key")]
+    DurabilityTimeout(String),
     /// 500 `internal`: a fault of ours, logged with its cause.
     #[error("internal error")]
     Internal(String),
@@ -164,7 +168,9 @@ impl ApiError {
             ApiError::Refused(r) => r.code.status(),
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::BackendUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BackendUnavailable(_) | ApiError::DurabilityTimeout(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -179,6 +185,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::BackendUnavailable(_) => "backend_unavailable",
+            ApiError::DurabilityTimeout(_) => "durability_timeout",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -204,6 +211,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             ApiError::BackendUnavailable(cause) => tracing::warn!(%cause, "backend unavailable"),
+            ApiError::DurabilityTimeout(cause) => tracing::warn!(%cause, "durability timeout"),
             ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
             _ => {}
         }

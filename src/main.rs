@@ -9,7 +9,7 @@ use leasehold::cli::{Cli, Command, ContendArgs, DevArgs, KeygenArgs, ServeArgs};
 use leasehold::config::Settings;
 use leasehold::dev::EmbeddedRedis;
 use leasehold::names::Tenant;
-use leasehold::store::Durability;
+use leasehold::store::{Durability, Topology};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -47,7 +47,7 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let settings = Settings::new(
         &args.server,
-        redis.url().to_owned(),
+        Topology::Single(redis.url().to_owned()),
         auth,
         Durability::Async,
     );
@@ -73,8 +73,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             return Err("serve needs --api-keys FILE (make entries with `leasehold keygen --tenant T`), or --allow-anonymous for tests".to_owned());
         }
     };
-    let settings = Settings::new(&args.server, args.redis.clone(), auth, args.durability);
-    run(&settings, "Redis").await
+    let topology = match (&args.redis_cluster[..], &args.redis_sentinel[..]) {
+        ([], []) => Topology::Single(args.redis.clone()),
+        (nodes, []) => Topology::Cluster(nodes.to_vec()),
+        (_, sentinels) => Topology::Sentinel {
+            urls: sentinels.to_vec(),
+            master: args.sentinel_master.clone().unwrap_or_default(),
+        },
+    };
+    let backend = format!(
+        "Redis {}, durability {}",
+        topology.describe(),
+        args.durability
+    );
+    let settings = Settings::new(&args.server, topology, auth, args.durability);
+    run(&settings, &backend).await
 }
 
 async fn run(settings: &Settings, backend: &str) -> Result<(), String> {

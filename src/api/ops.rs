@@ -15,7 +15,7 @@ pub async fn healthz() -> Json<Value> {
 /// Redis is reachable, its settings still hold and the scripts are loaded.
 pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
     app.store()
-        .ready(app.durability())
+        .ready()
         .await
         .map_err(ApiError::BackendUnavailable)?;
     Ok(Json(json!({"status": "ready"})))

@@ -6,7 +6,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
-use super::{Answer, Idempotency, Outcome, Store, keys};
+use super::{Access, Answer, Idempotency, Outcome, Store, keys};
 use crate::error::ApiError;
 use crate::names::{CounterName, Tenant};
 
@@ -180,7 +180,13 @@ impl Store {
                 retention,
             ];
             return self
-                .run(&self.scripts().counter_next, &keys, &head, &args)
+                .run(
+                    Access::Write,
+                    &self.scripts().counter_next,
+                    &keys,
+                    &head,
+                    &args,
+                )
                 .await?
                 .done();
         }
@@ -209,7 +215,13 @@ impl Store {
                 retention.clone(),
             ];
             match self
-                .run(&self.scripts().counter_next, &keys, &head, &args)
+                .run(
+                    Access::Write,
+                    &self.scripts().counter_next,
+                    &keys,
+                    &head,
+                    &args,
+                )
                 .await?
             {
                 Outcome::Done(answer) => return Ok(answer),

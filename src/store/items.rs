@@ -182,11 +182,7 @@ impl PoolRef<'_> {
 
     pub async fn get_item(&self, id: &ItemId) -> Result<ItemRecord, ApiError> {
         let args = [id.to_string()];
-        let answer: Answer<ItemRecord> = self
-            .script(&self.scripts().get_item, None, &args)
-            .await?
-            .done()?;
-        Ok(answer.value)
+        self.read(&self.scripts().get_item, &args).await
     }
 
     /// A page of items, optionally of one state or one holder, and where the next starts.
@@ -204,11 +200,8 @@ impl PoolRef<'_> {
             cursor.1.to_string(),
             limit.to_string(),
         ];
-        let answer: Answer<ListReply> = self
-            .script(&self.scripts().list_items, None, &args)
-            .await?
-            .done()?;
-        Ok((answer.value.items, answer.value.next))
+        let page: ListReply = self.read(&self.scripts().list_items, &args).await?;
+        Ok((page.items, page.next))
     }
 
     /// Creates or replaces an item's data (and priority) under preconditions.

@@ -162,10 +162,7 @@ impl PoolRef<'_> {
         limit: u64,
     ) -> Result<(Vec<ItemRecord>, Option<String>), ApiError> {
         let args = [holder.to_string(), opt(after), limit.to_string()];
-        let answer: Answer<LeasePage> = self
-            .script(&self.scripts().list_leases, None, &args)
-            .await?
-            .done()?;
-        Ok((answer.value.leases, answer.value.next))
+        let page: LeasePage = self.read(&self.scripts().list_leases, &args).await?;
+        Ok((page.leases, page.next))
     }
 }

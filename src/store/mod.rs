@@ -4,6 +4,7 @@
 //! Each public operation is one script (see `lua/`), named the same in three places:
 //! `lua/claim_next.lua` ↔ [`Store::claim_next`] ↔ `POST /v1/pools/{pool}/claim`.
 
+mod backend;
 mod counters;
 mod items;
 pub mod keys;
@@ -11,10 +12,11 @@ mod leases;
 mod pools;
 pub mod scripts;
 
+use std::fmt;
+use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::{Config, Pool, Runtime};
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -22,6 +24,8 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiError, Current, Refusal, RefusalCode};
 use crate::names::{PoolName, Tenant};
 
+pub use backend::Topology;
+use backend::{Conn, Pools};
 pub use counters::{CounterDraw, CounterFormat, PeriodKind, date_in};
 pub use items::{
     AddedItems, ItemRecord, ItemState, ListCursor, NewItem, Preconditions, PutItem, data_text,
@@ -30,12 +34,51 @@ pub use pools::{PoolConfig, PoolCounts, PoolSettings, PoolStats, PoolSummary, Po
 pub use scripts::Scripts;
 
 /// How writes are made durable before they are acknowledged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
     /// Acknowledge once the script has run (Redis persists on its own schedule).
     Async,
     /// Require Redis to fsync its append-only file on every write.
     Fsync,
+    /// After each write, `WAIT` until this many replicas have it; fewer in time is a 503
+    /// `durability_timeout` (outcome unknown: retry with the same Idempotency-Key).
+    Replicas(u32),
+}
+
+impl FromStr for Durability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "async" => Ok(Durability::Async),
+            "fsync" => Ok(Durability::Fsync),
+            _ => s
+                .strip_prefix("replicas:")
+                .and_then(|n| n.parse().ok())
+                .filter(|n| (1..=16).contains(n))
+                .map(Durability::Replicas)
+                .ok_or_else(|| "expected async, fsync or replicas:N (N from 1 to 16)".to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Durability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Durability::Async => f.write_str("async"),
+            Durability::Fsync => f.write_str("fsync"),
+            Durability::Replicas(n) => write!(f, "replicas:{n}"),
+        }
+    }
+}
+
+/// Whether a script's effect must reach the replicas before it is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// A client's write: waits for replicas under `replicas:N`.
+    Write,
+    /// A read (which may apply expired leases, as any call does, but acknowledges nothing).
+    Read,
 }
 
 /// A request's `Idempotency-Key` and the fingerprint of the request it came with.
@@ -55,7 +98,8 @@ pub struct Answer<T> {
 /// What the store needs to know at start-up.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
-    pub url: String,
+    pub topology: Topology,
+    pub durability: Durability,
     pub pool_size: usize,
     pub timeout: Duration,
     pub idempotency_ttl: Duration,
@@ -87,7 +131,7 @@ pub struct Store {
 }
 
 struct Inner {
-    pool: Pool,
+    pools: Pools,
     scripts: Scripts,
     settings: StoreSettings,
 }
@@ -111,38 +155,25 @@ enum Outcome<T> {
 
 impl Store {
     /// Connects, checks the settings that correctness depends on, and loads the scripts.
-    pub async fn connect(
-        settings: StoreSettings,
-        durability: Durability,
-    ) -> Result<Self, StartError> {
-        let url = redacted(&settings.url);
+    pub async fn connect(settings: StoreSettings) -> Result<Self, StartError> {
+        let url = settings.topology.describe();
         let unreachable = |cause: String| StartError::Unreachable {
             url: url.clone(),
             cause,
         };
-        let mut config = Config::from_url(settings.url.clone());
-        let mut pool_config = deadpool_redis::PoolConfig::new(settings.pool_size);
-        pool_config.timeouts.wait = Some(settings.timeout);
-        pool_config.timeouts.create = Some(settings.timeout);
-        pool_config.timeouts.recycle = Some(settings.timeout);
-        config.pool = Some(pool_config);
-        let pool = config
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|e| unreachable(e.to_string()))?;
+        let pools = Pools::new(&settings.topology, settings.pool_size, settings.timeout)
+            .map_err(unreachable)?;
         let store = Store {
             inner: Arc::new(Inner {
-                pool,
+                pools,
                 scripts: Scripts::new(),
                 settings,
             }),
         };
-        store
-            .check_settings(durability)
-            .await
-            .map_err(|e| match e {
-                SettingsProblem::Start(e) => e,
-                SettingsProblem::Redis(e) => unreachable(e.to_string()),
-            })?;
+        store.check_settings().await.map_err(|e| match e {
+            SettingsProblem::Start(e) => e,
+            SettingsProblem::Redis(e) => unreachable(e.to_string()),
+        })?;
         store
             .load_scripts()
             .await
@@ -150,10 +181,14 @@ impl Store {
         Ok(store)
     }
 
+    pub fn durability(&self) -> Durability {
+        self.inner.settings.durability
+    }
+
     /// For `/readyz`: Redis answers, the settings still hold, the scripts are loaded.
-    pub async fn ready(&self, durability: Durability) -> Result<(), String> {
+    pub async fn ready(&self) -> Result<(), String> {
         self.bounded(async {
-            self.check_settings(durability).await.map_err(|e| match e {
+            self.check_settings().await.map_err(|e| match e {
                 SettingsProblem::Start(e) => e.to_string(),
                 SettingsProblem::Redis(e) => e.to_string(),
             })?;
@@ -163,15 +198,37 @@ impl Store {
         .map_err(|_| "Redis did not answer in time".to_owned())?
     }
 
-    async fn check_settings(&self, durability: Durability) -> Result<(), SettingsProblem> {
-        let mut conn = self.inner.pool.get().await.map_err(pool_error)?;
-        let policy = config_get(&mut conn, "maxmemory-policy").await?;
+    /// Checks every server that takes writes: the one server, Sentinel's primary, or every
+    /// node of a Cluster (each is asked directly; a replica may be promoted any time).
+    async fn check_settings(&self) -> Result<(), SettingsProblem> {
+        let mut conn = self.inner.pools.get().await?;
+        if let Topology::Cluster(urls) = &self.inner.settings.topology {
+            let nodes: String = redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async(&mut conn)
+                .await?;
+            for address in cluster_node_addresses(&nodes) {
+                let url = node_url(&urls[0], &address);
+                let client = redis::Client::open(url.as_str())?;
+                let mut node = client.get_multiplexed_async_connection().await?;
+                self.check_server(&mut node).await?;
+            }
+            return Ok(());
+        }
+        self.check_server(&mut conn).await
+    }
+
+    async fn check_server<C: redis::aio::ConnectionLike>(
+        &self,
+        conn: &mut C,
+    ) -> Result<(), SettingsProblem> {
+        let policy = config_get(conn, "maxmemory-policy").await?;
         if policy != "noeviction" {
             return Err(SettingsProblem::Start(StartError::Eviction(policy)));
         }
-        if durability == Durability::Fsync {
-            let appendonly = config_get(&mut conn, "appendonly").await?;
-            let appendfsync = config_get(&mut conn, "appendfsync").await?;
+        if self.inner.settings.durability == Durability::Fsync {
+            let appendonly = config_get(conn, "appendonly").await?;
+            let appendfsync = config_get(conn, "appendfsync").await?;
             if appendonly != "yes" || appendfsync != "always" {
                 return Err(SettingsProblem::Start(StartError::NotFsync {
                     appendonly,
@@ -182,8 +239,9 @@ impl Store {
         Ok(())
     }
 
+    /// Loads every script that is not loaded yet (on a Cluster: on every node).
     async fn load_scripts(&self) -> Result<(), RedisError> {
-        let mut conn = self.inner.pool.get().await.map_err(pool_error)?;
+        let mut conn = self.inner.pools.get().await?;
         let hashes: Vec<&str> = self
             .inner
             .scripts
@@ -218,17 +276,23 @@ impl Store {
         }
     }
 
-    /// Runs one script under the request timeout and decodes its tagged reply.
+    /// Runs one script under the request timeout and decodes its tagged reply. A write
+    /// under `replicas:N` is acknowledged only once N replicas have it.
     async fn run<T: DeserializeOwned>(
         &self,
+        access: Access,
         script: &Script,
         keys: &[String],
         head: &[String],
         args: &[String],
     ) -> Result<Outcome<T>, ApiError> {
-        let (json, replayed): (String, bool) = self
-            .bounded(async {
-                let mut conn = self.inner.pool.get().await.map_err(pool_error)?;
+        let wait_for = match (access, self.durability()) {
+            (Access::Write, Durability::Replicas(n)) => Some(n),
+            _ => None,
+        };
+        let wait_ms = (self.inner.settings.timeout / 2).as_millis() as u64;
+        let ((json, replayed), acked) = self
+            .with_connection(async |conn: &mut Conn| {
                 let mut invocation = script.prepare_invoke();
                 for key in keys {
                     invocation.key(key);
@@ -236,10 +300,29 @@ impl Store {
                 for arg in head.iter().chain(args) {
                     invocation.arg(arg);
                 }
-                invocation.invoke_async(&mut conn).await
+                let reply: (String, bool) = invocation.invoke_async(conn).await?;
+                let acked = match wait_for {
+                    // On a Cluster, WAIT goes to every primary and the least count wins:
+                    // the primary that ran the script counts its own replicas.
+                    Some(n) => Some(
+                        redis::cmd("WAIT")
+                            .arg(n)
+                            .arg(wait_ms)
+                            .query_async::<u32>(conn)
+                            .await?,
+                    ),
+                    None => None,
+                };
+                Ok((reply, acked))
             })
-            .await?
-            .map_err(backend_error)?;
+            .await?;
+        if let (Some(wanted), Some(acked)) = (wait_for, acked) {
+            if acked < wanted {
+                return Err(ApiError::DurabilityTimeout(format!(
+                    "{acked} of {wanted} replicas acknowledged within {wait_ms} ms"
+                )));
+            }
+        }
         decode(&json, replayed)
     }
 
@@ -251,12 +334,38 @@ impl Store {
 
     /// Runs a plain command (reads that need no script) under the request timeout.
     async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, ApiError> {
-        self.bounded(async {
-            let mut conn = self.inner.pool.get().await.map_err(pool_error)?;
-            cmd.query_async(&mut conn).await
-        })
-        .await?
-        .map_err(backend_error)
+        self.with_connection(async |conn: &mut Conn| cmd.query_async(conn).await)
+            .await
+    }
+
+    /// Runs `work` on a pooled connection, bounded by the request timeout: a stalled Redis
+    /// answers 503 fast instead of hanging. A connection that timed out or failed is
+    /// discarded, so the next call connects afresh (after a failover: to the new primary).
+    async fn with_connection<R>(
+        &self,
+        work: impl AsyncFnOnce(&mut Conn) -> Result<R, RedisError>,
+    ) -> Result<R, ApiError> {
+        let timeout = self.inner.settings.timeout;
+        let mut conn = self
+            .bounded(self.inner.pools.get())
+            .await?
+            .map_err(backend_error)?;
+        match tokio::time::timeout(timeout, work(&mut conn)).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(e)) => {
+                let error = backend_error(e);
+                if matches!(error, ApiError::BackendUnavailable(_)) {
+                    conn.discard();
+                }
+                Err(error)
+            }
+            Err(_) => {
+                conn.discard();
+                Err(ApiError::BackendUnavailable(
+                    "Redis call timed out".to_owned(),
+                ))
+            }
+        }
     }
 
     /// Every Redis call is bounded: a stalled Redis answers 503 fast instead of hanging.
@@ -285,7 +394,7 @@ impl Store {
 }
 
 impl PoolRef<'_> {
-    /// Runs a pool script with the pool's ten keys and the idempotency arguments first.
+    /// Runs a write script with the pool's ten keys and the idempotency arguments first.
     async fn script<T: DeserializeOwned>(
         &self,
         script: &Script,
@@ -294,7 +403,25 @@ impl PoolRef<'_> {
     ) -> Result<Outcome<T>, ApiError> {
         let keys = keys::pool_keys(self.tenant, self.pool, idempotency.map(|i| i.key.as_str()));
         let head = self.store.idempotency_args(idempotency);
-        self.store.run(script, &keys, &head, args).await
+        self.store
+            .run(Access::Write, script, &keys, &head, args)
+            .await
+    }
+
+    /// Runs a read script (no idempotency, no waiting for replicas).
+    async fn read<T: DeserializeOwned>(
+        &self,
+        script: &Script,
+        args: &[String],
+    ) -> Result<T, ApiError> {
+        let keys = keys::pool_keys(self.tenant, self.pool, None);
+        let head = self.store.idempotency_args(None);
+        let answer: Answer<T> = self
+            .store
+            .run(Access::Read, script, &keys, &head, args)
+            .await?
+            .done()?;
+        Ok(answer.value)
     }
 
     fn scripts(&self) -> &Scripts {
@@ -333,8 +460,8 @@ impl From<RedisError> for SettingsProblem {
     }
 }
 
-async fn config_get(
-    conn: &mut deadpool_redis::Connection,
+async fn config_get<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
     name: &str,
 ) -> Result<String, SettingsProblem> {
     let pair: Vec<String> = redis::cmd("CONFIG")
@@ -345,10 +472,26 @@ async fn config_get(
     Ok(pair.get(1).cloned().unwrap_or_default())
 }
 
-fn pool_error(e: deadpool_redis::PoolError) -> RedisError {
-    match e {
-        deadpool_redis::PoolError::Backend(e) => e,
-        other => RedisError::from(std::io::Error::other(other.to_string())),
+/// The `host:port` of every node in a `CLUSTER NODES` answer.
+fn cluster_node_addresses(nodes: &str) -> Vec<String> {
+    nodes
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter_map(|address| address.split('@').next())
+        .filter(|address| !address.starts_with(':'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `seed` (with its credentials and options) pointed at another node's `host:port`.
+fn node_url(seed: &str, address: &str) -> String {
+    match (url::Url::parse(seed), address.rsplit_once(':')) {
+        (Ok(mut url), Some((host, port))) => {
+            let _ = url.set_host(Some(host));
+            let _ = url.set_port(port.parse().ok());
+            url.to_string()
+        }
+        _ => format!("redis://{address}"),
     }
 }
 
@@ -360,7 +503,10 @@ fn backend_error(e: RedisError) -> ApiError {
         ErrorKind::Server(ServerErrorKind::ResponseError)
             | ErrorKind::UnexpectedReturnType
             | ErrorKind::Parse
-    ) && !matches!(e.code(), Some("OOM" | "BUSY" | "LOADING" | "READONLY"));
+    ) && !matches!(
+        e.code(),
+        Some("OOM" | "BUSY" | "LOADING" | "READONLY" | "MASTERDOWN" | "CLUSTERDOWN" | "TRYAGAIN")
+    );
     if script_fault {
         ApiError::Internal(e.to_string())
     } else {

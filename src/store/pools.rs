@@ -92,11 +92,7 @@ impl PoolRef<'_> {
     }
 
     pub async fn get_pool(&self) -> Result<PoolView, ApiError> {
-        let answer: Answer<PoolView> = self
-            .script(&self.scripts().get_pool, None, &[])
-            .await?
-            .done()?;
-        Ok(answer.value)
+        self.read(&self.scripts().get_pool, &[]).await
     }
 
     /// Deletes a pool and all its items in one constant-time script (keys are unlinked

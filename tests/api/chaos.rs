@@ -110,6 +110,7 @@ impl Deployment {
     /// SIGKILL redis-server, then start it again on the same port and data.
     fn kill_and_restart_redis(&mut self) {
         self.redis.signal("KILL");
+        self.redis.wait_gone();
         let (port, dir) = (self.redis.port, self.redis.dir.clone());
         self.redis = RedisProcess::start_on(port, &dir, DURABLE);
     }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use leasehold::auth::{self, Auth};
 use leasehold::config::{ServerArgs, Settings};
 use leasehold::names::Tenant;
-use leasehold::store::Durability;
+use leasehold::store::{Durability, Topology};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
 
@@ -58,6 +58,8 @@ impl RedisProcess {
             "no",
             "--dir",
             dir.to_str().expect("utf-8 temp dir"),
+            "--logfile",
+            "redis.log",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -86,6 +88,17 @@ impl RedisProcess {
         };
         redis.wait_until_ready();
         redis
+    }
+
+    /// Waits until nothing listens on the port any more (after a KILL: the process is gone
+    /// and the port free for a restart).
+    pub fn wait_gone(&self) {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        wait_for(
+            Duration::from_secs(15),
+            "redis-server to let go of its port",
+            || std::net::TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err(),
+        );
     }
 
     /// Sends `signal` (KILL, STOP, CONT, …) to redis-server itself, by its pid.
@@ -261,7 +274,12 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     }
     let redis_url = options.redis_url.unwrap_or_else(|| redis().url());
     let auth = Auth::from_file(&key_file, false).expect("keys");
-    let settings = Settings::new(&server, redis_url.clone(), auth, Durability::Async);
+    let settings = Settings::new(
+        &server,
+        Topology::Single(redis_url.clone()),
+        auth,
+        Durability::Async,
+    );
     let router = leasehold::app::build(&settings).await.expect("app builds");
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
