@@ -247,6 +247,7 @@ pub struct Options {
     pub max_body_bytes: Option<usize>,
     pub redis_url: Option<String>,
     pub redis_timeout_ms: Option<u64>,
+    pub durability: Option<Durability>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -278,7 +279,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         &server,
         Topology::Single(redis_url.clone()),
         auth,
-        Durability::Async,
+        options.durability.unwrap_or(Durability::Async),
     );
     let router = leasehold::app::build(&settings).await.expect("app builds");
     let listener = tokio::net::TcpListener::bind(settings.listen)

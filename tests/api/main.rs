@@ -6,6 +6,7 @@ mod helpers;
 mod chaos;
 mod contention;
 mod counters;
+mod durability;
 mod errors;
 mod idempotency;
 mod items;
