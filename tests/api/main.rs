@@ -13,5 +13,6 @@ mod items;
 mod leases;
 mod pools;
 mod processes;
+mod proxy;
 mod scripts;
 mod tenants;

@@ -1,0 +1,882 @@
+//! Network faults between the service and Redis, made by a user-space TCP proxy (this
+//! machine has no `tc netem`): the `Proxy` itself, whose `Mode` a test switches at run time
+//! (pass, blackhole, delay with jitter, drop, reset), and the tests that put it between
+//! in-process apps and a real redis-server. They prove that requests fail within their
+//! timeout with 503 `backend_unavailable` and `Retry-After` and recover once the network
+//! does, that a small delay only slows requests, and that under load with the faults
+//! cycling the history checkers find nothing acknowledged lost or handed out twice.
+//!
+//! The seed of the proxy's and the clients' choices is printed; set LEASEHOLD_CHAOS_SEED to
+//! replay one, and LEASEHOLD_CHAOS_SECONDS to run the load test longer.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use leasehold::auth::Auth;
+use leasehold::config::{ServerArgs, Settings};
+use leasehold::contend;
+use leasehold::store::{Durability, Topology};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use reqwest::Method;
+use serde_json::json;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+
+use crate::helpers::*;
+
+/// What the proxy does to traffic, switched at run time with `Proxy::set_mode`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// Forward every byte unchanged, at once.
+    Pass,
+    /// A partition: connections are accepted and read, but nothing is forwarded or
+    /// answered. A connection that had bytes swallowed stays silent for good, even after
+    /// the mode changes back: TCP never delivers a stream with a hole in it, so forwarding
+    /// again would be a fault no network makes (and would pair replies with the wrong
+    /// requests).
+    Blackhole,
+    /// Each chunk, in each direction, is held `base ± jitter` (uniform, from the seeded
+    /// generator), in order: a later chunk is never delivered before an earlier one.
+    Delay { base: Duration, jitter: Duration },
+    /// Each new connection is closed at once with this probability, and each existing one
+    /// is cut (closed, both sides) with it on each chunk.
+    Drop { probability: f64 },
+    /// Every connection, existing and new, is closed abruptly (SO_LINGER 0): peers see a
+    /// reset, not an orderly end.
+    Reset,
+}
+
+/// The proxy: listens on a free loopback port and forwards to one target. Dropping it
+/// ends every task it started (the accept loop is aborted, which drops the set holding the
+/// connection tasks; and the mode channel closes, which they also watch).
+pub struct Proxy {
+    addr: SocketAddr,
+    mode: watch::Sender<Mode>,
+    accept: JoinHandle<()>,
+    live: Arc<AtomicUsize>,
+}
+
+impl Proxy {
+    /// Starts a proxy in `Pass` mode in front of `target`; `seed` drives every random
+    /// choice (delays, drops), so a run can be replayed.
+    pub async fn start(target: SocketAddr, seed: u64) -> Arc<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a free loopback port for the proxy");
+        let addr = listener.local_addr().expect("the proxy's address");
+        let (mode, watcher) = watch::channel(Mode::Pass);
+        let live = Arc::new(AtomicUsize::new(0));
+        let accept = tokio::spawn(accept_loop(
+            listener,
+            target,
+            watcher,
+            seed,
+            Live::new(&live),
+        ));
+        Arc::new(Proxy {
+            addr,
+            mode,
+            accept,
+            live,
+        })
+    }
+
+    /// Switches behaviour; existing connections follow at their next chunk (a reset or a
+    /// blackhole at once).
+    pub fn set_mode(&self, mode: Mode) {
+        self.mode.send_replace(mode);
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The Redis URL that goes through the proxy.
+    pub fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// How many of the proxy's tasks are alive; the counter outlives the proxy, so a test
+    /// can see them all end after dropping it.
+    pub fn live_tasks(&self) -> Arc<AtomicUsize> {
+        self.live.clone()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.accept.abort();
+    }
+}
+
+/// Counts one live task for as long as the task's future exists (it is dropped when the
+/// task ends or is aborted).
+struct Live(Arc<AtomicUsize>);
+
+impl Live {
+    fn new(counter: &Arc<AtomicUsize>) -> Live {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Live(counter.clone())
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum End {
+    /// Both sides finished, or one failed: close normally.
+    Closed,
+    /// `Drop` cut it: close normally, at once.
+    Cut,
+    /// `Reset`: close with SO_LINGER 0.
+    Reset,
+    /// The proxy was dropped.
+    Gone,
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    target: SocketAddr,
+    mut mode: watch::Receiver<Mode>,
+    seed: u64,
+    live: Live,
+) {
+    // Owned here so that aborting this task aborts every connection task with it.
+    let mut connections = JoinSet::new();
+    let mut accepted: u64 = 0;
+    loop {
+        tokio::select! {
+            next = listener.accept() => {
+                let Ok((client, _)) = next else {
+                    // Out of descriptors, say: wait rather than spin.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                accepted += 1;
+                let seed = seed ^ accepted.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                connections.spawn(connection(client, target, mode.clone(), seed, Live::new(&live.0)));
+            }
+            Some(_) = connections.join_next() => {}
+            changed = mode.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// Waits until the mode becomes `Reset` or the proxy is dropped.
+async fn until_reset_or_gone(mode: &mut watch::Receiver<Mode>) -> End {
+    loop {
+        if mode.changed().await.is_err() {
+            return End::Gone;
+        }
+        if *mode.borrow_and_update() == Mode::Reset {
+            return End::Reset;
+        }
+    }
+}
+
+/// Closes a stream so that its peer sees a reset: SO_LINGER 0, then close. (Tokio's
+/// `set_linger(Some(Duration::ZERO))` is deprecated in favour of this same call.)
+fn reset(stream: TcpStream) {
+    let _ = stream.set_zero_linger();
+    drop(stream);
+}
+
+/// One accepted connection: its fate at accept, then both directions until either side
+/// ends, `Drop` cuts it, `Reset` resets it, or the proxy is dropped.
+async fn connection(
+    mut client: TcpStream,
+    target: SocketAddr,
+    mut mode: watch::Receiver<Mode>,
+    seed: u64,
+    _live: Live,
+) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let at_accept = *mode.borrow_and_update();
+    match at_accept {
+        Mode::Reset => return reset(client),
+        Mode::Drop { probability } if rng.random_bool(probability.clamp(0.0, 1.0)) => return,
+        Mode::Blackhole => return swallow(client, mode).await,
+        _ => {}
+    }
+    let upstream = tokio::select! {
+        upstream = TcpStream::connect(target) => match upstream {
+            Ok(upstream) => upstream,
+            // The target is down: so is the path through us.
+            Err(_) => return,
+        },
+        end = until_reset_or_gone(&mut mode) => {
+            if end == End::Reset {
+                reset(client);
+            }
+            return;
+        }
+    };
+    let mut upstream = upstream;
+    let _ = client.set_nodelay(true);
+    let _ = upstream.set_nodelay(true);
+    let poisoned = AtomicBool::new(false);
+    let end = {
+        let (mut client_read, mut client_write) = client.split();
+        let (mut upstream_read, mut upstream_write) = upstream.split();
+        let watching = mode.clone();
+        let up = direction(
+            &mut client_read,
+            &mut upstream_write,
+            &watching,
+            &poisoned,
+            StdRng::seed_from_u64(rng.random()),
+        );
+        let down = direction(
+            &mut upstream_read,
+            &mut client_write,
+            &watching,
+            &poisoned,
+            StdRng::seed_from_u64(rng.random()),
+        );
+        tokio::select! {
+            both = async { tokio::try_join!(up, down) } => both.err().unwrap_or(End::Closed),
+            end = until_reset_or_gone(&mut mode) => end,
+        }
+    };
+    if end == End::Reset {
+        reset(client);
+        reset(upstream);
+    }
+}
+
+/// A connection accepted in a blackhole: read and discard until the peer gives up, the
+/// proxy resets everything, or the proxy is dropped.
+async fn swallow(mut client: TcpStream, mut mode: watch::Receiver<Mode>) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let end = tokio::select! {
+        _ = async { while matches!(client.read(&mut buf).await, Ok(n) if n > 0) {} } => End::Closed,
+        end = until_reset_or_gone(&mut mode) => end,
+    };
+    if end == End::Reset {
+        reset(client);
+    }
+}
+
+/// How long `Delay` holds one chunk: `base ± jitter`, uniform.
+fn hold(base: Duration, jitter: Duration, rng: &mut StdRng) -> Duration {
+    let jitter_us = jitter.as_micros() as i64;
+    let offset = if jitter_us == 0 {
+        0
+    } else {
+        rng.random_range(-jitter_us..=jitter_us)
+    };
+    Duration::from_micros((base.as_micros() as i64 + offset).max(0) as u64)
+}
+
+/// One direction of a connection: a reader that decides each chunk's fate when it arrives
+/// and a writer that delivers the held ones in order, concurrently, so that a delay holds
+/// each chunk once rather than adding up along a pipeline.
+async fn direction<R, W>(
+    reader: &mut R,
+    writer: &mut W,
+    mode: &watch::Receiver<Mode>,
+    poisoned: &AtomicBool,
+    mut rng: StdRng,
+) -> Result<(), End>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let (queue, mut held) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let read = async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = match reader.read(&mut buf).await {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(_) => return Err(End::Closed),
+            };
+            let now = Instant::now();
+            let current = *mode.borrow();
+            let due = match current {
+                Mode::Pass => now,
+                Mode::Blackhole => {
+                    poisoned.store(true, Ordering::SeqCst);
+                    continue;
+                }
+                Mode::Delay { base, jitter } => now + hold(base, jitter, &mut rng),
+                Mode::Drop { probability } => {
+                    if rng.random_bool(probability.clamp(0.0, 1.0)) {
+                        return Err(End::Cut);
+                    }
+                    now
+                }
+                Mode::Reset => return Err(End::Reset),
+            };
+            if poisoned.load(Ordering::SeqCst) {
+                continue;
+            }
+            if queue.send((due, buf[..n].to_vec())).is_err() {
+                return Ok(());
+            }
+        }
+    };
+    let write = async {
+        let mut last = Instant::now();
+        while let Some((due, bytes)) = held.recv().await {
+            last = last.max(due);
+            tokio::time::sleep_until(last).await;
+            if *mode.borrow() == Mode::Blackhole {
+                poisoned.store(true, Ordering::SeqCst);
+            }
+            if poisoned.load(Ordering::SeqCst) {
+                continue;
+            }
+            if writer.write_all(&bytes).await.is_err() {
+                return Err(End::Closed);
+            }
+        }
+        // The reader saw the end: pass it on once everything held is delivered.
+        let _ = writer.shutdown().await;
+        Ok(())
+    };
+    tokio::try_join!(read, write).map(|_| ())
+}
+
+// ---------------------------------------------------------------------------------------
+// The tests.
+
+/// The apps give up on a Redis call after this long and answer 503.
+const TIMEOUT_MS: u64 = 500;
+/// A request during a fault must be answered within this: a handful of bounded Redis
+/// calls at most, plus slack for a debug build on shared cores.
+const FAIL_FAST: Duration = Duration::from_millis(3 * TIMEOUT_MS + 500);
+/// How long a request may hang before the test calls it hung (well past FAIL_FAST).
+const HUNG: Duration = Duration::from_secs(10);
+
+fn seed() -> u64 {
+    std::env::var("LEASEHOLD_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random)
+}
+
+fn load_seconds() -> u64 {
+    std::env::var("LEASEHOLD_CHAOS_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(6)
+}
+
+fn address_of(redis: &RedisProcess) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], redis.port))
+}
+
+/// An in-process app whose every Redis connection goes through `proxy`.
+async fn app_behind(proxy: &Proxy) -> TestApp {
+    spawn_app_with(Options {
+        redis_url: Some(proxy.url()),
+        redis_timeout_ms: Some(TIMEOUT_MS),
+        ..Options::default()
+    })
+    .await
+}
+
+/// Polls `condition` until it holds, failing the test after `timeout`.
+async fn eventually<F, Fut>(timeout: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What the fault tests send: a claim, a version-checked write and a counter draw, in a
+/// pool of items, a pool holding one register, and a counter of their own.
+struct Target {
+    pool: String,
+    registers: String,
+    counter: String,
+}
+
+impl Target {
+    async fn create(app: &TestApp) -> Target {
+        let target = Target {
+            pool: pool_name(),
+            registers: pool_name(),
+            counter: format!("c-{}", uuid::Uuid::new_v4().simple()),
+        };
+        let ids: Vec<String> = (0..20).map(|n| format!("i{n}")).collect();
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        app.add_items(&target.pool, &ids).await;
+        app.put(&target.register(), json!({"data": {"n": 0}}))
+            .await
+            .expect(201);
+        target
+    }
+
+    fn register(&self) -> String {
+        format!("/v1/pools/{}/items/r", self.registers)
+    }
+
+    /// The three requests, each with the time it took to be answered.
+    async fn requests(
+        &self,
+        app: &TestApp,
+        if_match: &str,
+    ) -> Vec<(&'static str, Reply, Duration)> {
+        let claim = app
+            .request(Method::POST, &format!("/v1/pools/{}/claim", self.pool))
+            .json(&json!({"holder": "h"}));
+        let put = app
+            .request(Method::PUT, &self.register())
+            .header("If-Match", if_match)
+            .json(&json!({"data": {"n": 1}}));
+        let draw = app
+            .request(Method::POST, &format!("/v1/counters/{}/next", self.counter))
+            .json(&json!({}));
+        let mut replies = Vec::new();
+        for (what, request) in [
+            ("claim", claim),
+            ("PUT If-Match", put),
+            ("counter draw", draw),
+        ] {
+            let started = Instant::now();
+            let reply = app.send(request.timeout(HUNG)).await;
+            replies.push((what, reply, started.elapsed()));
+        }
+        replies
+    }
+
+    /// The register's current ETag, read while the network is healthy.
+    async fn etag(&self, app: &TestApp) -> String {
+        let reply = app.get(&self.register()).await;
+        assert_eq!(reply.status, 200, "reading the register: {:#?}", reply.body);
+        reply.header("etag").expect("an ETag").to_owned()
+    }
+}
+
+/// A 503 `backend_unavailable` with Retry-After, in time, telling nothing of Redis.
+#[track_caller]
+fn assert_unavailable(fault: Mode, what: &str, reply: Reply, took: Duration) {
+    assert!(
+        took < FAIL_FAST,
+        "{fault:?}: the {what} took {took:?} (bound {FAIL_FAST:?})"
+    );
+    let retry_after = reply.header("retry-after").unwrap_or_default().to_owned();
+    assert!(
+        retry_after.parse::<u64>().is_ok_and(|secs| secs > 0),
+        "{fault:?}: the {what} has Retry-After {retry_after:?}"
+    );
+    let body = reply.expect_problem(503, "backend_unavailable");
+    let text = body.to_string().to_lowercase();
+    for leak in [
+        "redis",
+        "refused",
+        "os error",
+        "broken pipe",
+        "io error",
+        "ioerror",
+        "reset",
+        "eof",
+        "timed out",
+        "127.0.0.1",
+    ] {
+        assert!(
+            !text.contains(leak),
+            "{fault:?}: the {what}'s body leaks {leak:?}: {body:#}"
+        );
+    }
+}
+
+/// Under `fault`, every request fails fast with 503 (twice: once meeting the app's pooled
+/// connections, once its new ones); back in `Pass`, they succeed again.
+async fn fails_fast_then_recovers(fault: Mode) {
+    let proxy = Proxy::start(address_of(redis()), seed()).await;
+    let app = app_behind(&proxy).await;
+    let target = Target::create(&app).await;
+
+    proxy.set_mode(fault);
+    let mut slowest = Duration::ZERO;
+    for _ in 0..2 {
+        for (what, reply, took) in target.requests(&app, "\"1\"").await {
+            assert_unavailable(fault, what, reply, took);
+            slowest = slowest.max(took);
+        }
+    }
+
+    proxy.set_mode(Mode::Pass);
+    let healing = Instant::now();
+    // The app's pool may still hold connections the fault spoiled; each is found out and
+    // replaced on use, so poll rather than expect the first request to pass.
+    eventually(
+        Duration::from_secs(20),
+        "requests to succeed again",
+        || async {
+            let etag = match app.get(&target.register()).await {
+                reply if reply.status == 200 => reply.header("etag").unwrap_or_default().to_owned(),
+                _ => return false,
+            };
+            let replies = target.requests(&app, &etag).await;
+            replies.iter().all(|(_, reply, _)| reply.status == 200)
+        },
+    )
+    .await;
+    let healed = healing.elapsed();
+    let etag = target.etag(&app).await;
+    for (what, reply, _) in target.requests(&app, &etag).await {
+        assert_eq!(
+            reply.status, 200,
+            "{fault:?}, healed: the {what}: {:#?}",
+            reply.body
+        );
+    }
+    println!(
+        "proxy {fault:?}: 6 requests answered 503 backend_unavailable with Retry-After, the slowest in {} ms (bound {} ms); healed {} ms after Pass",
+        slowest.as_millis(),
+        FAIL_FAST.as_millis(),
+        healed.as_millis()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blackholed_redis_is_503_within_the_timeout_then_heals() {
+    fails_fast_then_recovers(Mode::Blackhole).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_slower_than_the_timeout_is_503_within_it_then_heals() {
+    fails_fast_then_recovers(Mode::Delay {
+        base: Duration::from_millis(1500),
+        jitter: Duration::from_millis(100),
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_redis_connections_are_503_then_heal() {
+    fails_fast_then_recovers(Mode::Reset).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_redis_connections_are_503_then_heal() {
+    fails_fast_then_recovers(Mode::Drop { probability: 1.0 }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delay_below_the_timeout_only_slows_requests() {
+    let proxy = Proxy::start(address_of(redis()), seed()).await;
+    let app = app_behind(&proxy).await;
+    let target = Target::create(&app).await;
+    proxy.set_mode(Mode::Delay {
+        base: Duration::from_millis(50),
+        jitter: Duration::from_millis(30),
+    });
+    let (mut fastest, mut slowest) = (Duration::MAX, Duration::ZERO);
+    for _ in 0..3 {
+        let etag = target.etag(&app).await;
+        for (what, reply, took) in target.requests(&app, &etag).await {
+            assert_eq!(
+                reply.status, 200,
+                "the {what} under a small delay: {:#?}",
+                reply.body
+            );
+            // Out and back, each held at least 20 ms: the delay was felt.
+            assert!(
+                took >= Duration::from_millis(40),
+                "the {what} took only {took:?}"
+            );
+            fastest = fastest.min(took);
+            slowest = slowest.max(took);
+        }
+    }
+    println!(
+        "proxy Delay 50 ± 30 ms: 9 requests all 200, in {} to {} ms",
+        fastest.as_millis(),
+        slowest.as_millis()
+    );
+}
+
+/// Another in-process app over `redis_url` that accepts the same keys as `first`, so one
+/// client key works on every replica (as behind a load balancer).
+async fn replica_like(first: &TestApp, redis_url: &str) -> String {
+    let server = ServerArgs {
+        listen: "127.0.0.1:0".parse().expect("a loopback address"),
+        redis_pool_size: 8,
+        redis_timeout_ms: TIMEOUT_MS,
+        idempotency_ttl_secs: 86_400,
+        counter_retention_days: 35,
+        max_body_bytes: 2 * 1024 * 1024,
+    };
+    let auth = Auth::from_file(&first.key_file, false).expect("the first replica's keys");
+    let settings = Settings::new(
+        &server,
+        Topology::Single(redis_url.to_owned()),
+        auth,
+        Durability::Async,
+    );
+    let router = leasehold::app::build(&settings)
+        .await
+        .expect("the replica builds");
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .expect("a free port");
+    let addr = listener.local_addr().expect("the replica's address");
+    tokio::spawn(leasehold::app::serve(
+        listener,
+        router,
+        std::future::pending(),
+    ));
+    format!("http://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn faults_cycling_under_load_lose_and_repeat_nothing() {
+    let seed = seed();
+    let backend = RedisProcess::start(&[]);
+    let proxy = Proxy::start(address_of(&backend), seed).await;
+    let first = app_behind(&proxy).await;
+    let mut urls = vec![first.url("")];
+    for _ in 0..2 {
+        urls.push(replica_like(&first, &proxy.url()).await);
+    }
+    let duration = Duration::from_secs(load_seconds());
+    let run = tokio::spawn(contend::run(contend::Options {
+        urls,
+        key: Some(first.key.clone()),
+        clients: 32,
+        items: 2000,
+        duration,
+        batch: 4,
+        lease_ms: 2000,
+        seed,
+        request_timeout: Duration::from_secs(3),
+        progress: false,
+    }));
+
+    // The run loads its pools first; faults start once its registers (made last) exist,
+    // read directly from Redis rather than through the proxy.
+    let pattern = format!("lh:{{{}/contend-*-registers}}:items", first.tenant);
+    eventually(Duration::from_secs(30), "the run to be set up", || async {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(&pattern)
+            .query(&mut backend.connection())
+            .expect("KEYS");
+        !keys.is_empty()
+    })
+    .await;
+    let phase = Duration::from_millis(800);
+    let cycle = [
+        Mode::Blackhole,
+        // Some chunks held past the apps' timeout (their writes may land after the 503),
+        // some not.
+        Mode::Delay {
+            base: Duration::from_millis(400),
+            jitter: Duration::from_millis(300),
+        },
+        Mode::Reset,
+        Mode::Drop { probability: 0.3 },
+        Mode::Pass,
+    ];
+    // Leave the last second healthy, so the run ends by reading its final state.
+    let faults_end = Instant::now() + duration.saturating_sub(Duration::from_secs(1));
+    let mut faults = 0;
+    for mode in cycle.iter().cycle() {
+        if Instant::now() + phase > faults_end {
+            break;
+        }
+        proxy.set_mode(*mode);
+        if *mode != Mode::Pass {
+            faults += 1;
+        }
+        tokio::time::sleep(phase).await;
+    }
+    proxy.set_mode(Mode::Pass);
+
+    let run = run
+        .await
+        .expect("the run finished")
+        .expect("the run was set up");
+    let c = &run.check;
+    println!(
+        "proxy faults cycling: {} operations checked ({} ok, {} failed, {} unknown), {faults} faults injected, {} retries, {} anomalies, seed {}",
+        c.operations,
+        c.ok,
+        c.fail,
+        c.unknown,
+        run.retries,
+        c.anomalies.len(),
+        run.seed
+    );
+    assert!(run.passed(), "{}", run.table());
+    assert!(
+        c.operations > 500,
+        "too little load to prove anything: {}",
+        run.table()
+    );
+    assert!(
+        c.unknown > 0 || run.retries > 0,
+        "no client felt the faults:\n{}",
+        run.table()
+    );
+    for cause in run.unknown_causes.keys() {
+        assert!(
+            cause == "503 backend_unavailable" || cause == "connection" || cause == "timeout",
+            "a client saw more than an unavailable backend: {cause}\n{}",
+            run.table()
+        );
+    }
+}
+
+/// A loopback echo server for the proxy's own tests; it lives as long as the test.
+async fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port for the echo server");
+    let addr = listener.local_addr().expect("the echo server's address");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut read, mut write) = stream.split();
+                let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    addr
+}
+
+/// Sends `bytes` and reads back as many, concurrently (large payloads would otherwise
+/// fill both directions' buffers).
+async fn round_trip(stream: &mut TcpStream, bytes: &[u8]) -> Vec<u8> {
+    let (mut read, mut write) = stream.split();
+    let mut back = vec![0u8; bytes.len()];
+    let (sent, received) = tokio::join!(write.write_all(bytes), read.read_exact(&mut back));
+    sent.expect("bytes sent through the proxy");
+    received.expect("bytes echoed back through the proxy");
+    back
+}
+
+/// True when the stream has been closed by the peer: EOF or a reset, not a hang.
+async fn closed(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    // A write may succeed into the buffer before the reset arrives; the read tells.
+    let _ = stream.write_all(b"ping").await;
+    match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+        Ok(Ok(0)) => true,
+        Ok(Err(e)) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::ConnectionAborted
+                | std::io::ErrorKind::BrokenPipe
+        ),
+        Ok(Ok(_)) | Err(_) => false,
+    }
+}
+
+/// True when a new connection to `addr` is closed by the peer; a reset may come so fast
+/// that the connect itself reports it.
+async fn new_connection_closed(addr: SocketAddr) -> bool {
+    match TcpStream::connect(addr).await {
+        Ok(mut stream) => closed(&mut stream).await,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_passes_bytes_unchanged_holds_them_in_order_blackholes_and_resets() {
+    let proxy = Proxy::start(echo_server().await, 7).await;
+    let live = proxy.live_tasks();
+    let mut rng = StdRng::seed_from_u64(7);
+    let payload: Vec<u8> = (0..256 * 1024).map(|_| rng.random()).collect();
+
+    // Pass: a quarter of a megabyte, unchanged.
+    let mut stream = TcpStream::connect(proxy.addr()).await.expect("connect");
+    assert!(
+        round_trip(&mut stream, &payload).await == payload,
+        "Pass changed bytes"
+    );
+
+    // Delay with jitter: many small chunks, each held, none reordered.
+    proxy.set_mode(Mode::Delay {
+        base: Duration::from_millis(5),
+        jitter: Duration::from_millis(4),
+    });
+    let started = Instant::now();
+    for chunk in payload[..4096].chunks(97) {
+        assert!(
+            round_trip(&mut stream, chunk).await == chunk,
+            "Delay reordered bytes"
+        );
+    }
+    // 43 round trips, each held at least 1 ms out and 1 ms back.
+    assert!(
+        started.elapsed() >= Duration::from_millis(43 * 2),
+        "no delay felt"
+    );
+
+    // Blackhole: the existing connection goes silent, and so does a new one.
+    proxy.set_mode(Mode::Blackhole);
+    let mut fresh = TcpStream::connect(proxy.addr()).await.expect("connect");
+    for silent in [&mut stream, &mut fresh] {
+        silent
+            .write_all(b"hello")
+            .await
+            .expect("written into the void");
+        let mut buf = [0u8; 16];
+        let read = tokio::time::timeout(Duration::from_millis(300), silent.read(&mut buf)).await;
+        assert!(read.is_err(), "a blackholed read returned {read:?}");
+    }
+
+    // Back to Pass: a new connection works, and the one that lost bytes stays silent.
+    proxy.set_mode(Mode::Pass);
+    let mut healed = TcpStream::connect(proxy.addr()).await.expect("connect");
+    assert!(round_trip(&mut healed, b"again").await == b"again");
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await;
+    assert!(read.is_err(), "a stream with a hole was resumed: {read:?}");
+
+    // Reset: the live connection is reset, and so is a new one.
+    proxy.set_mode(Mode::Reset);
+    assert!(
+        closed(&mut healed).await,
+        "an existing connection survived Reset"
+    );
+    assert!(
+        new_connection_closed(proxy.addr()).await,
+        "a new connection survived Reset"
+    );
+
+    // Drop(1.0): new connections are closed at once.
+    proxy.set_mode(Mode::Drop { probability: 1.0 });
+    assert!(
+        new_connection_closed(proxy.addr()).await,
+        "a new connection survived Drop(1.0)"
+    );
+
+    // Every task the proxy started ends with it, even with connections still open.
+    proxy.set_mode(Mode::Pass);
+    let mut open = TcpStream::connect(proxy.addr()).await.expect("connect");
+    assert!(round_trip(&mut open, b"open").await == b"open");
+    assert!(
+        live.load(Ordering::SeqCst) >= 2,
+        "the accept loop and a connection"
+    );
+    drop(proxy);
+    eventually(
+        Duration::from_secs(5),
+        "the proxy's tasks to end",
+        || async { live.load(Ordering::SeqCst) == 0 },
+    )
+    .await;
+    assert!(closed(&mut open).await, "a connection outlived the proxy");
+}
