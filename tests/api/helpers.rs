@@ -42,6 +42,27 @@ impl RedisProcess {
     /// Starts redis-server on `port` with its data in `dir` (made if missing): to restart a
     /// killed one where it was, with what it had persisted.
     pub fn start_on(port: u16, dir: &std::path::Path, extra: &[&str]) -> RedisProcess {
+        RedisProcess::spawn(None, port, dir, extra)
+    }
+
+    /// Starts redis-server with the config file `config` (a sentinel, run with
+    /// `extra = ["--sentinel"]`, needs one it can rewrite), on `port` with its data in
+    /// `dir`, and waits until it answers PING.
+    pub fn start_with_config(
+        config: &std::path::Path,
+        port: u16,
+        dir: &std::path::Path,
+        extra: &[&str],
+    ) -> RedisProcess {
+        RedisProcess::spawn(Some(config), port, dir, extra)
+    }
+
+    fn spawn(
+        config: Option<&std::path::Path>,
+        port: u16,
+        dir: &std::path::Path,
+        extra: &[&str],
+    ) -> RedisProcess {
         std::fs::create_dir_all(dir).expect("temp dir");
         let mut args: Vec<String> = [
             "--port",
@@ -64,6 +85,10 @@ impl RedisProcess {
         .iter()
         .map(|s| s.to_string())
         .collect();
+        // redis-server takes a config file only as its first argument.
+        if let Some(config) = config {
+            args.insert(0, config.to_str().expect("utf-8 config path").to_owned());
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut guard = Command::new("sh")
             .arg("-c")

@@ -16,3 +16,4 @@ mod processes;
 mod proxy;
 mod scripts;
 mod tenants;
+mod topology;
