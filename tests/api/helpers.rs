@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 
 /// A `redis-server` run under a small shell guard: the guard holds the read end of a
 /// pipe whose write end only this process has, and kills redis-server by its pid when the
-/// pipe closes, whether this process ends normally, panics or is killed.
+/// pipe closes, whether this process ends normally, panics or is killed. It sends CONT
+/// then KILL: a stopped server ignores TERM, and a test server needs no graceful exit.
 pub struct RedisProcess {
     pub port: u16,
     /// redis-server's own pid (not the guard's).
@@ -92,7 +93,7 @@ impl RedisProcess {
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut guard = Command::new("sh")
             .arg("-c")
-            .arg(r#"redis-server "$@" >/dev/null & pid=$!; echo "$pid"; read _; kill "$pid" 2>/dev/null; wait "$pid""#)
+            .arg(r#"redis-server "$@" >/dev/null & pid=$!; echo "$pid"; read _; kill -CONT "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null; wait "$pid""#)
             .arg("sh")
             .args(&args)
             .stdin(Stdio::piped())
