@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Sets up and runs the tests: unit tests and the integration suite against a real
-# redis-server that the tests start on free loopback ports.
+# redis-server that the tests start on free loopback ports, then the contract suite again
+# against a real Redis Cluster of three primaries and three replicas.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
-exec cargo test --locked "$@"
+cargo test --locked "$@"
+echo "== the contract suite again, on a Redis Cluster"
+LEASEHOLD_TEST_TOPOLOGY=cluster cargo test --locked --test api "$@" -- \
+  --skip chaos:: --skip proxy:: --skip topology::cluster --skip topology::sentinel \
+  --skip topology::pools_spread --skip durability:: --skip processes::

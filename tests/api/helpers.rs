@@ -93,7 +93,7 @@ impl RedisProcess {
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut guard = Command::new("sh")
             .arg("-c")
-            .arg(r#"redis-server "$@" >/dev/null & pid=$!; echo "$pid"; read _; kill -CONT "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null; wait "$pid""#)
+            .arg(r#"redis-server "$@" >/dev/null & pid=$!; echo "$pid"; read _; kill -CONT "$pid" 2>/dev/null; kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null"#)
             .arg("sh")
             .args(&args)
             .stdin(Stdio::piped())
@@ -173,10 +173,110 @@ impl Drop for RedisProcess {
     }
 }
 
-/// The Redis shared by every test of this binary.
-pub fn redis() -> &'static RedisProcess {
-    static REDIS: OnceLock<RedisProcess> = OnceLock::new();
-    REDIS.get_or_init(|| RedisProcess::start(&[]))
+/// The Redis the contract suite runs against, shared by every test of this binary: one
+/// server by default, or with `LEASEHOLD_TEST_TOPOLOGY=cluster` a real Redis Cluster of
+/// three primaries and three replicas (so the same tests prove the same contract there).
+pub enum Backend {
+    Single(RedisProcess),
+    Cluster(crate::topology::RedisCluster),
+}
+
+impl Backend {
+    /// How the app reaches it.
+    pub fn topology(&self) -> Topology {
+        match self {
+            Backend::Single(redis) => Topology::Single(redis.url()),
+            Backend::Cluster(cluster) => Topology::Cluster(cluster.urls()),
+        }
+    }
+
+    /// One URL of it (on a Cluster: the first node's).
+    pub fn url(&self) -> String {
+        match self {
+            Backend::Single(redis) => redis.url(),
+            Backend::Cluster(cluster) => cluster.urls()[0].clone(),
+        }
+    }
+
+    /// A connection for looking inside Redis; on a Cluster it follows redirections, and
+    /// sends KEYS to every primary.
+    pub fn connection(&self) -> TestConnection {
+        match self {
+            Backend::Single(redis) => TestConnection::Single(redis.connection()),
+            Backend::Cluster(cluster) => TestConnection::Cluster(
+                redis::cluster::ClusterClient::new(cluster.urls())
+                    .expect("cluster client")
+                    .get_connection()
+                    .expect("cluster connection"),
+            ),
+        }
+    }
+}
+
+/// A synchronous connection to the backend, whichever it is.
+pub enum TestConnection {
+    Single(redis::Connection),
+    Cluster(redis::cluster::ClusterConnection),
+}
+
+impl redis::ConnectionLike for TestConnection {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> redis::RedisResult<redis::Value> {
+        match self {
+            TestConnection::Single(c) => c.req_packed_command(cmd),
+            TestConnection::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisResult<Vec<redis::Value>> {
+        match self {
+            TestConnection::Single(c) => c.req_packed_commands(cmd, offset, count),
+            TestConnection::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &redis::Cmd) -> redis::RedisResult<redis::Value> {
+        match self {
+            TestConnection::Single(c) => c.req_command(cmd),
+            TestConnection::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            TestConnection::Single(c) => c.get_db(),
+            TestConnection::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            TestConnection::Single(c) => c.check_connection(),
+            TestConnection::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            TestConnection::Single(c) => c.is_open(),
+            TestConnection::Cluster(c) => c.is_open(),
+        }
+    }
+}
+
+/// The shared backend, started on first use.
+pub fn redis() -> &'static Backend {
+    static BACKEND: OnceLock<Backend> = OnceLock::new();
+    BACKEND.get_or_init(
+        || match std::env::var("LEASEHOLD_TEST_TOPOLOGY").as_deref() {
+            Ok("cluster") => Backend::Cluster(crate::topology::RedisCluster::start()),
+            _ => Backend::Single(RedisProcess::start(&[])),
+        },
+    )
 }
 
 pub fn free_port() -> u16 {
@@ -274,6 +374,8 @@ pub struct Options {
     pub redis_url: Option<String>,
     pub redis_timeout_ms: Option<u64>,
     pub durability: Option<Durability>,
+    /// Another Redis topology than the shared backend (such as a Cluster of the test's own).
+    pub topology: Option<Topology>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -299,11 +401,16 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     if let Some(limit) = options.max_body_bytes {
         server.max_body_bytes = limit;
     }
-    let redis_url = options.redis_url.unwrap_or_else(|| redis().url());
+    let (topology, redis_url) = match (options.topology, options.redis_url) {
+        (Some(Topology::Cluster(urls)), _) => (Topology::Cluster(urls.clone()), urls[0].clone()),
+        (Some(topology), _) => (topology, String::new()),
+        (None, Some(url)) => (Topology::Single(url.clone()), url),
+        (None, None) => (redis().topology(), redis().url()),
+    };
     let auth = Auth::from_file(&key_file, false).expect("keys");
     let settings = Settings::new(
         &server,
-        Topology::Single(redis_url.clone()),
+        topology,
         auth,
         options.durability.unwrap_or(Durability::Async),
     );

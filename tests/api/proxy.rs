@@ -502,7 +502,8 @@ fn assert_unavailable(fault: Mode, what: &str, reply: Reply, took: Duration) {
 /// Under `fault`, every request fails fast with 503 (twice: once meeting the app's pooled
 /// connections, once its new ones); back in `Pass`, they succeed again.
 async fn fails_fast_then_recovers(fault: Mode) {
-    let proxy = Proxy::start(address_of(redis()), seed()).await;
+    let redis = RedisProcess::start(&[]);
+    let proxy = Proxy::start(address_of(&redis), seed()).await;
     let app = app_behind(&proxy).await;
     let target = Target::create(&app).await;
 
@@ -575,7 +576,8 @@ async fn dropped_redis_connections_are_503_then_heal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delay_below_the_timeout_only_slows_requests() {
-    let proxy = Proxy::start(address_of(redis()), seed()).await;
+    let redis = RedisProcess::start(&[]);
+    let proxy = Proxy::start(address_of(&redis), seed()).await;
     let app = app_behind(&proxy).await;
     let target = Target::create(&app).await;
     proxy.set_mode(Mode::Delay {

@@ -58,7 +58,7 @@ fn lease_ids(reply: &Value) -> Vec<String> {
         .unwrap_or_default() // an empty Lua table encodes as {}
 }
 
-fn conn() -> redis::Connection {
+fn conn() -> TestConnection {
     redis().connection()
 }
 
@@ -127,7 +127,7 @@ fn claim_next_reclaims_a_bounded_number_of_expired_leases_per_call() {
         "Redis's clock to pass every lease's expiry",
         || redis_now_ms() > last_expiry as i64,
     );
-    let expired = |conn: &mut redis::Connection| -> u64 {
+    let expired = |conn: &mut TestConnection| -> u64 {
         redis::cmd("ZCOUNT")
             .arg(&keys[3])
             .arg("-inf")
@@ -207,7 +207,7 @@ fn put_item_with_a_failing_if_match_leaves_the_item_unchanged() {
     let scripts = Scripts::new();
     let (_, _, keys) = fresh_pool();
     ok(&scripts.add_items, &keys, &["a", "3", r#"{"v":1}"#]);
-    let item_before = |conn: &mut redis::Connection| -> Option<Vec<u8>> {
+    let item_before = |conn: &mut TestConnection| -> Option<Vec<u8>> {
         redis::cmd("HGET")
             .arg(&keys[1])
             .arg("a")

@@ -1354,3 +1354,51 @@ fn sentinels_fail_over_a_stopped_primary_which_comes_back_still_primary() {
         "the resumed node counts as up again"
     );
 }
+
+/// The contract suite runs against the topology `LEASEHOLD_TEST_TOPOLOGY` asks for, so a
+/// green cluster pass means the contract held on a Cluster, not on a lone server.
+#[test]
+fn the_contract_suite_runs_on_the_topology_asked_for() {
+    let wanted = std::env::var("LEASEHOLD_TEST_TOPOLOGY").unwrap_or_default();
+    match redis().topology() {
+        leasehold::store::Topology::Cluster(urls) => {
+            assert_eq!(wanted, "cluster");
+            assert_eq!(urls.len(), 6);
+        }
+        leasehold::store::Topology::Single(_) => assert_ne!(wanted, "cluster"),
+        other => panic!("unexpected test topology {other:?}"),
+    }
+}
+
+/// An app on a Cluster spreads pools over every primary (each pool's keys on one slot),
+/// and every operation works whichever primary holds the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_spread_over_every_primary_and_work_on_each() {
+    let cluster = tokio::task::spawn_blocking(RedisCluster::start)
+        .await
+        .expect("the cluster starts");
+    let app = spawn_app_with(Options {
+        topology: Some(leasehold::store::Topology::Cluster(cluster.urls())),
+        ..Options::default()
+    })
+    .await;
+    let mut owners = BTreeSet::new();
+    for n in 0..30 {
+        let pool = format!("spread-{n}");
+        app.add_items(&pool, &["a", "b"]).await;
+        let lease = app.claim(&pool, "alice").await.expect("a lease");
+        app.post(
+            &format!(
+                "/v1/pools/{pool}/items/{}/complete",
+                lease["id"].as_str().expect("id")
+            ),
+            serde_json::json!({"holder": "alice", "token": lease["token"]}),
+        )
+        .await
+        .expect(200);
+        let key = format!("lh:{{{}/{pool}}}:pool", app.tenant);
+        owners.insert(cluster.node_for_slot(cluster.slot_of(&key)).port);
+    }
+    let primaries: BTreeSet<u16> = cluster.primaries().iter().map(|p| p.port).collect();
+    assert_eq!(owners, primaries, "30 pools did not reach every primary");
+}
