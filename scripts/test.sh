@@ -7,6 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
 cargo test --locked "$@"
 echo "== the contract suite again, on a Redis Cluster"
-LEASEHOLD_TEST_TOPOLOGY=cluster cargo test --locked --test api "$@" -- \
+LEASEHOLD_TEST_TOPOLOGY=cluster cargo test --locked --test api -- \
   --skip chaos:: --skip proxy:: --skip topology::cluster --skip topology::sentinel \
   --skip topology::pools_spread --skip durability:: --skip processes::

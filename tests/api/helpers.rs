@@ -203,12 +203,12 @@ impl Backend {
     pub fn connection(&self) -> TestConnection {
         match self {
             Backend::Single(redis) => TestConnection::Single(redis.connection()),
-            Backend::Cluster(cluster) => TestConnection::Cluster(
+            Backend::Cluster(cluster) => TestConnection::Cluster(Box::new(
                 redis::cluster::ClusterClient::new(cluster.urls())
                     .expect("cluster client")
                     .get_connection()
                     .expect("cluster connection"),
-            ),
+            )),
         }
     }
 }
@@ -216,7 +216,7 @@ impl Backend {
 /// A synchronous connection to the backend, whichever it is.
 pub enum TestConnection {
     Single(redis::Connection),
-    Cluster(redis::cluster::ClusterConnection),
+    Cluster(Box<redis::cluster::ClusterConnection>),
 }
 
 impl redis::ConnectionLike for TestConnection {
