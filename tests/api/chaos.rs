@@ -21,15 +21,20 @@ const REDIS_TIMEOUT_MS: u64 = 500;
 /// A `leasehold serve` process, killed by its pid when dropped.
 struct Replica {
     port: u16,
-    redis_url: String,
+    /// Where Redis is and how durable writes are: `--redis URL`, `--redis-cluster …`, ….
+    backend: Vec<String>,
     child: Option<Child>,
 }
 
 impl Replica {
     async fn start(redis_url: &str) -> Replica {
+        Replica::start_with(&["--redis", redis_url]).await
+    }
+
+    async fn start_with(backend: &[&str]) -> Replica {
         let mut replica = Replica {
             port: free_port(),
-            redis_url: redis_url.to_owned(),
+            backend: backend.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         replica.spawn().await;
@@ -40,18 +45,27 @@ impl Replica {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Where its stderr goes (shown when it fails to start).
+    fn log(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("leasehold-replica-{}.log", self.port))
+    }
+
     async fn spawn(&mut self) {
         let child = Command::new(LEASEHOLD)
-            .args(["serve", "--allow-anonymous", "--redis", &self.redis_url])
+            .args(["serve", "--allow-anonymous"])
+            .args(&self.backend)
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--redis-timeout-ms", &REDIS_TIMEOUT_MS.to_string()])
             .env("LEASEHOLD_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(self.log()).expect("log file"))
             .spawn()
             .expect("leasehold serve starts");
         self.child = Some(child);
-        healthy(&self.url()).await;
+        if !healthy(&self.url()).await {
+            let log = std::fs::read_to_string(self.log()).unwrap_or_default();
+            panic!("{} never became healthy:\n{log}", self.url());
+        }
     }
 
     /// SIGKILL, by pid.
@@ -69,8 +83,8 @@ impl Drop for Replica {
     }
 }
 
-/// Polls `/healthz` until it answers, with a deadline.
-async fn healthy(url: &str) {
+/// Polls `/healthz` until it answers, with a deadline; false if it never does.
+async fn healthy(url: &str) -> bool {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
@@ -80,9 +94,11 @@ async fn healthy(url: &str) {
             .await
             .is_ok_and(|r| r.status().is_success());
         if ok {
-            return;
+            return true;
         }
-        assert!(Instant::now() < deadline, "{url} never became healthy");
+        if Instant::now() > deadline {
+            return false;
+        }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
@@ -370,4 +386,92 @@ async fn the_contend_command_against_three_replicas_finds_no_overlap() {
     assert_eq!(report["check"]["anomalies"], serde_json::json!([]));
     assert!(report["check"]["operations"].as_u64().expect("a count") > 1000);
     assert_eq!(report["urls"].as_array().expect("urls").len(), 3);
+}
+
+/// A Redis Cluster (3 primaries + 3 replicas, AOF always) and three replicas over it.
+struct ClusterDeployment {
+    cluster: crate::topology::RedisCluster,
+    replicas: Vec<Replica>,
+}
+
+impl ClusterDeployment {
+    async fn start(durability: &str) -> ClusterDeployment {
+        let cluster = tokio::task::spawn_blocking(crate::topology::RedisCluster::start)
+            .await
+            .expect("the cluster starts");
+        let nodes = cluster.urls().join(",");
+        let args = ["--redis-cluster", &nodes, "--durability", durability];
+        let mut replicas = Vec::new();
+        for _ in 0..3 {
+            replicas.push(Replica::start_with(&args).await);
+        }
+        ClusterDeployment { cluster, replicas }
+    }
+
+    fn urls(&self) -> Vec<String> {
+        self.replicas.iter().map(Replica::url).collect()
+    }
+
+    /// The slots holding the run's pools (found by their settings keys).
+    fn contend_slots(&self) -> Vec<u16> {
+        let mut conn = redis::cluster::ClusterClient::new(self.cluster.urls())
+            .expect("cluster client")
+            .get_connection()
+            .expect("cluster connection");
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg("lh:{dev/contend-*}:pool")
+            .query(&mut conn)
+            .expect("KEYS");
+        let mut slots: Vec<u16> = keys.iter().map(|k| self.cluster.slot_of(k)).collect();
+        slots.sort_unstable();
+        slots.dedup();
+        slots
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resharding_and_failing_over_a_hot_pool_on_a_cluster_loses_nothing() {
+    let deployment = ClusterDeployment::start("replicas:1").await;
+    let run = tokio::spawn(contend::run(options(deployment.urls(), seed(), 2000)));
+
+    // Wait until the run's pools exist, then move their slots to another primary.
+    let mut slots = Vec::new();
+    for _ in 0..100 {
+        slots = deployment.contend_slots();
+        if slots.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(slots.len(), 2, "the run's two pools");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let cluster = &deployment.cluster;
+    let mut faults = 0;
+    for slot in &slots {
+        let owner = cluster.node_for_slot(*slot);
+        let to = cluster
+            .primaries()
+            .into_iter()
+            .find(|p| p.port != owner.port)
+            .expect("another primary");
+        let slot = *slot;
+        tokio::task::block_in_place(|| cluster.reshard(vec![slot], &to));
+        faults += 1;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Then fail over the primary that now holds the hot pool, to its replica.
+    let owner = cluster.node_for_slot(slots[0]);
+    let replica = cluster
+        .replicas_of(&owner)
+        .into_iter()
+        .next()
+        .expect("a replica");
+    tokio::task::block_in_place(|| cluster.failover(&replica));
+    faults += 1;
+
+    let run = run
+        .await
+        .expect("the run finished")
+        .expect("the run was set up");
+    report("cluster reshard + CLUSTER FAILOVER", faults, &run);
 }
