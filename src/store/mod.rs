@@ -72,12 +72,10 @@ impl fmt::Display for Durability {
     }
 }
 
-/// Whether a script's effect must reach the replicas before it is acknowledged.
+/// A client's write, or a read (which may apply expired leases, as any call does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Access {
-    /// A client's write: waits for replicas under `replicas:N`.
     Write,
-    /// A read (which may apply expired leases, as any call does, but acknowledges nothing).
     Read,
 }
 
@@ -276,8 +274,12 @@ impl Store {
         }
     }
 
-    /// Runs one script under the request timeout and decodes its tagged reply. A write
-    /// under `replicas:N` is acknowledged only once N replicas have it.
+    /// Runs one script under the request timeout and decodes its tagged reply.
+    ///
+    /// Under `replicas:N`, a write is acknowledged only once N replicas have it, and a read
+    /// too waits for N replicas to confirm they are in step: a primary that Sentinel has
+    /// replaced (stopped, then resumed, still believing it is primary) has lost its
+    /// replicas, so a read from it fails with 503 instead of answering stale data.
     async fn run<T: DeserializeOwned>(
         &self,
         access: Access,
@@ -286,8 +288,8 @@ impl Store {
         head: &[String],
         args: &[String],
     ) -> Result<Outcome<T>, ApiError> {
-        let wait_for = match (access, self.durability()) {
-            (Access::Write, Durability::Replicas(n)) => Some(n),
+        let wait_for = match self.durability() {
+            Durability::Replicas(n) => Some(n),
             _ => None,
         };
         let wait_ms = (self.inner.settings.timeout / 2).as_millis() as u64;
@@ -318,9 +320,12 @@ impl Store {
             .await?;
         if let (Some(wanted), Some(acked)) = (wait_for, acked) {
             if acked < wanted {
-                return Err(ApiError::DurabilityTimeout(format!(
-                    "{acked} of {wanted} replicas acknowledged within {wait_ms} ms"
-                )));
+                let cause =
+                    format!("{acked} of {wanted} replicas acknowledged within {wait_ms} ms");
+                return Err(match access {
+                    Access::Write => ApiError::DurabilityTimeout(cause),
+                    Access::Read => ApiError::BackendUnavailable(cause),
+                });
             }
         }
         decode(&json, replayed)
@@ -505,7 +510,16 @@ fn backend_error(e: RedisError) -> ApiError {
             | ErrorKind::Parse
     ) && !matches!(
         e.code(),
-        Some("OOM" | "BUSY" | "LOADING" | "READONLY" | "MASTERDOWN" | "CLUSTERDOWN" | "TRYAGAIN")
+        Some(
+            "OOM"
+                | "BUSY"
+                | "LOADING"
+                | "READONLY"
+                | "MASTERDOWN"
+                | "CLUSTERDOWN"
+                | "TRYAGAIN"
+                | "NOREPLICAS"
+        )
     );
     if script_fault {
         ApiError::Internal(e.to_string())

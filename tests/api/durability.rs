@@ -1,6 +1,7 @@
-//! `--durability replicas:N`: a write is acknowledged only once N replicas have it. With a
-//! real replica that stops answering, writes fail fast with 503 `durability_timeout`, and a
-//! retry with the same Idempotency-Key, once the replica is back, finds the write made once.
+//! `--durability replicas:N`: a write is acknowledged only once N replicas have it, and a
+//! read only while N replicas are in step. With a real replica that stops answering, writes
+//! fail fast with 503 `durability_timeout`, and a retry with the same Idempotency-Key, once
+//! the replica is back, finds the write made once.
 
 use std::time::{Duration, Instant};
 
@@ -122,8 +123,11 @@ async fn a_write_no_replica_acknowledges_is_503_and_its_retry_applies_it_once() 
     assert_eq!(counts["available"], 1);
 }
 
+/// Under `replicas:N` a read also confirms that N replicas are in step with the primary it
+/// reads from: a deposed primary (its replicas gone to the new one) must not answer stale
+/// data. Here the only replica stops: the read fails fast instead of answering.
 #[tokio::test]
-async fn reads_do_not_wait_for_replicas() {
+async fn a_read_without_its_replicas_in_step_is_503_not_stale() {
     let (primary, replica) = primary_with_replica();
     let app = spawn_app_with(Options {
         redis_url: Some(primary.url()),
@@ -134,8 +138,11 @@ async fn reads_do_not_wait_for_replicas() {
     .await;
     let pool = pool_name();
     app.add_items(&pool, &["a"]).await;
+    app.get(&format!("/v1/pools/{pool}/items/a"))
+        .await
+        .expect(200);
     replica.signal("STOP");
     let item = app.get(&format!("/v1/pools/{pool}/items/a")).await;
     replica.signal("CONT");
-    item.expect(200);
+    item.expect_problem(503, "backend_unavailable");
 }
