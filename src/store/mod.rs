@@ -303,15 +303,17 @@ impl Store {
                     invocation.arg(arg);
                 }
                 let reply: (String, bool) = invocation.invoke_async(conn).await?;
+                // On a Cluster, WAIT goes to every primary and the least count wins: the
+                // primary that ran the script counts its own replicas. A WAIT that fails (a
+                // primary mid-failover) has confirmed nothing: no acknowledgement.
                 let acked = match wait_for {
-                    // On a Cluster, WAIT goes to every primary and the least count wins:
-                    // the primary that ran the script counts its own replicas.
                     Some(n) => Some(
                         redis::cmd("WAIT")
                             .arg(n)
                             .arg(wait_ms)
                             .query_async::<u32>(conn)
-                            .await?,
+                            .await
+                            .unwrap_or(0),
                     ),
                     None => None,
                 };

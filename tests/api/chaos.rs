@@ -45,9 +45,14 @@ impl Replica {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// Where its stderr goes (shown when it fails to start).
+    /// Where its log goes.
     fn log(&self) -> std::path::PathBuf {
         std::env::temp_dir().join(format!("leasehold-replica-{}.log", self.port))
+    }
+
+    /// Where its stderr goes (shown when it fails to start).
+    fn err_log(&self) -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("leasehold-replica-{}.err", self.port))
     }
 
     async fn spawn(&mut self) {
@@ -57,13 +62,13 @@ impl Replica {
             .args(["--listen", &format!("127.0.0.1:{}", self.port)])
             .args(["--redis-timeout-ms", &REDIS_TIMEOUT_MS.to_string()])
             .env("LEASEHOLD_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.log()).expect("log file"))
+            .stdout(std::fs::File::create(self.log()).expect("log file"))
+            .stderr(std::fs::File::create(self.err_log()).expect("log file"))
             .spawn()
             .expect("leasehold serve starts");
         self.child = Some(child);
         if !healthy(&self.url()).await {
-            let log = std::fs::read_to_string(self.log()).unwrap_or_default();
+            let log = std::fs::read_to_string(self.err_log()).unwrap_or_default();
             panic!("{} never became healthy:\n{log}", self.url());
         }
     }
