@@ -6,7 +6,7 @@
 //! The seed of the clients' choices is printed; set LEASEHOLD_CHAOS_SEED to replay one, and
 //! LEASEHOLD_CHAOS_SECONDS to run longer than the default.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use leasehold::contend::{self, RunReport};
