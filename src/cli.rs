@@ -94,7 +94,7 @@ pub struct ServeArgs {
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct KeygenArgs {
-    /// The tenant the key belongs to (a firm, a team): ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$
+    /// The tenant the key belongs to (a firm, a team): `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`
     #[arg(long, env = "LEASEHOLD_TENANT")]
     pub tenant: String,
 }

@@ -1,8 +1,9 @@
-//! Everything that speaks to Redis: the connection pool, running scripts with bounded
-//! timeouts, decoding their tagged replies, and the start-up and readiness checks.
+//! Everything that speaks to Redis: the connections (one server, a Cluster, or Sentinel's
+//! primary), running scripts with bounded timeouts and the chosen durability (`WAIT` for
+//! replicas), decoding their tagged replies, and the start-up and readiness checks.
 //!
 //! Each public operation is one script (see `lua/`), named the same in three places:
-//! `lua/claim_next.lua` ↔ [`Store::claim_next`] ↔ `POST /v1/pools/{pool}/claim`.
+//! `lua/claim_next.lua` ↔ [`PoolRef::claim_next`] ↔ `POST /v1/pools/{pool}/claim`.
 
 mod backend;
 mod counters;
@@ -588,5 +589,33 @@ fn redacted(url: &str) -> String {
             parsed.to_string()
         }
         _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_nodes_are_read_from_cluster_nodes_output() {
+        let nodes = "\
+07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
+67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@31002 master - 0 1426238316232 2 connected 5461-10922
+e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0 0 1 connected 0-5460
+9e2a1b5f0c7e4b5c8a1d2e3f4a5b6c7d8e9f0a1b :0@0 master,noaddr - 1426238316232 1426238316232 3 disconnected
+";
+        assert_eq!(
+            cluster_node_addresses(nodes),
+            ["127.0.0.1:30004", "127.0.0.1:30002", "127.0.0.1:30001"]
+        );
+    }
+
+    #[test]
+    fn a_node_url_keeps_the_seed_credentials() {
+        assert_eq!(
+            node_url("redis://user:secret@10.0.0.1:6379/0", "10.0.0.2:7001"),
+            "redis://user:secret@10.0.0.2:7001/0"
+        );
+        assert_eq!(redacted("redis://user:secret@h:1"), "redis://user:***@h:1");
     }
 }
