@@ -28,6 +28,10 @@
 //! method that runs it, and the route in [`api`] that exposes it. [`store::keys`] is the
 //! only place a Redis key is named; [`names`] validates every name before that;
 //! [`error::ApiError`] is the only mapping from problems to HTTP answers.
+//!
+//! The proof lives beside it: [`contend`] runs many clients against any deployment and
+//! records what they saw; [`check`] decides from that history whether any item was held
+//! twice, any token or counter value handed out twice, or any acknowledged write lost.
 
 pub mod api;
 pub mod app;
