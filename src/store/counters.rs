@@ -164,66 +164,40 @@ impl Store {
             .counter_retention
             .as_millis()
             .to_string();
-        if kind == PeriodKind::None {
-            let keys = [
-                keys::counter(tenant, name, None),
-                keys::counter(tenant, name, None),
-                idem_key,
-            ];
-            let args = [
-                count.to_string(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                String::new(),
-                retention,
-            ];
-            return self
-                .run(
-                    Access::Write,
-                    &self.scripts().counter_next,
-                    &keys,
-                    &head,
-                    &args,
-                )
-                .await?
-                .done();
-        }
         let mut redis_now = None;
         for _ in 0..PERIOD_ATTEMPTS {
-            let today = date_in(tz, redis_now)?;
-            let a = day(today, tz)?;
-            let b = day(
-                today
-                    .tomorrow()
-                    .map_err(|e| ApiError::Internal(e.to_string()))?,
-                tz,
-            )?;
+            // The period it is now and the one after (none for a counter without periods).
+            let periods = match kind {
+                PeriodKind::None => None,
+                PeriodKind::Day => {
+                    let today = date_in(tz, redis_now)?;
+                    let next = today
+                        .tomorrow()
+                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                    Some((day(today, tz)?, day(next, tz)?))
+                }
+            };
+            let (a, b) = (
+                periods.as_ref().map(|p| &p.0),
+                periods.as_ref().map(|p| &p.1),
+            );
             let keys = [
-                keys::counter(tenant, name, Some(&a.label)),
-                keys::counter(tenant, name, Some(&b.label)),
+                keys::counter(tenant, name, a.map(|d| d.label.as_str())),
+                keys::counter(tenant, name, b.or(a).map(|d| d.label.as_str())),
                 idem_key.clone(),
             ];
+            let text = |v: Option<String>| v.unwrap_or_default();
             let args = [
                 count.to_string(),
-                a.start.to_string(),
-                a.end.to_string(),
-                a.label,
-                b.end.to_string(),
-                b.label,
+                text(a.map(|d| d.start.to_string())),
+                text(a.map(|d| d.end.to_string())),
+                text(a.map(|d| d.label.clone())),
+                text(b.map(|d| d.end.to_string())),
+                text(b.map(|d| d.label.clone())),
                 retention.clone(),
             ];
-            match self
-                .run(
-                    Access::Write,
-                    &self.scripts().counter_next,
-                    &keys,
-                    &head,
-                    &args,
-                )
-                .await?
-            {
+            let script = &self.scripts().counter_next;
+            match self.run(Access::Write, script, &keys, &head, &args).await? {
                 Outcome::Done(answer) => return Ok(answer),
                 Outcome::Retry(now) => redis_now = Some(now as i64),
             }
