@@ -392,32 +392,30 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0) printf "%.2f", a / b; else 
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
 
 TABLE=$WORK/table.md
+# One table row at $1 connections: three systems' rps/p50/p99 (result prefixes $2 $3 $4),
+# then the first one's throughput as a ratio of each other's.
+side_by_side() {
+  local c=$1 a=$2 b=$3 d=$4
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | **%s** | **%s** |\n' "$c" \
+    "$(f "${R[${a}_${c}_rps]}")" "${R[${a}_${c}_p50]}" "${R[${a}_${c}_p99]}" \
+    "$(f "${R[${b}_${c}_rps]}")" "${R[${b}_${c}_p50]}" "${R[${b}_${c}_p99]}" \
+    "$(f "${R[${d}_${c}_rps]}")" "${R[${d}_${c}_p50]}" "${R[${d}_${c}_p99]}" \
+    "$(ratio "${R[${a}_${c}_rps]}" "${R[${b}_${c}_rps]}")" \
+    "$(ratio "${R[${a}_${c}_rps]}" "${R[${d}_${c}_rps]}")"
+}
+
 {
   echo "**Claim-next** (one item per request; throughput in requests/s, latency in ms)"
   echo
   echo "| conns | HTTP claim/s | p50 | p99 | EVALSHA claim_next/s | p50 | p99 | PG SKIP LOCKED/s | p50 | p99 | HTTP ÷ EVALSHA | HTTP ÷ PG |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for c in "${CONNS[@]}"; do
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | **%s** | **%s** |\n' "$c" \
-      "$(f "${R[http_${c}_rps]}")" "${R[http_${c}_p50]}" "${R[http_${c}_p99]}" \
-      "$(f "${R[raw_${c}_rps]}")" "${R[raw_${c}_p50]}" "${R[raw_${c}_p99]}" \
-      "$(f "${R[pg_${c}_rps]}")" "${R[pg_${c}_p50]}" "${R[pg_${c}_p99]}" \
-      "$(ratio "${R[http_${c}_rps]}" "${R[raw_${c}_rps]}")" \
-      "$(ratio "${R[http_${c}_rps]}" "${R[pg_${c}_rps]}")"
-  done
+  for c in "${CONNS[@]}"; do side_by_side "$c" http raw pg; done
   echo
   echo "**Counters** (one value per request)"
   echo
   echo "| conns | HTTP next/s | p50 | p99 | EVALSHA counter_next/s | p50 | p99 | INCR/s | p50 | p99 | HTTP ÷ EVALSHA | HTTP ÷ INCR |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for c in "${CONNS[@]}"; do
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | **%s** | **%s** |\n' "$c" \
-      "$(f "${R[ctr_http_${c}_rps]}")" "${R[ctr_http_${c}_p50]}" "${R[ctr_http_${c}_p99]}" \
-      "$(f "${R[ctr_raw_${c}_rps]}")" "${R[ctr_raw_${c}_p50]}" "${R[ctr_raw_${c}_p99]}" \
-      "$(f "${R[incr_${c}_rps]}")" "${R[incr_${c}_p50]}" "${R[incr_${c}_p99]}" \
-      "$(ratio "${R[ctr_http_${c}_rps]}" "${R[ctr_raw_${c}_rps]}")" \
-      "$(ratio "${R[ctr_http_${c}_rps]}" "${R[incr_${c}_rps]}")"
-  done
+  for c in "${CONNS[@]}"; do side_by_side "$c" ctr_http ctr_raw incr; done
   echo
   echo "**Growth**: claim-next latency at 1 connection from a pool of N items, $GROWTH_CLAIMS claims a point, median of $GROWTH_ROUNDS rounds (ms)"
   echo
