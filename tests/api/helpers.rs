@@ -526,3 +526,38 @@ impl TestApp {
             .expect(200)
     }
 }
+
+/// The path of an action on an item: `/v1/pools/{pool}/items/{id}/{action}`.
+pub fn action_path(pool: &str, id: &str, action: &str) -> String {
+    format!("/v1/pools/{pool}/items/{id}/{action}")
+}
+
+/// Claims the named item for `holder` and returns the lease (asserts 200).
+pub async fn claim_item(app: &TestApp, pool: &str, id: &str, holder: &str) -> Value {
+    app.post(&action_path(pool, id, "claim"), json!({ "holder": holder }))
+        .await
+        .expect(200)
+}
+
+/// Releases a lease, with `extra` fields (`delay_ms`, `priority`) added to the body.
+pub async fn release(app: &TestApp, pool: &str, lease: &Value, extra: Value) -> Value {
+    let mut body = json!({ "holder": lease["holder"], "token": lease["token"] });
+    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+        body.extend(extra.clone());
+    }
+    let id = lease["id"].as_str().expect("id");
+    app.post(&action_path(pool, id, "release"), body)
+        .await
+        .expect(200)
+}
+
+/// Completes a lease (asserts 200) and returns the item.
+pub async fn complete(app: &TestApp, pool: &str, lease: &Value) -> Value {
+    let id = lease["id"].as_str().expect("id");
+    app.post(
+        &action_path(pool, id, "complete"),
+        json!({ "holder": lease["holder"], "token": lease["token"] }),
+    )
+    .await
+    .expect(200)
+}

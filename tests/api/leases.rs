@@ -12,21 +12,10 @@ const WAIT: Duration = Duration::from_secs(10);
 /// A lease short enough to expire within a test.
 const SHORT_LEASE_MS: u64 = 150;
 
-fn item_path(pool: &str, id: &str, action: &str) -> String {
-    format!("/v1/pools/{pool}/items/{id}/{action}")
-}
-
-/// Claims the named item for `holder` and returns the lease (asserts 200).
-async fn claim_item(app: &TestApp, pool: &str, id: &str, holder: &str) -> Value {
-    app.post(&item_path(pool, id, "claim"), json!({ "holder": holder }))
-        .await
-        .expect(200)
-}
-
 /// Claims the named item for `holder` with a lease of `lease_ms`.
 async fn claim_item_for(app: &TestApp, pool: &str, id: &str, holder: &str, lease_ms: u64) -> Value {
     app.post(
-        &item_path(pool, id, "claim"),
+        &action_path(pool, id, "claim"),
         json!({ "holder": holder, "lease_ms": lease_ms }),
     )
     .await
@@ -65,27 +54,6 @@ fn expiry_ms(lease: &Value) -> i64 {
         .as_millisecond()
 }
 
-async fn release(app: &TestApp, pool: &str, lease: &Value, extra: Value) -> Value {
-    let mut body = json!({ "holder": lease["holder"], "token": lease["token"] });
-    if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
-        body.extend(extra.clone());
-    }
-    let id = lease["id"].as_str().expect("id");
-    app.post(&item_path(pool, id, "release"), body)
-        .await
-        .expect(200)
-}
-
-async fn complete(app: &TestApp, pool: &str, lease: &Value) -> Value {
-    let id = lease["id"].as_str().expect("id");
-    app.post(
-        &item_path(pool, id, "complete"),
-        json!({ "holder": lease["holder"], "token": lease["token"] }),
-    )
-    .await
-    .expect(200)
-}
-
 async fn put_pool(app: &TestApp, pool: &str, settings: Value) {
     let status = app
         .put(&format!("/v1/pools/{pool}"), settings)
@@ -96,7 +64,7 @@ async fn put_pool(app: &TestApp, pool: &str, settings: Value) {
 }
 
 async fn assign(app: &TestApp, pool: &str, id: &str, body: Value) -> Reply {
-    app.put(&item_path(pool, id, "holder"), body).await
+    app.put(&action_path(pool, id, "holder"), body).await
 }
 
 async fn leases_of(app: &TestApp, pool: &str, holder: &str) -> Vec<Value> {
@@ -294,7 +262,10 @@ async fn claim_item_held_by_another_holder_is_already_leased() {
     app.add_items(&pool, &["a"]).await;
     claim_item(&app, &pool, "a", "alice").await;
     let problem = app
-        .post(&item_path(&pool, "a", "claim"), json!({ "holder": "bob" }))
+        .post(
+            &action_path(&pool, "a", "claim"),
+            json!({ "holder": "bob" }),
+        )
         .await
         .expect_problem(409, "already_leased");
     assert_eq!(problem["current"]["holder"], "alice");
@@ -310,7 +281,7 @@ async fn claim_item_that_is_done_is_invalid_state() {
     complete(&app, &pool, &lease).await;
     let problem = app
         .post(
-            &item_path(&pool, "a", "claim"),
+            &action_path(&pool, "a", "claim"),
             json!({ "holder": "alice" }),
         )
         .await
@@ -324,7 +295,7 @@ async fn claim_missing_item_is_not_found() {
     let pool = pool_name();
     app.add_items(&pool, &["a"]).await;
     app.post(
-        &item_path(&pool, "nope", "claim"),
+        &action_path(&pool, "nope", "claim"),
         json!({ "holder": "alice" }),
     )
     .await
@@ -342,7 +313,7 @@ async fn renew_keeps_token_and_extends_expiry() {
     let lease = claim_item_for(&app, &pool, "a", "alice", 10_000).await;
     let renewed = app
         .post(
-            &item_path(&pool, "a", "renew"),
+            &action_path(&pool, "a", "renew"),
             json!({ "holder": "alice", "token": lease["token"], "lease_ms": 60_000 }),
         )
         .await
@@ -368,7 +339,7 @@ async fn renew_with_wrong_token_is_lease_lost() {
     let lease = claim_item(&app, &pool, "a", "alice").await;
     let problem = app
         .post(
-            &item_path(&pool, "a", "renew"),
+            &action_path(&pool, "a", "renew"),
             json!({ "holder": "alice", "token": token(&lease) + 1000 }),
         )
         .await
@@ -383,7 +354,7 @@ async fn renew_by_another_holder_is_lease_lost() {
     app.add_items(&pool, &["a"]).await;
     let lease = claim_item(&app, &pool, "a", "alice").await;
     app.post(
-        &item_path(&pool, "a", "renew"),
+        &action_path(&pool, "a", "renew"),
         json!({ "holder": "bob", "token": lease["token"] }),
     )
     .await
@@ -462,7 +433,7 @@ async fn complete_marks_item_done_and_replaces_data() {
     let lease = claim_item(&app, &pool, "a", "alice").await;
     let item = app
         .post(
-            &item_path(&pool, "a", "complete"),
+            &action_path(&pool, "a", "complete"),
             json!({ "holder": "alice", "token": lease["token"], "data": {"result": 42} }),
         )
         .await
@@ -484,7 +455,7 @@ async fn second_complete_is_lease_lost_with_current_state_done() {
     complete(&app, &pool, &lease).await;
     let problem = app
         .post(
-            &item_path(&pool, "a", "complete"),
+            &action_path(&pool, "a", "complete"),
             json!({ "holder": "alice", "token": lease["token"] }),
         )
         .await
@@ -504,7 +475,7 @@ async fn expired_lease_cannot_be_renewed() {
     wait_until_expired(&lease).await;
     let problem = app
         .post(
-            &item_path(&pool, "a", "renew"),
+            &action_path(&pool, "a", "renew"),
             json!({ "holder": "alice", "token": lease["token"] }),
         )
         .await
@@ -521,7 +492,7 @@ async fn expired_lease_cannot_be_released() {
     wait_until_expired(&lease).await;
     let problem = app
         .post(
-            &item_path(&pool, "a", "release"),
+            &action_path(&pool, "a", "release"),
             json!({ "holder": "alice", "token": lease["token"] }),
         )
         .await
@@ -538,7 +509,7 @@ async fn expired_lease_cannot_be_completed() {
     wait_until_expired(&lease).await;
     let problem = app
         .post(
-            &item_path(&pool, "a", "complete"),
+            &action_path(&pool, "a", "complete"),
             json!({ "holder": "alice", "token": lease["token"], "data": {"late": true} }),
         )
         .await
@@ -639,7 +610,7 @@ async fn requeue_brings_dead_item_back_with_attempts_reset() {
     }
     assert_eq!(app.item(&pool, "a").await["state"], "dead");
     let item = app
-        .post(&item_path(&pool, "a", "requeue"), json!({}))
+        .post(&action_path(&pool, "a", "requeue"), json!({}))
         .await
         .expect(200);
     assert_eq!(item["state"], "available");
@@ -668,7 +639,7 @@ async fn holder_at_capacity_is_refused_with_limit() {
     assert_eq!(problem["limit"], 1);
     let problem = app
         .post(
-            &item_path(&pool, "b", "claim"),
+            &action_path(&pool, "b", "claim"),
             json!({ "holder": "alice" }),
         )
         .await
@@ -750,7 +721,7 @@ async fn reassign_ends_first_holders_lease_and_grants_higher_token() {
     assert!(token(&item) > token(&first), "{item:#?} vs {first:#?}");
     let problem = app
         .post(
-            &item_path(&pool, "a", "renew"),
+            &action_path(&pool, "a", "renew"),
             json!({ "holder": "alice", "token": first["token"] }),
         )
         .await
@@ -796,7 +767,7 @@ async fn assign_with_stale_if_match_is_precondition_failed() {
     let pool = pool_name();
     app.add_items(&pool, &["a"]).await;
     let request = app
-        .request(Method::PUT, &item_path(&pool, "a", "holder"))
+        .request(Method::PUT, &action_path(&pool, "a", "holder"))
         .header("If-Match", "\"5\"")
         .json(&json!({ "holder": "bob" }));
     let problem = app
@@ -841,7 +812,7 @@ async fn requeue_leased_item_is_already_leased() {
     app.add_items(&pool, &["a"]).await;
     claim_item(&app, &pool, "a", "alice").await;
     let problem = app
-        .post(&item_path(&pool, "a", "requeue"), json!({}))
+        .post(&action_path(&pool, "a", "requeue"), json!({}))
         .await
         .expect_problem(409, "already_leased");
     assert_eq!(problem["current"]["holder"], "alice");
@@ -855,7 +826,7 @@ async fn requeue_done_item_makes_it_available_again() {
     let lease = claim_item(&app, &pool, "a", "alice").await;
     complete(&app, &pool, &lease).await;
     let item = app
-        .post(&item_path(&pool, "a", "requeue"), json!({}))
+        .post(&action_path(&pool, "a", "requeue"), json!({}))
         .await
         .expect(200);
     assert_eq!(item["state"], "available");
@@ -915,9 +886,12 @@ async fn pool_stats_count_claims_conflicts_and_expired_leases() {
     let pool = pool_name();
     app.add_items(&pool, &["a", "b"]).await;
     claim_item(&app, &pool, "a", "alice").await;
-    app.post(&item_path(&pool, "a", "claim"), json!({ "holder": "bob" }))
-        .await
-        .expect_problem(409, "already_leased");
+    app.post(
+        &action_path(&pool, "a", "claim"),
+        json!({ "holder": "bob" }),
+    )
+    .await
+    .expect_problem(409, "already_leased");
     let short = claim_item_for(&app, &pool, "b", "bob", SHORT_LEASE_MS).await;
     wait_until_expired(&short).await;
     let view = app.get(&format!("/v1/pools/{pool}")).await.expect(200);
@@ -933,7 +907,7 @@ async fn pool_stats_count_precondition_failures_as_conflicts() {
     let pool = pool_name();
     app.add_items(&pool, &["a"]).await;
     let request = app
-        .request(Method::PUT, &item_path(&pool, "a", "holder"))
+        .request(Method::PUT, &action_path(&pool, "a", "holder"))
         .header("If-Match", "\"9\"")
         .json(&json!({ "holder": "bob" }));
     app.send(request)
@@ -999,7 +973,7 @@ async fn a_token_larger_than_any_issued_is_invalid_not_a_server_error() {
     claim_item(&app, &pool, "a", "alice").await;
     for action in ["renew", "release", "complete"] {
         app.post(
-            &item_path(&pool, "a", action),
+            &action_path(&pool, "a", action),
             json!({"holder": "alice", "token": u64::MAX}),
         )
         .await

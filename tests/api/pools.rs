@@ -8,38 +8,6 @@ fn pool_path(pool: &str) -> String {
     format!("/v1/pools/{pool}")
 }
 
-fn item_path(pool: &str, id: &str, action: &str) -> String {
-    format!("/v1/pools/{pool}/items/{id}/{action}")
-}
-
-/// Claims the named item for `holder` (asserts 200) and returns the lease.
-async fn claim_item(app: &TestApp, pool: &str, id: &str, holder: &str) -> Value {
-    app.post(&item_path(pool, id, "claim"), json!({ "holder": holder }))
-        .await
-        .expect(200)
-}
-
-/// Ends a lease with a release, delayed by `delay_ms` (0: available at once).
-async fn release(app: &TestApp, pool: &str, lease: &Value, delay_ms: u64) -> Value {
-    let id = lease["id"].as_str().expect("id");
-    app.post(
-        &item_path(pool, id, "release"),
-        json!({ "holder": lease["holder"], "token": lease["token"], "delay_ms": delay_ms }),
-    )
-    .await
-    .expect(200)
-}
-
-async fn complete(app: &TestApp, pool: &str, lease: &Value) -> Value {
-    let id = lease["id"].as_str().expect("id");
-    app.post(
-        &item_path(pool, id, "complete"),
-        json!({ "holder": lease["holder"], "token": lease["token"] }),
-    )
-    .await
-    .expect(200)
-}
-
 #[tokio::test]
 async fn put_pool_creates_with_201_then_updates_with_200() {
     let app = spawn_app().await;
@@ -133,7 +101,7 @@ async fn get_pool_counts_items_by_state() {
     claim_item(&app, &pool, "leased", "alice").await;
     let delayed = claim_item(&app, &pool, "delayed", "alice").await;
     assert_eq!(
-        release(&app, &pool, &delayed, 600_000).await["state"],
+        release(&app, &pool, &delayed, json!({ "delay_ms": 600_000 })).await["state"],
         "delayed"
     );
     let done = claim_item(&app, &pool, "done", "alice").await;
@@ -143,7 +111,10 @@ async fn get_pool_counts_items_by_state() {
         .await
         .expect(200);
     let dead = claim_item(&app, &pool, "dead", "alice").await;
-    assert_eq!(release(&app, &pool, &dead, 0).await["state"], "dead");
+    assert_eq!(
+        release(&app, &pool, &dead, json!({ "delay_ms": 0 })).await["state"],
+        "dead"
+    );
 
     let view = app.get(&pool_path(&pool)).await.expect(200);
     assert_eq!(view["name"], pool.as_str());
