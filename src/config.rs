@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::auth::Auth;
-use crate::store::{Durability, StoreSettings, Topology};
+use crate::store::{ConnectionMode, Durability, StoreSettings, Topology};
 
 /// Flags common to every command that serves the API.
 #[derive(Debug, Clone, clap::Args)]
@@ -13,9 +13,15 @@ pub struct ServerArgs {
     /// Address and port to serve the HTTP API on.
     #[arg(long, env = "LEASEHOLD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Most connections each replica opens to Redis (each one is multiplexed).
-    #[arg(long, env = "LEASEHOLD_REDIS_POOL_SIZE", default_value_t = 16)]
-    pub redis_pool_size: usize,
+    /// How requests use connections to Redis: `shared` (a few multiplexed connections
+    /// that all requests pipeline on), `pooled` (one connection per request at a time, as
+    /// `WAIT` needs), or `auto` (`pooled` under `--durability replicas:N`, else `shared`).
+    #[arg(long, env = "LEASEHOLD_REDIS_CONNECTIONS", value_enum, default_value_t)]
+    pub redis_connections: ConnectionMode,
+    /// Connections each replica opens to Redis: how many shared connections (default 2),
+    /// or the most the pool holds (default 16; one per concurrent request at most).
+    #[arg(long, env = "LEASEHOLD_REDIS_POOL_SIZE")]
+    pub redis_pool_size: Option<usize>,
     /// How long one Redis call may take before the request is answered 503.
     #[arg(long, env = "LEASEHOLD_REDIS_TIMEOUT_MS", default_value_t = 2000)]
     pub redis_timeout_ms: u64,
@@ -52,12 +58,17 @@ impl Settings {
         auth: Auth,
         durability: Durability,
     ) -> Self {
+        let connections = server.redis_connections.resolve(durability);
         Settings {
             listen: server.listen,
             store: StoreSettings {
                 topology,
                 durability,
-                pool_size: server.redis_pool_size.max(1),
+                connections,
+                pool_size: server
+                    .redis_pool_size
+                    .unwrap_or(connections.default_size())
+                    .max(1),
                 timeout: Duration::from_millis(server.redis_timeout_ms.max(1)),
                 idempotency_ttl: Duration::from_secs(server.idempotency_ttl_secs.max(1)),
                 counter_retention: Duration::from_secs(

@@ -1,16 +1,26 @@
 //! The three ways to reach Redis — one server, a Redis Cluster, or the primary that
 //! Sentinel names — behind one connection type that the scripts run on.
 //!
-//! Connections come from a deadpool pool of each kind. A connection that timed out or met
-//! a connection-level error is discarded rather than returned to the pool: after a
-//! failover, the next request connects afresh (through Sentinel, to the new primary;
-//! through the Cluster, with a fresh slot map) instead of reusing a stale one.
+//! Requests either share a few multiplexed connections (the default: concurrent requests'
+//! commands are pipelined together) or take one connection each from a deadpool pool (the
+//! default under `--durability replicas:N`, whose `WAIT` blocks its connection). Either
+//! way, a connection that timed out or met a connection-level error is discarded rather
+//! than used again: after a failover, the next request connects afresh (through Sentinel,
+//! to the new primary; through the Cluster, with a fresh slot map) instead of reusing a
+//! stale one.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use deadpool_redis::{PoolConfig, Runtime};
-use redis::aio::ConnectionLike;
-use redis::{Cmd, Pipeline, RedisError, RedisFuture, Value};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::sentinel::{SentinelClient, SentinelServerType};
+use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, Value};
+
+use super::Durability;
 
 /// Where Redis is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,17 +52,243 @@ impl Topology {
     }
 }
 
+/// How requests share connections to Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ConnectionMode {
+    /// `pooled` under `--durability replicas:N`, `shared` otherwise.
+    #[default]
+    Auto,
+    /// A few multiplexed connections that every request uses at once: commands of
+    /// concurrent requests travel together (pipelined) and no request waits for a
+    /// connection of its own.
+    Shared,
+    /// A pool: each request takes a connection for itself and gives it back afterwards
+    /// (checked with a PING on the way back). `WAIT` blocks the connection it is sent on,
+    /// so durability `replicas:N` needs a connection per request.
+    Pooled,
+}
+
+impl ConnectionMode {
+    /// What `Auto` means for this durability.
+    pub fn resolve(self, durability: Durability) -> ConnectionMode {
+        match (self, durability) {
+            (ConnectionMode::Auto, Durability::Replicas(_)) => ConnectionMode::Pooled,
+            (ConnectionMode::Auto, _) => ConnectionMode::Shared,
+            (mode, _) => mode,
+        }
+    }
+
+    /// How many connections a replica opens unless told: two shared connections keep
+    /// Redis busy (more split the pipelining); a pool needs one per concurrent request.
+    pub fn default_size(self) -> usize {
+        match self {
+            ConnectionMode::Pooled => 16,
+            _ => 2,
+        }
+    }
+}
+
+/// The connections of one replica to Redis, in either mode.
+pub(super) enum Backend {
+    Shared(Box<Shared>),
+    Pooled(Pools),
+}
+
+impl Backend {
+    pub fn new(
+        topology: &Topology,
+        mode: ConnectionMode,
+        size: usize,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        Ok(match mode {
+            ConnectionMode::Pooled => Backend::Pooled(Pools::new(topology, size, timeout)?),
+            _ => Backend::Shared(Box::new(Shared::new(topology, size, timeout)?)),
+        })
+    }
+
+    pub async fn get(&self) -> Result<Handle<'_>, RedisError> {
+        match self {
+            Backend::Shared(shared) => shared.get().await,
+            Backend::Pooled(pools) => Ok(Handle {
+                conn: pools.get().await?,
+                origin: Origin::Pool,
+            }),
+        }
+    }
+}
+
+/// A connection in use by one request, and where it came from.
+pub(super) struct Handle<'a> {
+    conn: Conn,
+    origin: Origin<'a>,
+}
+
+enum Origin<'a> {
+    Pool,
+    Shared { slot: &'a Slot, generation: u64 },
+}
+
+impl Handle<'_> {
+    /// The connection timed out or failed: it is closed rather than used again, so the
+    /// next request connects afresh (after a failover: to the new primary).
+    pub fn discard(self) {
+        match self.origin {
+            Origin::Pool => self.conn.take_from_pool(),
+            Origin::Shared { slot, generation } => slot.discard(generation),
+        }
+    }
+}
+
+/// Opens new connections of the configured kind.
+enum Connector {
+    Single(redis::Client, AsyncConnectionConfig),
+    Cluster(ClusterClient),
+    Sentinel(tokio::sync::Mutex<SentinelClient>),
+}
+
+/// A connection that many requests use at once (cloning shares the socket).
+#[derive(Clone)]
+enum SharedConn {
+    Multiplexed(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl From<SharedConn> for Conn {
+    fn from(conn: SharedConn) -> Conn {
+        match conn {
+            SharedConn::Multiplexed(c) => Conn::Multiplexed(c),
+            SharedConn::Cluster(c) => Conn::Cluster(c),
+        }
+    }
+}
+
+impl Connector {
+    fn new(topology: &Topology, timeout: Duration) -> Result<Self, RedisError> {
+        Ok(match topology {
+            Topology::Single(url) => Connector::Single(
+                redis::Client::open(url.as_str())?,
+                AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout)),
+            ),
+            Topology::Cluster(urls) => Connector::Cluster(
+                ClusterClientBuilder::new(urls.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .build()?,
+            ),
+            Topology::Sentinel { urls, master } => {
+                Connector::Sentinel(tokio::sync::Mutex::new(SentinelClient::build(
+                    urls.clone(),
+                    master.clone(),
+                    None,
+                    SentinelServerType::Master,
+                )?))
+            }
+        })
+    }
+
+    async fn connect(&self) -> Result<SharedConn, RedisError> {
+        Ok(match self {
+            Connector::Single(client, config) => SharedConn::Multiplexed(
+                client
+                    .get_multiplexed_async_connection_with_config(config)
+                    .await?,
+            ),
+            Connector::Cluster(client) => SharedConn::Cluster(client.get_async_connection().await?),
+            Connector::Sentinel(client) => {
+                SharedConn::Multiplexed(client.lock().await.get_async_connection().await?)
+            }
+        })
+    }
+}
+
+/// A few multiplexed connections shared by every request, handed out in turn. Each is
+/// opened on first use and again after it was discarded.
+pub(super) struct Shared {
+    connector: Connector,
+    slots: Vec<Slot>,
+    next: AtomicUsize,
+}
+
+struct Slot {
+    /// The open connection and its generation (which discards must name).
+    current: Mutex<Option<(u64, SharedConn)>>,
+    /// Held while connecting, so that one request connects and the others wait for it.
+    connecting: tokio::sync::Mutex<()>,
+    generations: AtomicU64,
+}
+
+impl Slot {
+    fn current(&self) -> Option<(u64, SharedConn)> {
+        let current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        current.clone()
+    }
+
+    /// Forgets the connection of `generation` (not a newer one opened since).
+    fn discard(&self, generation: u64) {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.as_ref().is_some_and(|(g, _)| *g == generation) {
+            *current = None;
+        }
+    }
+}
+
+impl Shared {
+    fn new(topology: &Topology, size: usize, timeout: Duration) -> Result<Self, String> {
+        Ok(Shared {
+            connector: Connector::new(topology, timeout).map_err(|e| e.to_string())?,
+            slots: (0..size.max(1))
+                .map(|_| Slot {
+                    current: Mutex::new(None),
+                    connecting: tokio::sync::Mutex::new(()),
+                    generations: AtomicU64::new(0),
+                })
+                .collect(),
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    async fn get(&self) -> Result<Handle<'_>, RedisError> {
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        let (generation, conn) = match slot.current() {
+            Some(open) => open,
+            None => {
+                let _connecting = slot.connecting.lock().await;
+                match slot.current() {
+                    Some(open) => open,
+                    None => {
+                        let conn = self.connector.connect().await?;
+                        let generation = slot.generations.fetch_add(1, Ordering::Relaxed) + 1;
+                        *slot.current.lock().unwrap_or_else(|e| e.into_inner()) =
+                            Some((generation, conn.clone()));
+                        (generation, conn)
+                    }
+                }
+            }
+        };
+        Ok(Handle {
+            conn: conn.into(),
+            origin: Origin::Shared { slot, generation },
+        })
+    }
+}
+
+/// Pools of connections, one request at a time on each.
 pub(super) enum Pools {
     Single(deadpool_redis::Pool),
     Cluster(deadpool_redis::cluster::Pool),
     Sentinel(deadpool_redis::sentinel::Pool),
 }
 
-/// A pooled connection of any kind.
+/// A connection of any kind.
 pub(super) enum Conn {
-    Single(deadpool_redis::Connection),
-    Cluster(deadpool_redis::cluster::Connection),
-    Sentinel(deadpool_redis::sentinel::Connection),
+    Multiplexed(MultiplexedConnection),
+    Cluster(ClusterConnection),
+    PooledSingle(deadpool_redis::Connection),
+    PooledCluster(deadpool_redis::cluster::Connection),
+    PooledSentinel(deadpool_redis::sentinel::Connection),
 }
 
 fn pool_config(size: usize, timeout: Duration) -> PoolConfig {
@@ -90,11 +326,11 @@ impl Pools {
         })
     }
 
-    pub async fn get(&self) -> Result<Conn, RedisError> {
+    async fn get(&self) -> Result<Conn, RedisError> {
         Ok(match self {
-            Pools::Single(pool) => Conn::Single(pool.get().await.map_err(pool_error)?),
-            Pools::Cluster(pool) => Conn::Cluster(pool.get().await.map_err(pool_error)?),
-            Pools::Sentinel(pool) => Conn::Sentinel(pool.get().await.map_err(pool_error)?),
+            Pools::Single(pool) => Conn::PooledSingle(pool.get().await.map_err(pool_error)?),
+            Pools::Cluster(pool) => Conn::PooledCluster(pool.get().await.map_err(pool_error)?),
+            Pools::Sentinel(pool) => Conn::PooledSentinel(pool.get().await.map_err(pool_error)?),
         })
     }
 }
@@ -108,23 +344,33 @@ fn pool_error(e: deadpool_redis::PoolError) -> RedisError {
 }
 
 impl Conn {
-    /// Takes the connection out of its pool for good (it is closed when dropped).
-    pub fn discard(self) {
+    /// Takes a pooled connection out of its pool for good (it is closed when dropped).
+    fn take_from_pool(self) {
         match self {
-            Conn::Single(c) => drop(deadpool_redis::Connection::take(c)),
-            Conn::Cluster(c) => drop(deadpool_redis::cluster::Connection::take(c)),
-            Conn::Sentinel(c) => drop(deadpool_redis::sentinel::Connection::take(c)),
+            Conn::PooledSingle(c) => drop(deadpool_redis::Connection::take(c)),
+            Conn::PooledCluster(c) => drop(deadpool_redis::cluster::Connection::take(c)),
+            Conn::PooledSentinel(c) => drop(deadpool_redis::sentinel::Connection::take(c)),
+            Conn::Multiplexed(_) | Conn::Cluster(_) => {}
         }
     }
 }
 
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-            Conn::Sentinel(c) => c.req_packed_command(cmd),
+/// Runs the same call on whichever connection this is.
+macro_rules! on_conn {
+    ($conn:expr, $c:ident => $call:expr) => {
+        match $conn {
+            Conn::Multiplexed($c) => $call,
+            Conn::Cluster($c) => $call,
+            Conn::PooledSingle($c) => $call,
+            Conn::PooledCluster($c) => $call,
+            Conn::PooledSentinel($c) => $call,
         }
+    };
+}
+
+impl ConnectionLike for Handle<'_> {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        on_conn!(&mut self.conn, c => c.req_packed_command(cmd))
     }
 
     fn req_packed_commands<'a>(
@@ -133,18 +379,10 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
-        }
+        on_conn!(&mut self.conn, c => c.req_packed_commands(pipeline, offset, count))
     }
 
     fn get_db(&self) -> i64 {
-        match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-            Conn::Sentinel(c) => c.get_db(),
-        }
+        on_conn!(&self.conn, c => c.get_db())
     }
 }

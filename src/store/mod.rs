@@ -25,8 +25,8 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiError, Current, Refusal, RefusalCode};
 use crate::names::{PoolName, Tenant};
 
-pub use backend::Topology;
-use backend::{Conn, Pools};
+use backend::{Backend, Handle};
+pub use backend::{ConnectionMode, Topology};
 pub use counters::{CounterDraw, CounterFormat, PeriodKind, date_in};
 pub use items::{
     AddedItems, ItemRecord, ItemState, ListCursor, NewItem, Preconditions, PutItem, data_text,
@@ -99,6 +99,8 @@ pub struct Answer<T> {
 pub struct StoreSettings {
     pub topology: Topology,
     pub durability: Durability,
+    /// Resolved: never `Auto`.
+    pub connections: ConnectionMode,
     pub pool_size: usize,
     pub timeout: Duration,
     pub idempotency_ttl: Duration,
@@ -130,7 +132,7 @@ pub struct Store {
 }
 
 struct Inner {
-    pools: Pools,
+    backend: Backend,
     scripts: Scripts,
     settings: StoreSettings,
 }
@@ -160,11 +162,16 @@ impl Store {
             url: url.clone(),
             cause,
         };
-        let pools = Pools::new(&settings.topology, settings.pool_size, settings.timeout)
-            .map_err(unreachable)?;
+        let backend = Backend::new(
+            &settings.topology,
+            settings.connections,
+            settings.pool_size,
+            settings.timeout,
+        )
+        .map_err(unreachable)?;
         let store = Store {
             inner: Arc::new(Inner {
-                pools,
+                backend,
                 scripts: Scripts::new(),
                 settings,
             }),
@@ -200,7 +207,7 @@ impl Store {
     /// Checks every server that takes writes: the one server, Sentinel's primary, or every
     /// node of a Cluster (each is asked directly; a replica may be promoted any time).
     async fn check_settings(&self) -> Result<(), SettingsProblem> {
-        let mut conn = self.inner.pools.get().await?;
+        let mut conn = self.inner.backend.get().await?;
         if let Topology::Cluster(urls) = &self.inner.settings.topology {
             let nodes: String = redis::cmd("CLUSTER")
                 .arg("NODES")
@@ -240,7 +247,7 @@ impl Store {
 
     /// Loads every script that is not loaded yet (on a Cluster: on every node).
     async fn load_scripts(&self) -> Result<(), RedisError> {
-        let mut conn = self.inner.pools.get().await?;
+        let mut conn = self.inner.backend.get().await?;
         let hashes: Vec<&str> = self
             .inner
             .scripts
@@ -295,7 +302,7 @@ impl Store {
         };
         let wait_ms = (self.inner.settings.timeout / 2).as_millis() as u64;
         let ((json, replayed), acked) = self
-            .with_connection(async |conn: &mut Conn| {
+            .with_connection(async |conn: &mut Handle<'_>| {
                 let mut invocation = script.prepare_invoke();
                 for key in keys {
                     invocation.key(key);
@@ -342,7 +349,7 @@ impl Store {
 
     /// Runs a plain command (reads that need no script) under the request timeout.
     async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, ApiError> {
-        self.with_connection(async |conn: &mut Conn| cmd.query_async(conn).await)
+        self.with_connection(async |conn: &mut Handle<'_>| cmd.query_async(conn).await)
             .await
     }
 
@@ -351,11 +358,11 @@ impl Store {
     /// discarded, so the next call connects afresh (after a failover: to the new primary).
     async fn with_connection<R>(
         &self,
-        work: impl AsyncFnOnce(&mut Conn) -> Result<R, RedisError>,
+        work: impl AsyncFnOnce(&mut Handle<'_>) -> Result<R, RedisError>,
     ) -> Result<R, ApiError> {
         let timeout = self.inner.settings.timeout;
         let mut conn = self
-            .bounded(self.inner.pools.get())
+            .bounded(self.inner.backend.get())
             .await?
             .map_err(backend_error)?;
         match tokio::time::timeout(timeout, work(&mut conn)).await {

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use leasehold::auth::{self, Auth};
 use leasehold::config::{ServerArgs, Settings};
 use leasehold::names::Tenant;
-use leasehold::store::{Durability, Topology};
+use leasehold::store::{ConnectionMode, Durability, Topology};
 use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
 
@@ -376,6 +376,8 @@ pub struct Options {
     pub durability: Option<Durability>,
     /// Another Redis topology than the shared backend (such as a Cluster of the test's own).
     pub topology: Option<Topology>,
+    /// How the app uses its Redis connections (default: `auto`).
+    pub connections: Option<ConnectionMode>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -392,7 +394,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 
     let mut server = ServerArgs {
         listen: "127.0.0.1:0".parse().expect("addr"),
-        redis_pool_size: 8,
+        redis_connections: options.connections.unwrap_or_default(),
+        redis_pool_size: None,
         redis_timeout_ms: options.redis_timeout_ms.unwrap_or(5000),
         idempotency_ttl_secs: 86_400,
         counter_retention_days: 35,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use leasehold::auth::Auth;
 use leasehold::config::{ServerArgs, Settings};
 use leasehold::contend;
-use leasehold::store::{Durability, Topology};
+use leasehold::store::{ConnectionMode, Durability, Topology};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
@@ -380,9 +380,14 @@ fn address_of(redis: &RedisProcess) -> SocketAddr {
 
 /// An in-process app whose every Redis connection goes through `proxy`.
 async fn app_behind(proxy: &Proxy) -> TestApp {
+    app_behind_with(proxy, ConnectionMode::Auto).await
+}
+
+async fn app_behind_with(proxy: &Proxy, connections: ConnectionMode) -> TestApp {
     spawn_app_with(Options {
         redis_url: Some(proxy.url()),
         redis_timeout_ms: Some(TIMEOUT_MS),
+        connections: Some(connections),
         ..Options::default()
     })
     .await
@@ -499,12 +504,19 @@ fn assert_unavailable(fault: Mode, what: &str, reply: Reply, took: Duration) {
     }
 }
 
-/// Under `fault`, every request fails fast with 503 (twice: once meeting the app's pooled
-/// connections, once its new ones); back in `Pass`, they succeed again.
+/// Under `fault`, every request fails fast with 503 (twice: once meeting the app's open
+/// connections, once its new ones); back in `Pass`, they succeed again. Both ways of using
+/// connections: shared (multiplexed) and pooled.
 async fn fails_fast_then_recovers(fault: Mode) {
+    for connections in [ConnectionMode::Shared, ConnectionMode::Pooled] {
+        fails_fast_then_recovers_with(fault, connections).await;
+    }
+}
+
+async fn fails_fast_then_recovers_with(fault: Mode, connections: ConnectionMode) {
     let redis = RedisProcess::start(&[]);
     let proxy = Proxy::start(address_of(&redis), seed()).await;
-    let app = app_behind(&proxy).await;
+    let app = app_behind_with(&proxy, connections).await;
     let target = Target::create(&app).await;
 
     proxy.set_mode(fault);
@@ -543,7 +555,7 @@ async fn fails_fast_then_recovers(fault: Mode) {
         );
     }
     println!(
-        "proxy {fault:?}: 6 requests answered 503 backend_unavailable with Retry-After, the slowest in {} ms (bound {} ms); healed {} ms after Pass",
+        "proxy {fault:?}, {connections:?} connections: 6 requests answered 503 backend_unavailable with Retry-After, the slowest in {} ms (bound {} ms); healed {} ms after Pass",
         slowest.as_millis(),
         FAIL_FAST.as_millis(),
         healed.as_millis()
@@ -614,7 +626,8 @@ async fn a_delay_below_the_timeout_only_slows_requests() {
 async fn replica_like(first: &TestApp, redis_url: &str) -> String {
     let server = ServerArgs {
         listen: "127.0.0.1:0".parse().expect("a loopback address"),
-        redis_pool_size: 8,
+        redis_connections: ConnectionMode::Auto,
+        redis_pool_size: None,
         redis_timeout_ms: TIMEOUT_MS,
         idempotency_ttl_secs: 86_400,
         counter_retention_days: 35,
