@@ -110,8 +110,10 @@ impl Backend {
     pub async fn get(&self) -> Result<Handle<'_>, RedisError> {
         match self {
             Backend::Shared(shared) => shared.get().await,
+            // Boxed, like connecting below: these futures are large, and a request's
+            // future would otherwise carry their size (and be copied with it).
             Backend::Pooled(pools) => Ok(Handle {
-                conn: pools.get().await?,
+                conn: Box::pin(pools.get()).await?,
                 origin: Origin::Pool,
             }),
         }
@@ -259,7 +261,7 @@ impl Shared {
                 match slot.current() {
                     Some(open) => open,
                     None => {
-                        let conn = self.connector.connect().await?;
+                        let conn = Box::pin(self.connector.connect()).await?;
                         let generation = slot.generations.fetch_add(1, Ordering::Relaxed) + 1;
                         *slot.current.lock().unwrap_or_else(|e| e.into_inner()) =
                             Some((generation, conn.clone()));
