@@ -17,7 +17,7 @@ if room <= 0 then return capacity_refusal(holder, cfg) end
 if room < count then count = room end
 
 local leases = {}
-for _, member in ipairs(redis.call('ZRANGE', K_AVAIL, 0, count - 1)) do
+for _, member in ipairs(redis.call('ZRANGE', K_AVAIL, '0', int_text(count - 1))) do
   local id = avail_id(member)
   local it = load(id)
   update(id, it, function() grant(it, holder, lease_ms) end)

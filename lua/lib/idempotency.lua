@@ -80,6 +80,10 @@ local MAX_MS = 2592000000
 local PRIORITY = 1000000
 local TOKEN = 9007199254740991
 
+-- An integer as decimal text. Redis turns a Lua number argument into text with %.17g, a
+-- slow floating-point path: hot calls pass integers as text made here (or literal strings).
+local function int_text(n) return string.format('%d', n) end
+
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -31,7 +31,8 @@ local K_DELAYED, K_DONE, K_DEAD, K_HOLDERS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
 local K_FENCE, K_IDEM = KEYS[9], KEYS[10]
 
 local NOW = now_ms()
-local RECLAIM_LIMIT = 64
+local NOW_TEXT = int_text(NOW)
+local RECLAIM_LIMIT = '64'
 
 local function finish(reply) return idem_finish(K_IDEM, reply) end
 
@@ -57,11 +58,11 @@ local function ensure_pool()
 end
 
 local function bump_stat(field)
-  if pool_exists() then redis.call('HINCRBY', K_POOL, field, 1) end
+  if pool_exists() then redis.call('HINCRBY', K_POOL, field, '1') end
 end
 
 local function next_seq()
-  return redis.call('HINCRBY', K_POOL, 'seq', 1)
+  return redis.call('HINCRBY', K_POOL, 'seq', '1')
 end
 
 -- The avail member of an item: its arrival seq, zero-padded so that lexicographic order is
@@ -95,13 +96,13 @@ end
 local function index(id, it)
   local s = it.s
   if s == 'available' then
-    redis.call('ZADD', K_AVAIL, 1000000 - it.p, avail_member(id, it))
+    redis.call('ZADD', K_AVAIL, int_text(1000000 - it.p), avail_member(id, it))
   elseif s == 'leased' then
-    redis.call('ZADD', K_LEASED, it.e > 0 and it.e or '+inf', id)
-    redis.call('ZADD', K_HOLDERS, 0, holder_member(it.h, id))
-  elseif s == 'delayed' then redis.call('ZADD', K_DELAYED, it.r, id)
-  elseif s == 'done' then redis.call('ZADD', K_DONE, NOW, id)
-  elseif s == 'dead' then redis.call('ZADD', K_DEAD, NOW, id)
+    redis.call('ZADD', K_LEASED, it.e > 0 and int_text(it.e) or '+inf', id)
+    redis.call('ZADD', K_HOLDERS, '0', holder_member(it.h, id))
+  elseif s == 'delayed' then redis.call('ZADD', K_DELAYED, int_text(it.r), id)
+  elseif s == 'done' then redis.call('ZADD', K_DONE, NOW_TEXT, id)
+  elseif s == 'dead' then redis.call('ZADD', K_DEAD, NOW_TEXT, id)
   end
 end
 
@@ -151,7 +152,7 @@ local function grant(it, holder, lease_ms)
   it.e = lease_ms > 0 and NOW + lease_ms or 0
   it.r = nil
   it.a = it.a + 1
-  redis.call('HINCRBY', K_POOL, 'claims', 1)
+  redis.call('HINCRBY', K_POOL, 'claims', '1')
 end
 
 -- Loads an item and applies what time has done to it: an expired lease ends, a finished
@@ -161,7 +162,7 @@ local function touch(id, cfg)
   if not it then return nil end
   if it.s == 'leased' and it.e > 0 and it.e <= NOW then
     update(id, it, function() end_lease(it, cfg or pool_config()) end)
-    redis.call('HINCRBY', K_POOL, 'expired', 1)
+    redis.call('HINCRBY', K_POOL, 'expired', '1')
   elseif it.s == 'delayed' and it.r <= NOW then
     update(id, it, make_available)
   end
@@ -171,7 +172,7 @@ end
 -- Applies expiry to at most RECLAIM_LIMIT expired leases and finished delays, oldest first.
 local function reclaim(cfg)
   for _, key in ipairs({K_LEASED, K_DELAYED}) do
-    local ids = redis.call('ZRANGE', key, '-inf', NOW, 'BYSCORE', 'LIMIT', 0, RECLAIM_LIMIT)
+    local ids = redis.call('ZRANGE', key, '-inf', NOW_TEXT, 'BYSCORE', 'LIMIT', '0', RECLAIM_LIMIT)
     for _, id in ipairs(ids) do touch(id, cfg) end
   end
 end
@@ -199,7 +200,7 @@ local function holder_room(holder, cfg)
   local held = redis.call('ZLEXCOUNT', K_HOLDERS, lo, hi)
   if held >= max then
     reclaim(cfg)
-    local members = redis.call('ZRANGE', K_HOLDERS, lo, hi, 'BYLEX', 'LIMIT', 0, RECLAIM_LIMIT)
+    local members = redis.call('ZRANGE', K_HOLDERS, lo, hi, 'BYLEX', 'LIMIT', '0', RECLAIM_LIMIT)
     for _, m in ipairs(members) do touch(holder_entry_id(holder, m), cfg) end
     held = redis.call('ZLEXCOUNT', K_HOLDERS, lo, hi)
   end
