@@ -3,5 +3,5 @@
 -- ARGV: 1 '', 2 '', 3 id.
 -- Returns {ok = view} or {err = not_found}.
 local it = touch(id_arg(3), nil)
-if not it then return {cjson.encode({err = 'not_found'}), 0} end
-return {cjson.encode({ok = view(ARGV[3], it)}), 0}
+if not it then return read_reply({err = 'not_found'}) end
+return read_reply({ok = view(ARGV[3], it)})

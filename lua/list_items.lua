@@ -26,7 +26,7 @@ end
 local function reply(next_si, next_offset)
   local next = nil
   if next_si then next = {next_si, next_offset} end
-  return {cjson.encode({ok = {items = items, next = next}}), 0}
+  return read_reply({ok = {items = items, next = next}})
 end
 
 -- Pages through one index from `offset`; returns the next offset if the page is full.

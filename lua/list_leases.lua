@@ -18,4 +18,4 @@ for _, m in ipairs(members) do
 end
 local next = nil
 if #members == limit then next = holder_entry_id(holder, members[#members]) end
-return {cjson.encode({ok = {leases = leases, next = next}}), 0}
+return read_reply({ok = {leases = leases, next = next}})

@@ -3,10 +3,15 @@
 
 use std::sync::Arc;
 
+use std::time::Instant;
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 use crate::auth::Auth;
 use crate::config::Settings;
@@ -44,11 +49,60 @@ pub async fn build(settings: &Settings) -> Result<Router, StartError> {
         auth: settings.auth.clone(),
         max_body_bytes: settings.max_body_bytes,
     }));
+    crate::metrics::handle();
     Ok(crate::api::router()
         .with_state(state)
         // Bodies are read and limited by `api::extract::Write`, which answers problem+json.
         .layer(DefaultBodyLimit::disable())
-        .layer(TraceLayer::new_for_http()))
+        // Runs after routing (per route), so it sees the route matched.
+        .layer(middleware::from_fn(crate::metrics::track))
+        .layer(middleware::from_fn(request_span)))
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The caller's `X-Request-Id` if it is a sensible one (1 to 128 visible ASCII characters),
+/// else a new UUID.
+fn request_id(request: &Request) -> HeaderValue {
+    request
+        .headers()
+        .get(X_REQUEST_ID)
+        .filter(|v| {
+            let bytes = v.as_bytes();
+            (1..=128).contains(&bytes.len()) && bytes.iter().all(|b| b.is_ascii_graphic())
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::try_from(uuid::Uuid::new_v4().to_string())
+                .unwrap_or(HeaderValue::from_static("-"))
+        })
+}
+
+/// Middleware: one span per request, named by its request id (echoed in `X-Request-Id`),
+/// so every log line of the request carries it; the request itself is logged at debug
+/// (warn when it answers 5xx).
+async fn request_span(mut request: Request, next: Next) -> Response {
+    let id = request_id(&request);
+    request.headers_mut().insert(X_REQUEST_ID, id.clone());
+    let span = tracing::info_span!(
+        "request",
+        id = id.to_str().unwrap_or("-"),
+        method = %request.method(),
+        path = request.uri().path(),
+    );
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let micros = started.elapsed().as_micros() as u64;
+    span.in_scope(|| {
+        if status >= 500 {
+            tracing::warn!(status, micros, "answered");
+        } else {
+            tracing::debug!(status, micros, "answered");
+        }
+    });
+    response.headers_mut().insert(X_REQUEST_ID, id);
+    response
 }
 
 /// Serves until `shutdown` completes, then lets in-flight requests finish.

@@ -32,9 +32,21 @@ pub struct ServerArgs {
     /// least 2 days, since one date is "today" somewhere on Earth for about 50 hours.
     #[arg(long, env = "LEASEHOLD_COUNTER_RETENTION_DAYS", default_value_t = 35)]
     pub counter_retention_days: u64,
+    /// Log lines as text for people, or as JSON objects (one a line) for collectors. Each
+    /// request's lines carry its id (`X-Request-Id`); the level comes from `LEASEHOLD_LOG`.
+    #[arg(long, env = "LEASEHOLD_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: LogFormat,
     /// The largest request body accepted, in bytes.
     #[arg(long, env = "LEASEHOLD_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// A day's counter key is shared by every time zone whose date has that label, and one

@@ -9,6 +9,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::Conflict;
+
 /// What an item looked like when a request was refused, so the caller can show "now
 /// assigned to Jane" and retry from fresh state. A missing item has version 0.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -249,6 +251,11 @@ impl IntoResponse for ApiError {
         }
         if replayed {
             headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        if let ApiError::Refused(refusal) = &self {
+            if refusal.code != RefusalCode::NotFound {
+                response.extensions_mut().insert(Conflict(code));
+            }
         }
         response
     }

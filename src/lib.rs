@@ -42,6 +42,7 @@ pub mod config;
 pub mod contend;
 pub mod dev;
 pub mod error;
+pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod store;

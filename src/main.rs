@@ -6,7 +6,7 @@ use clap::Parser;
 use leasehold::app;
 use leasehold::auth::{self, Auth};
 use leasehold::cli::{Cli, Command, ContendArgs, DevArgs, KeygenArgs, ServeArgs};
-use leasehold::config::Settings;
+use leasehold::config::{LogFormat, Settings};
 use leasehold::dev::EmbeddedRedis;
 use leasehold::names::Tenant;
 use leasehold::store::{Durability, Topology};
@@ -36,14 +36,18 @@ async fn main() -> ExitCode {
     }
 }
 
-fn init_tracing() {
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEASEHOLD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().with_current_span(true).init(),
+    }
 }
 
 async fn dev(args: DevArgs) -> Result<(), String> {
-    init_tracing();
+    init_tracing(args.server.log_format);
     let auth = match &args.api_keys {
         Some(path) => Auth::from_file(path, true)?,
         None => Auth::anonymous(),
@@ -71,7 +75,7 @@ async fn dev(args: DevArgs) -> Result<(), String> {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    init_tracing();
+    init_tracing(args.server.log_format);
     let auth = match (&args.api_keys, args.allow_anonymous) {
         (Some(path), anonymous) => Auth::from_file(path, anonymous)?,
         (None, true) => Auth::anonymous(),

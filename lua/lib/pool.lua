@@ -34,7 +34,17 @@ local NOW = now_ms()
 local NOW_TEXT = int_text(NOW)
 local RECLAIM_LIMIT = '64'
 
-local function finish(reply) return idem_finish(K_IDEM, reply) end
+-- How many leases this call ended because their time ran out: every reply says so
+-- (`expired`, when not 0), for the replica's metrics.
+local EXPIRED = 0
+local function noted(reply)
+  if EXPIRED > 0 then reply.expired = EXPIRED end
+  return reply
+end
+
+-- The reply of a write (stored for replay under its Idempotency-Key) and of a read.
+local function finish(reply) return idem_finish(K_IDEM, noted(reply)) end
+local function read_reply(reply) return {cjson.encode(noted(reply)), 0} end
 
 local function pool_exists() return redis.call('EXISTS', K_POOL) == 1 end
 
@@ -163,6 +173,7 @@ local function touch(id, cfg)
   if it.s == 'leased' and it.e > 0 and it.e <= NOW then
     update(id, it, function() end_lease(it, cfg or pool_config()) end)
     redis.call('HINCRBY', K_POOL, 'expired', '1')
+    EXPIRED = EXPIRED + 1
   elseif it.s == 'delayed' and it.r <= NOW then
     update(id, it, make_available)
   end

@@ -22,6 +22,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(crate::metrics::render))
         .route("/v1/pools", get(pools::list_pools))
         .route(
             "/v1/pools/{pool}",

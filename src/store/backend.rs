@@ -107,6 +107,21 @@ impl Backend {
         })
     }
 
+    /// Connections open, and (pooled) how many of them are idle in the pool.
+    pub fn status(&self) -> (usize, Option<usize>) {
+        match self {
+            Backend::Shared(shared) => (shared.open(), None),
+            Backend::Pooled(pools) => {
+                let status = match pools {
+                    Pools::Single(pool) => pool.status(),
+                    Pools::Cluster(pool) => pool.status(),
+                    Pools::Sentinel(pool) => pool.status(),
+                };
+                (status.size, Some(status.available))
+            }
+        }
+    }
+
     pub async fn get(&self) -> Result<Handle<'_>, RedisError> {
         match self {
             Backend::Shared(shared) => shared.get().await,
@@ -250,6 +265,13 @@ impl Shared {
                 .collect(),
             next: AtomicUsize::new(0),
         })
+    }
+
+    fn open(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|slot| slot.current().is_some())
+            .count()
     }
 
     async fn get(&self) -> Result<Handle<'_>, RedisError> {

@@ -16,7 +16,7 @@ pub mod scripts;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 use serde::Deserialize;
@@ -145,6 +145,8 @@ struct Reply<T> {
     current: Option<Current>,
     limit: Option<u64>,
     retry: Option<u64>,
+    /// Leases this call ended because their time ran out.
+    expired: Option<u64>,
 }
 
 /// A decoded reply before refusals become errors: scripts that can ask for a retry
@@ -301,6 +303,7 @@ impl Store {
             _ => None,
         };
         let wait_ms = (self.inner.settings.timeout / 2).as_millis() as u64;
+        let started = Instant::now();
         let ((json, replayed), acked) = self
             .with_connection(async |conn: &mut Handle<'_>| {
                 let mut invocation = script.prepare_invoke();
@@ -328,6 +331,8 @@ impl Store {
                 Ok((reply, acked))
             })
             .await?;
+        metrics::histogram!(crate::metrics::REDIS_SECONDS, "script" => self.scripts().name_of(script))
+            .record(started.elapsed().as_secs_f64());
         if let (Some(wanted), Some(acked)) = (wait_for, acked) {
             if acked < wanted {
                 let cause =
@@ -360,26 +365,48 @@ impl Store {
         &self,
         work: impl AsyncFnOnce(&mut Handle<'_>) -> Result<R, RedisError>,
     ) -> Result<R, ApiError> {
+        let _in_flight = InFlight::start();
         let timeout = self.inner.settings.timeout;
-        let mut conn = self
-            .bounded(self.inner.backend.get())
-            .await?
-            .map_err(backend_error)?;
-        match tokio::time::timeout(timeout, work(&mut conn)).await {
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(e)) => {
-                let error = backend_error(e);
-                if matches!(error, ApiError::BackendUnavailable(_)) {
-                    conn.discard();
+        let result = async {
+            let mut conn = self
+                .bounded(self.inner.backend.get())
+                .await?
+                .map_err(backend_error)?;
+            match tokio::time::timeout(timeout, work(&mut conn)).await {
+                Ok(Ok(result)) => Ok(result),
+                Ok(Err(e)) => {
+                    let error = backend_error(e);
+                    if matches!(error, ApiError::BackendUnavailable(_)) {
+                        conn.discard();
+                    }
+                    Err(error)
                 }
-                Err(error)
+                Err(_) => {
+                    conn.discard();
+                    Err(ApiError::BackendUnavailable(
+                        "Redis call timed out".to_owned(),
+                    ))
+                }
             }
-            Err(_) => {
-                conn.discard();
-                Err(ApiError::BackendUnavailable(
-                    "Redis call timed out".to_owned(),
-                ))
-            }
+        }
+        .await;
+        if let Err(error) = &result {
+            let kind = match error {
+                ApiError::BackendUnavailable(cause) if cause.contains("timed out") => "timeout",
+                ApiError::BackendUnavailable(_) => "unavailable",
+                _ => "internal",
+            };
+            metrics::counter!(crate::metrics::REDIS_ERRORS, "kind" => kind).increment(1);
+        }
+        result
+    }
+
+    /// Sets the connection gauges (called when metrics are scraped).
+    pub fn record_connection_gauges(&self) {
+        let (open, idle) = self.inner.backend.status();
+        metrics::gauge!(crate::metrics::REDIS_CONNECTIONS, "state" => "open").set(open as f64);
+        if let Some(idle) = idle {
+            metrics::gauge!(crate::metrics::REDIS_CONNECTIONS, "state" => "idle").set(idle as f64);
         }
     }
 
@@ -388,6 +415,22 @@ impl Store {
         tokio::time::timeout(self.inner.settings.timeout, work)
             .await
             .map_err(|_| ApiError::BackendUnavailable("Redis call timed out".to_owned()))
+    }
+}
+
+/// Counts a Redis call in the in-flight gauge while it lives.
+struct InFlight;
+
+impl InFlight {
+    fn start() -> InFlight {
+        metrics::gauge!(crate::metrics::REDIS_IN_FLIGHT).increment(1.0);
+        InFlight
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(crate::metrics::REDIS_IN_FLIGHT).decrement(1.0);
     }
 }
 
@@ -541,6 +584,9 @@ fn backend_error(e: RedisError) -> ApiError {
 fn decode<T: DeserializeOwned>(json: &str, replayed: bool) -> Result<Outcome<T>, ApiError> {
     let reply: Reply<T> = serde_json::from_str(json)
         .map_err(|e| ApiError::Internal(format!("undecodable script reply: {e}: {json}")))?;
+    if let (Some(expired), false) = (reply.expired, replayed) {
+        metrics::counter!(crate::metrics::LEASES_EXPIRED).increment(expired);
+    }
     if let Some(value) = reply.ok {
         return Ok(Outcome::Done(Answer { value, replayed }));
     }

@@ -62,26 +62,39 @@ impl Scripts {
         }
     }
 
-    pub fn all(&self) -> [&Script; 17] {
+    /// Every script with its name (its file in `lua/`).
+    pub fn named(&self) -> [(&'static str, &Script); 17] {
         [
-            &self.put_pool,
-            &self.get_pool,
-            &self.delete_pool,
-            &self.add_items,
-            &self.get_item,
-            &self.list_items,
-            &self.put_item,
-            &self.delete_item,
-            &self.claim_next,
-            &self.claim_item,
-            &self.renew,
-            &self.release,
-            &self.complete,
-            &self.assign,
-            &self.requeue,
-            &self.list_leases,
-            &self.counter_next,
+            ("put_pool", &self.put_pool),
+            ("get_pool", &self.get_pool),
+            ("delete_pool", &self.delete_pool),
+            ("add_items", &self.add_items),
+            ("get_item", &self.get_item),
+            ("list_items", &self.list_items),
+            ("put_item", &self.put_item),
+            ("delete_item", &self.delete_item),
+            ("claim_next", &self.claim_next),
+            ("claim_item", &self.claim_item),
+            ("renew", &self.renew),
+            ("release", &self.release),
+            ("complete", &self.complete),
+            ("assign", &self.assign),
+            ("requeue", &self.requeue),
+            ("list_leases", &self.list_leases),
+            ("counter_next", &self.counter_next),
         ]
+    }
+
+    pub fn all(&self) -> [&Script; 17] {
+        self.named().map(|(_, script)| script)
+    }
+
+    /// The name of one of these scripts, for metrics.
+    pub fn name_of(&self, script: &Script) -> &'static str {
+        self.named()
+            .into_iter()
+            .find(|(_, s)| std::ptr::eq(*s, script))
+            .map_or("other", |(name, _)| name)
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use leasehold::auth::{self, Auth};
-use leasehold::config::{ServerArgs, Settings};
+use leasehold::config::{LogFormat, ServerArgs, Settings};
 use leasehold::names::Tenant;
 use leasehold::store::{ConnectionMode, Durability, Topology};
 use reqwest::{Method, StatusCode, header::HeaderMap};
@@ -399,6 +399,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         redis_timeout_ms: options.redis_timeout_ms.unwrap_or(5000),
         idempotency_ttl_secs: 86_400,
         counter_retention_days: 35,
+        log_format: LogFormat::Text,
         max_body_bytes: 2 * 1024 * 1024,
     };
     if let Some(limit) = options.max_body_bytes {

@@ -11,6 +11,7 @@ mod errors;
 mod idempotency;
 mod items;
 mod leases;
+mod observe;
 mod pools;
 mod processes;
 mod proxy;

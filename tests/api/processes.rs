@@ -103,6 +103,29 @@ impl Leasehold {
         }
     }
 
+    /// Starts `serve --allow-anonymous` over `redis` with `extra` flags on a free port,
+    /// waits until it is healthy, and returns it with its port.
+    async fn serve_anonymous(
+        redis: &RedisProcess,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> (Leasehold, u16) {
+        let (port, listen) = listen_arg();
+        let url = redis.url();
+        let mut args = vec![
+            "serve",
+            "--redis",
+            &url,
+            "--allow-anonymous",
+            "--listen",
+            &listen,
+        ];
+        args.extend_from_slice(extra);
+        let mut server = Leasehold::start(&args, env);
+        server.wait_healthy(port).await;
+        (server, port)
+    }
+
     /// The processes this one started (such as dev's redis-server), by `pgrep -P`.
     fn children(&self) -> Vec<u32> {
         let out = Command::new("pgrep")
@@ -231,21 +254,8 @@ fn serve_with_fsync_durability_refuses_appendfsync_everysec() {
 #[tokio::test]
 async fn serve_with_fsync_durability_starts_on_appendfsync_always_and_stops_on_sigterm() {
     let redis = RedisProcess::start(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let (port, listen) = listen_arg();
-    let mut server = Leasehold::start(
-        &[
-            "serve",
-            "--redis",
-            &redis.url(),
-            "--allow-anonymous",
-            "--durability",
-            "fsync",
-            "--listen",
-            &listen,
-        ],
-        &[],
-    );
-    server.wait_healthy(port).await;
+    let (mut server, port) =
+        Leasehold::serve_anonymous(&redis, &["--durability", "fsync"], &[]).await;
     let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
         .await
         .expect("readyz answers");
@@ -254,6 +264,132 @@ async fn serve_with_fsync_durability_starts_on_appendfsync_always_and_stops_on_s
     server.terminate();
     let status = server.wait_exit(Duration::from_secs(15));
     assert!(status.success(), "exit after SIGTERM: {status}");
+}
+
+/// Sends `CLIENT PAUSE <ms> ALL` to `redis`: its clients' commands wait that long.
+async fn pause_redis(redis: &RedisProcess, ms: u64) {
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connects");
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(ms)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .expect("CLIENT PAUSE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_requests_in_flight_finish() {
+    let redis = RedisProcess::start(&[]);
+    let (mut server, port) =
+        Leasehold::serve_anonymous(&redis, &["--redis-timeout-ms", "10000"], &[]).await;
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let added = client
+        .post(format!("{base}/v1/pools/jobs/items"))
+        .json(&json!({"items": [{"id": "a"}, {"id": "b"}]}))
+        .send()
+        .await
+        .expect("add items");
+    assert_eq!(added.status(), 200);
+
+    // Redis holds every command for a while: two claims stay in flight.
+    pause_redis(&redis, 1500).await;
+    let claims: Vec<_> = ["w1", "w2"]
+        .into_iter()
+        .map(|holder| {
+            let request = client
+                .post(format!("{base}/v1/pools/jobs/claim"))
+                .json(&json!({"holder": holder}));
+            tokio::spawn(async move { request.send().await })
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        if metrics.contains("\nleasehold_redis_calls_in_flight 2\n") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the claims never reached Redis: {metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    server.terminate();
+    let mut granted = Vec::new();
+    for claim in claims {
+        let answer = claim.await.expect("task").expect("an answer after SIGTERM");
+        assert_eq!(answer.status(), 200);
+        let body: serde_json::Value = answer.json().await.expect("json");
+        granted.push(
+            body["leases"][0]["id"]
+                .as_str()
+                .expect("an item")
+                .to_owned(),
+        );
+    }
+    granted.sort();
+    assert_eq!(granted, ["a", "b"]);
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "exit after SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id() {
+    let redis = RedisProcess::start(&[]);
+    let (server, port) = Leasehold::serve_anonymous(
+        &redis,
+        &["--log-format", "json"],
+        &[("LEASEHOLD_LOG", "debug")],
+    )
+    .await;
+    let answer = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/v1/pools/nothing-here"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(answer.status(), 404);
+    assert_eq!(answer.headers()["x-request-id"], "trace-me-42");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let found = server
+            .stdout()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|l| l["span"]["id"] == "trace-me-42" && l["fields"]["message"] == "answered");
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no JSON log line for the request; stdout: {}",
+            server.stdout()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(line["level"], "DEBUG");
+    assert_eq!(line["fields"]["status"], 404);
+    assert_eq!(line["span"]["method"], "GET");
+    assert_eq!(line["span"]["path"], "/v1/pools/nothing-here");
+    // Every line is JSON, the start-up lines too.
+    for l in server.stdout().lines() {
+        assert!(serde_json::from_str::<serde_json::Value>(l).is_ok(), "{l}");
+    }
 }
 
 #[test]

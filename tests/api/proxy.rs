@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use leasehold::auth::Auth;
-use leasehold::config::{ServerArgs, Settings};
+use leasehold::config::{LogFormat, ServerArgs, Settings};
 use leasehold::contend;
 use leasehold::store::{ConnectionMode, Durability, Topology};
 use rand::rngs::StdRng;
@@ -631,6 +631,7 @@ async fn replica_like(first: &TestApp, redis_url: &str) -> String {
         redis_timeout_ms: TIMEOUT_MS,
         idempotency_ttl_secs: 86_400,
         counter_retention_days: 35,
+        log_format: LogFormat::Text,
         max_body_bytes: 2 * 1024 * 1024,
     };
     let auth = Auth::from_file(&first.key_file, false).expect("the first replica's keys");

@@ -1,0 +1,203 @@
+//! Observing a replica: `GET /metrics` (requests, conflicts by route and code, latency,
+//! expired leases, Redis connections) and request ids in `X-Request-Id`.
+//!
+//! Every app of this test binary reports into the one process-wide recorder, and tests
+//! run in parallel: assertions compare a figure before and after the test's own requests
+//! (it can only have grown by at least what the test did).
+
+use std::time::Duration;
+
+use crate::helpers::*;
+use serde_json::json;
+
+/// The body of `GET /metrics`, checking its content type.
+async fn scrape(app: &TestApp) -> String {
+    let answer = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("GET /metrics");
+    assert_eq!(answer.status(), 200);
+    let content_type = answer
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    answer.text().await.expect("metrics text")
+}
+
+/// The value of the series `name` whose labels include every one of `labels` (0 when no
+/// such series is there yet).
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (series_name, series_labels) = series.split_once('{').unwrap_or((series, ""));
+            series_name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| series_labels.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|(_, value)| value.parse::<f64>().expect("a number"))
+        .sum()
+}
+
+const CLAIM_ROUTE: &str = "/v1/pools/{pool}/items/{id}/claim";
+
+#[tokio::test]
+async fn metrics_count_requests_and_conflicts_by_route_and_code() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let before = scrape(&app).await;
+
+    claim_item(&app, &pool, "a", "first").await;
+    app.post(
+        &action_path(&pool, "a", "claim"),
+        json!({"holder": "second"}),
+    )
+    .await
+    .expect_problem(409, "already_leased");
+    app.post(
+        &action_path(&pool, "a", "claim"),
+        json!({"holder": "third"}),
+    )
+    .await
+    .expect_problem(409, "already_leased");
+
+    let after = scrape(&app).await;
+    let grew = |name: &str, labels: &[(&str, &str)]| {
+        sample(&after, name, labels) - sample(&before, name, labels)
+    };
+    let conflicts = [("route", CLAIM_ROUTE), ("code", "already_leased")];
+    assert!(
+        grew("leasehold_conflicts_total", &conflicts) >= 2.0,
+        "{after}"
+    );
+    let refused = [
+        ("method", "POST"),
+        ("route", CLAIM_ROUTE),
+        ("status", "409"),
+    ];
+    assert!(grew("leasehold_http_requests_total", &refused) >= 2.0);
+    let granted = [
+        ("method", "POST"),
+        ("route", CLAIM_ROUTE),
+        ("status", "200"),
+    ];
+    assert!(grew("leasehold_http_requests_total", &granted) >= 1.0);
+    // Latency histograms: one observation per request, one per script call.
+    let timed = [("method", "POST"), ("route", CLAIM_ROUTE)];
+    assert!(grew("leasehold_http_request_duration_seconds_count", &timed) >= 3.0);
+    assert!(
+        sample(
+            &after,
+            "leasehold_http_request_duration_seconds_bucket",
+            &[("route", CLAIM_ROUTE), ("le", "+Inf")]
+        ) >= 3.0
+    );
+    let script = [("script", "claim_item")];
+    assert!(grew("leasehold_redis_call_duration_seconds_count", &script) >= 3.0);
+    // Answers that are not refusals by the data are not conflicts.
+    assert_eq!(
+        sample(
+            &after,
+            "leasehold_conflicts_total",
+            &[("code", "invalid_request")]
+        ),
+        0.0
+    );
+    assert!(sample(&after, "leasehold_redis_connections", &[("state", "open")]) >= 1.0);
+}
+
+#[tokio::test]
+async fn a_route_that_does_not_exist_is_counted_as_unmatched() {
+    let app = spawn_app().await;
+    let labels = [("route", "unmatched"), ("status", "404")];
+    let before = sample(
+        &scrape(&app).await,
+        "leasehold_http_requests_total",
+        &labels,
+    );
+    app.get("/v1/no/such/route")
+        .await
+        .expect_problem(404, "not_found");
+    let after = sample(
+        &scrape(&app).await,
+        "leasehold_http_requests_total",
+        &labels,
+    );
+    assert!(after - before >= 1.0);
+}
+
+#[tokio::test]
+async fn leases_ended_by_expiry_are_counted() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a", "b"]).await;
+    for id in ["a", "b"] {
+        let lease = app
+            .post(
+                &action_path(&pool, id, "claim"),
+                json!({"holder": "sleepy", "lease_ms": 50}),
+            )
+            .await
+            .expect(200);
+        assert_eq!(lease["holder"], "sleepy");
+    }
+    let before = sample(&scrape(&app).await, "leasehold_leases_expired_total", &[]);
+    let granted_at = redis_now_ms();
+    wait_for(Duration::from_secs(5), "the leases to expire", || {
+        redis_now_ms() > granted_at + 50
+    });
+
+    // Reading the pool ends both expired leases (the reclaim of get_pool).
+    let pool_view = app.get(&format!("/v1/pools/{pool}")).await.expect(200);
+    assert_eq!(pool_view["counts"]["available"], 2);
+    let after = sample(&scrape(&app).await, "leasehold_leases_expired_total", &[]);
+    assert!(after - before >= 2.0, "before {before}, after {after}");
+}
+
+#[tokio::test]
+async fn a_request_id_is_echoed_or_made() {
+    let app = spawn_app().await;
+    let given = app
+        .send(
+            app.request(reqwest::Method::GET, "/v1/pools")
+                .header("x-request-id", "order-4711.retry-2"),
+        )
+        .await;
+    assert_eq!(given.header("x-request-id"), Some("order-4711.retry-2"));
+
+    let made = app.get("/v1/pools").await;
+    let id = made.header("x-request-id").expect("an id");
+    assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
+    let another = app.get("/v1/pools").await;
+    assert_ne!(another.header("x-request-id"), Some(id));
+
+    // Too long, or with spaces: replaced by a new one rather than logged as given.
+    for bad in ["x".repeat(129), "two words".to_owned()] {
+        let replaced = app
+            .send(
+                app.request(reqwest::Method::GET, "/v1/pools")
+                    .header("x-request-id", bad.as_str()),
+            )
+            .await;
+        let id = replaced.header("x-request-id").expect("an id");
+        assert!(uuid::Uuid::parse_str(id).is_ok(), "{bad} -> {id}");
+    }
+
+    // Errors carry one too.
+    let problem = app
+        .send(app.client.get(app.url("/v1/pools")).bearer_auth("wrong"))
+        .await;
+    assert_eq!(problem.status, 401);
+    assert!(problem.header("x-request-id").is_some());
+}
