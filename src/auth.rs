@@ -2,9 +2,11 @@
 //!
 //! The tenant always comes from the key, never from a path or body. Only SHA-256 hashes
 //! of keys are stored (keys are long random strings, so a fast hash is enough), and a
-//! presented key's hash is compared with every entry in constant time.
+//! presented key's hash is compared with every entry in constant time. The key file is
+//! read again on SIGHUP, so keys are added and revoked without a restart.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -17,10 +19,17 @@ use crate::names::Tenant;
 /// The tenant of requests without a key where anonymous access is allowed.
 pub const ANONYMOUS_TENANT: &str = "dev";
 
-/// Who may call, and as which tenant.
+/// One entry of the key file: a tenant and the SHA-256 of its key.
+type Entry = (Tenant, [u8; 32]);
+
+/// Who may call, and as which tenant. Clones share one key table, so a reload through
+/// any of them is seen by every request from then on.
 #[derive(Debug, Clone)]
 pub struct Auth {
-    keys: Vec<(Tenant, [u8; 32])>,
+    /// Swapped whole on reload; a request takes the current table and reads it unlocked.
+    keys: Arc<RwLock<Arc<Vec<Entry>>>>,
+    /// The key file the table came from, read again by `reload`.
+    source: Option<PathBuf>,
     allow_anonymous: bool,
 }
 
@@ -44,35 +53,71 @@ impl Auth {
     /// Reads a key file: one `tenant:<sha256 hex>` a line; blank lines and `#` comments
     /// are skipped.
     pub fn from_file(path: &Path, allow_anonymous: bool) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read API key file {}: {e}", path.display()))?;
-        let mut keys = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let bad = |why: &str| format!("{}:{}: {why}", path.display(), n + 1);
-            let (tenant, digest) = line
-                .split_once(':')
-                .ok_or_else(|| bad("expected <tenant>:<sha256 hex>"))?;
-            let tenant = Tenant::parse("tenant", tenant).map_err(|e| bad(&e.to_string()))?;
-            let digest: [u8; 32] = hex::decode(digest)
-                .ok()
-                .and_then(|d| d.try_into().ok())
-                .ok_or_else(|| bad("the hash must be 64 hex digits"))?;
-            keys.push((tenant, digest));
-        }
+        let keys = read_key_file(path)?;
         Ok(Auth {
-            keys,
+            keys: Arc::new(RwLock::new(Arc::new(keys))),
+            source: Some(path.to_owned()),
             allow_anonymous,
         })
+    }
+
+    /// Reads the key file again and, only if all of it parses, puts its keys in place of
+    /// the current ones: a removed key is refused from the next request on, a new one
+    /// accepted. A file that fails to parse leaves the current keys as they are.
+    /// Returns how many keys are now in force.
+    pub fn reload(&self) -> Result<usize, String> {
+        let Some(path) = &self.source else {
+            return Err("no API key file to reload".to_owned());
+        };
+        let keys = read_key_file(path)?;
+        let count = keys.len();
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+        Ok(count)
+    }
+
+    /// Reloads the key file on every SIGHUP, logging the outcome, for as long as the
+    /// process runs. Does nothing without a key file (SIGHUP then keeps its default
+    /// meaning). Must be called within a Tokio runtime.
+    pub fn reload_on_sighup(&self) {
+        let Some(path) = self.source.clone() else {
+            return;
+        };
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut hangups = match signal(SignalKind::hangup()) {
+                Ok(hangups) => hangups,
+                Err(e) => {
+                    tracing::error!(
+                        "cannot listen for SIGHUP, so the API key file will not be reloaded: {e}"
+                    );
+                    return;
+                }
+            };
+            let auth = self.clone();
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    match auth.reload() {
+                        Ok(count) => tracing::info!(
+                            "SIGHUP: reloaded {count} API keys from {}",
+                            path.display()
+                        ),
+                        Err(e) => tracing::error!(
+                            "SIGHUP: API key file not reloaded, the previous keys stay in force: {e}"
+                        ),
+                    }
+                }
+            });
+        }
+        #[cfg(not(unix))]
+        let _ = path;
     }
 
     /// Anyone may call, as the tenant `dev`.
     pub fn anonymous() -> Self {
         Auth {
-            keys: Vec::new(),
+            keys: Arc::default(),
+            source: None,
             allow_anonymous: true,
         }
     }
@@ -93,14 +138,40 @@ impl Auth {
             .map(str::trim)
             .ok_or(ApiError::Unauthorized)?;
         let presented = hash(key);
+        // Take the current table and let go of the lock before comparing.
+        let keys = Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner));
         let mut found = None;
-        for (tenant, digest) in &self.keys {
+        for (tenant, digest) in keys.iter() {
             if bool::from(digest.ct_eq(&presented)) {
                 found = Some(tenant);
             }
         }
         found.cloned().ok_or(ApiError::Unauthorized)
     }
+}
+
+/// Parses a whole key file, or says which line is wrong.
+fn read_key_file(path: &Path) -> Result<Vec<Entry>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read API key file {}: {e}", path.display()))?;
+    let mut keys = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = |why: &str| format!("{}:{}: {why}", path.display(), n + 1);
+        let (tenant, digest) = line
+            .split_once(':')
+            .ok_or_else(|| bad("expected <tenant>:<sha256 hex>"))?;
+        let tenant = Tenant::parse("tenant", tenant).map_err(|e| bad(&e.to_string()))?;
+        let digest: [u8; 32] = hex::decode(digest)
+            .ok()
+            .and_then(|d| d.try_into().ok())
+            .ok_or_else(|| bad("the hash must be 64 hex digits"))?;
+        keys.push((tenant, digest));
+    }
+    Ok(keys)
 }
 
 #[cfg(test)]
@@ -123,5 +194,61 @@ mod tests {
         assert!(auth.authenticate(Some(b"Bearer lh_wrong")).is_err());
         assert!(auth.authenticate(None).is_err());
         assert!(auth.authenticate(Some(key.as_bytes())).is_err());
+    }
+
+    fn key_file(text: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("lh-auth-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    #[test]
+    fn a_reload_revokes_removed_keys_and_accepts_new_ones_in_every_clone() {
+        let acme = Tenant::parse("tenant", "acme").expect("valid");
+        let globex = Tenant::parse("tenant", "globex").expect("valid");
+        let (old_key, old_entry) = generate(&acme);
+        let (new_key, new_entry) = generate(&globex);
+        let path = key_file(&format!("{old_entry}\n"));
+        let auth = Auth::from_file(&path, false).expect("load");
+        let serving = auth.clone();
+        let old = format!("Bearer {old_key}");
+        let new = format!("Bearer {new_key}");
+        assert_eq!(serving.authenticate(Some(old.as_bytes())).ok(), Some(acme));
+        assert!(serving.authenticate(Some(new.as_bytes())).is_err());
+
+        std::fs::write(&path, format!("{new_entry}\n")).expect("rewrite");
+        assert_eq!(auth.reload(), Ok(1));
+        let _ = std::fs::remove_file(&path);
+        assert!(serving.authenticate(Some(old.as_bytes())).is_err());
+        assert_eq!(
+            serving.authenticate(Some(new.as_bytes())).ok(),
+            Some(globex)
+        );
+    }
+
+    #[test]
+    fn a_key_file_that_fails_to_parse_keeps_the_previous_keys() {
+        let acme = Tenant::parse("tenant", "acme").expect("valid");
+        let (key, entry) = generate(&acme);
+        let path = key_file(&format!("{entry}\n"));
+        let auth = Auth::from_file(&path, false).expect("load");
+        let header = format!("Bearer {key}");
+        for broken in [
+            "acme:not-hex\n".to_owned(),
+            format!("{entry}\nno colon here\n"),
+            format!("{{bad}}:{}\n", "0".repeat(64)),
+        ] {
+            std::fs::write(&path, broken).expect("rewrite");
+            let error = auth.reload().expect_err("a broken file is refused");
+            assert!(error.contains(&path.display().to_string()), "{error}");
+            assert_eq!(
+                auth.authenticate(Some(header.as_bytes())).ok(),
+                Some(acme.clone())
+            );
+        }
+        std::fs::remove_file(&path).expect("remove");
+        assert!(auth.reload().is_err(), "a missing file is refused");
+        assert_eq!(auth.authenticate(Some(header.as_bytes())).ok(), Some(acme));
+        assert!(Auth::anonymous().reload().is_err());
     }
 }

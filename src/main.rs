@@ -102,6 +102,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 
 async fn run(settings: &Settings, backend: &str) -> Result<(), String> {
     let router = app::build(settings).await.map_err(|e| e.to_string())?;
+    settings.auth.reload_on_sighup();
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;

@@ -105,9 +105,122 @@ name_type!(
     128
 );
 
+/// Strategies for property tests: valid names and ids, and hostile strings (braces,
+/// colons, slashes, spaces, control characters, unicode, over-long text, and valid names
+/// with one bad character slipped in).
+#[cfg(test)]
+pub(crate) mod arbitrary {
+    use proptest::prelude::*;
+
+    /// A name matching the pool/counter/tenant pattern.
+    pub fn name() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9][A-Za-z0-9._-]{0,63}"
+    }
+
+    /// An id matching the item id/holder pattern.
+    pub fn id() -> impl Strategy<Value = String> {
+        "[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}"
+    }
+
+    /// Characters that must never reach a key from a name.
+    const BAD: &[char] = &[
+        '{', '}', '/', ':', '@', ' ', '\t', '\n', '\0', '%', '*', '?', '[', ']', '\\', '"', 'é',
+        'ｐ', '\u{200b}', '\u{7f}',
+    ];
+
+    /// Strings an attacker might send where a name is expected.
+    pub fn hostile() -> impl Strategy<Value = String> {
+        let inserted = (
+            name(),
+            any::<prop::sample::Index>(),
+            prop::sample::select(BAD),
+        )
+            .prop_map(|(name, at, bad)| {
+                let mut chars: Vec<char> = name.chars().collect();
+                chars.insert(at.index(chars.len() + 1), bad);
+                chars.into_iter().collect()
+            });
+        prop_oneof![
+            2 => name(),
+            2 => id(),
+            4 => inserted,
+            // Short strings over the name alphabet plus the separators of the key layout.
+            2 => "[a-c0-9._:@{}/ -]{0,12}",
+            // Long strings, valid and not.
+            1 => "[a-z]{60,300}",
+            1 => "[a-z{}:/]{60,300}",
+            // Anything at all, unicode and control characters included.
+            1 => any::<String>(),
+            1 => "\\PC{1,20}",
+        ]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use proptest::prelude::*;
+
+    /// The contract's patterns, written independently of `check`: a first ASCII letter or
+    /// digit, then at most `max - 1` characters of the alphabet (`extra` beyond `._-`).
+    fn matches_contract(value: &str, extra: &str, max: usize) -> bool {
+        let mut chars = value.chars();
+        let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+        first_ok
+            && value.chars().count() <= max
+            && chars.all(|c| c.is_ascii_alphanumeric() || "._-".contains(c) || extra.contains(c))
+    }
+
+    /// What no accepted name may hold: a hash-tag brace, the tag's `/` separator,
+    /// whitespace, control or non-ASCII characters.
+    fn is_key_safe(value: &str) -> bool {
+        value
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '{' | '}' | '/'))
+    }
+
+    proptest! {
+        #[test]
+        fn names_are_accepted_exactly_when_they_match_the_contract(value in arbitrary::hostile()) {
+            let expected = matches_contract(&value, "", 64);
+            prop_assert_eq!(PoolName::parse("pool", &value).is_ok(), expected);
+            prop_assert_eq!(CounterName::parse("name", &value).is_ok(), expected);
+            prop_assert_eq!(Tenant::parse("tenant", &value).is_ok(), expected);
+        }
+
+        #[test]
+        fn ids_are_accepted_exactly_when_they_match_the_contract(value in arbitrary::hostile()) {
+            let expected = matches_contract(&value, ":@", 128);
+            prop_assert_eq!(ItemId::parse("id", &value).is_ok(), expected);
+            prop_assert_eq!(Holder::parse("holder", &value).is_ok(), expected);
+        }
+
+        #[test]
+        fn an_accepted_name_is_key_safe_and_kept_as_given(value in arbitrary::hostile()) {
+            if let Ok(pool) = PoolName::parse("pool", &value) {
+                prop_assert!(is_key_safe(pool.as_str()), "{:?}", pool);
+                prop_assert!(!pool.as_str().contains([':', '@']), "{:?}", pool);
+                prop_assert_eq!(pool.as_str(), value.as_str());
+            }
+            if let Ok(id) = ItemId::parse("id", &value) {
+                prop_assert!(is_key_safe(id.as_str()), "{:?}", id);
+                prop_assert_eq!(id.as_str(), value.as_str());
+            }
+        }
+
+        #[test]
+        fn a_refusal_names_its_field(value in arbitrary::hostile()) {
+            match PoolName::parse("pool", &value) {
+                Ok(_) => {}
+                Err(ApiError::InvalidRequest { field, detail }) => {
+                    prop_assert_eq!(field, "pool");
+                    prop_assert!(detail.contains("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), "{}", detail);
+                }
+                Err(other) => prop_assert!(false, "not a 400: {:?}", other),
+            }
+        }
+    }
 
     #[test]
     fn names_follow_the_contract_patterns() {

@@ -103,4 +103,260 @@ mod tests {
         assert_eq!(counter_key, "lh:{acme/ctr/cases}:p:2026-01-10");
         assert!(!pool_keys(&tenant, &pool, None).contains(&counter_key));
     }
+
+    mod properties {
+        use super::*;
+        use crate::names::arbitrary;
+        use proptest::prelude::*;
+
+        /// What a key belongs to, read back from the key alone.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        enum Owner {
+            /// `lh:{t}:pools`
+            TenantPools { tenant: String },
+            /// `lh:{t/p}:<suffix>`
+            Pool {
+                tenant: String,
+                pool: String,
+                suffix: String,
+            },
+            /// `lh:{t/ctr/c}:<suffix>`
+            Counter {
+                tenant: String,
+                name: String,
+                suffix: String,
+            },
+        }
+
+        /// Reads a key back into its owner. Because this is a function of the key text,
+        /// `decode(build(x)) == x` for every x proves that building keys is injective.
+        fn decode(key: &str) -> Option<Owner> {
+            let rest = key.strip_prefix("lh:{")?;
+            let (tag, rest) = rest.split_once('}')?;
+            let suffix = rest.strip_prefix(':')?.to_owned();
+            match tag.split('/').collect::<Vec<_>>()[..] {
+                [tenant] if suffix == "pools" => Some(Owner::TenantPools {
+                    tenant: tenant.to_owned(),
+                }),
+                [tenant, pool] => Some(Owner::Pool {
+                    tenant: tenant.to_owned(),
+                    pool: pool.to_owned(),
+                    suffix,
+                }),
+                [tenant, "ctr", name] => Some(Owner::Counter {
+                    tenant: tenant.to_owned(),
+                    name: name.to_owned(),
+                    suffix,
+                }),
+                _ => None,
+            }
+        }
+
+        /// The hash tag Redis Cluster hashes (the cluster spec's `keyHashSlot`): the text
+        /// between the first `{` and the first `}` after it, when that is not empty.
+        fn cluster_hash_tag(key: &str) -> Option<&str> {
+            let open = key.find('{')?;
+            let close = key[open + 1..].find('}')? + open + 1;
+            (close > open + 1).then(|| &key[open + 1..close])
+        }
+
+        fn idem_suffix(key: Option<&str>) -> String {
+            match key {
+                Some(key) => format!("idem:{}", hex::encode(Sha256::digest(key))),
+                None => "idem".to_owned(),
+            }
+        }
+
+        /// A day as the counters label it, anywhere in jiff's range of dates, or none.
+        fn period() -> impl Strategy<Value = Option<String>> {
+            prop::option::of((-9999i16..=9999, 1i8..=12, 1i8..=28).prop_map(|(y, m, d)| {
+                jiff::civil::Date::new(y, m, d)
+                    .expect("a valid date")
+                    .to_string()
+            }))
+        }
+
+        /// Every key Leasehold builds for one tenant, pool and counter, with its owner.
+        fn every_key(
+            tenant: &Tenant,
+            pool: &PoolName,
+            counter_name: &CounterName,
+            period: Option<&str>,
+            idem: Option<&str>,
+        ) -> Vec<(String, Owner)> {
+            let t = tenant.as_str().to_owned();
+            let in_pool = |suffix: &str| Owner::Pool {
+                tenant: t.clone(),
+                pool: pool.as_str().to_owned(),
+                suffix: suffix.to_owned(),
+            };
+            let in_counter = |suffix: String| Owner::Counter {
+                tenant: t.clone(),
+                name: counter_name.as_str().to_owned(),
+                suffix,
+            };
+            let suffixes = [
+                "pool", "items", "avail", "leased", "delayed", "done", "dead", "holders", "fence",
+            ];
+            let mut keys: Vec<(String, Owner)> = pool_keys(tenant, pool, idem)
+                .into_iter()
+                .zip(
+                    suffixes
+                        .iter()
+                        .map(|s| in_pool(s))
+                        .chain([in_pool(&idem_suffix(idem))]),
+                )
+                .collect();
+            keys.push((pool_settings(tenant, pool), in_pool("pool")));
+            if let Some(idem) = idem {
+                keys.push((
+                    pool_idempotency(tenant, pool, idem),
+                    in_pool(&idem_suffix(Some(idem))),
+                ));
+            }
+            keys.push((
+                tenant_pools(tenant),
+                Owner::TenantPools { tenant: t.clone() },
+            ));
+            keys.push((
+                counter(tenant, counter_name, period),
+                in_counter(format!("p:{}", period.unwrap_or("-"))),
+            ));
+            keys.push((
+                counter_idempotency(tenant, counter_name, idem),
+                in_counter(idem_suffix(idem)),
+            ));
+            keys
+        }
+
+        fn expected_tag(owner: &Owner) -> String {
+            match owner {
+                Owner::TenantPools { tenant } => tenant.clone(),
+                Owner::Pool { tenant, pool, .. } => format!("{tenant}/{pool}"),
+                Owner::Counter { tenant, name, .. } => format!("{tenant}/ctr/{name}"),
+            }
+        }
+
+        /// The hostile strings that parse accepts as a name (pool, counter and tenant share
+        /// one pattern).
+        fn accepted() -> impl Strategy<Value = String> {
+            arbitrary::hostile().prop_filter("accepted as a name", |value| {
+                PoolName::parse("pool", value).is_ok()
+            })
+        }
+
+        /// A tenant, a pool, a counter name and a period.
+        type Names = (String, String, String, Option<String>);
+
+        const WORDS: &[&str] = &["a", "b", "ctr", "pools", "p", "idem"];
+
+        /// Names made of a few words, the layout's own (`ctr`, `pools`, `p`, `idem`)
+        /// among them, joined by separators, the key layout's included: two draws are
+        /// often equal or overlap, and parse must refuse the ones that could collide.
+        fn colliding_name() -> impl Strategy<Value = String> {
+            let separator = prop::sample::select(vec![".", "-", "/", ":", "{", "}"]);
+            (
+                prop::sample::select(WORDS),
+                prop::collection::vec((separator, prop::sample::select(WORDS)), 0..3),
+            )
+                .prop_map(|(first, rest)| {
+                    let mut name = first.to_owned();
+                    for (separator, word) in rest {
+                        name.push_str(separator);
+                        name.push_str(word);
+                    }
+                    name
+                })
+        }
+
+        /// Two sets of names: drawn independently, or cut from one run of words joined
+        /// by `/` at two places (`a` + `b/c` against `a/b` + `c`, or the pool `ctr/c`
+        /// against the counter `c`): the forgeries a `/` in a name would allow.
+        fn two_owners() -> impl Strategy<Value = (Names, Names)> {
+            let names = || {
+                (
+                    colliding_name(),
+                    colliding_name(),
+                    colliding_name(),
+                    period(),
+                )
+            };
+            let cuts = (
+                prop::collection::vec(prop::sample::select(WORDS), 2..5),
+                any::<[prop::sample::Index; 4]>(),
+                period(),
+                period(),
+            )
+                .prop_map(
+                    |(words, [at_a, counter_a, at_b, counter_b], period_a, period_b)| {
+                        let cut = |at: prop::sample::Index, counter: prop::sample::Index| {
+                            let pool = 1 + at.index(words.len() - 1);
+                            let counter = pool + counter.index(words.len() - pool);
+                            (
+                                words[..pool].join("/"),
+                                words[pool..].join("/"),
+                                words[counter..].join("/"),
+                            )
+                        };
+                        let ((ta, pa, ca), (tb, pb, cb)) =
+                            (cut(at_a, counter_a), cut(at_b, counter_b));
+                        ((ta, pa, ca, period_a), (tb, pb, cb, period_b))
+                    },
+                );
+            prop_oneof![(names(), names()), cuts]
+        }
+
+        proptest! {
+            #[test]
+            fn every_key_reads_back_as_exactly_what_built_it(
+                tenant in accepted(),
+                pool in accepted(),
+                counter_name in accepted(),
+                period in period(),
+                idem in prop::option::of(any::<String>()),
+            ) {
+                let tenant = Tenant::parse("tenant", &tenant).expect("filtered");
+                let pool = PoolName::parse("pool", &pool).expect("filtered");
+                let counter_name = CounterName::parse("name", &counter_name).expect("filtered");
+                for (key, owner) in every_key(&tenant, &pool, &counter_name, period.as_deref(), idem.as_deref()) {
+                    prop_assert_eq!(decode(&key), Some(owner.clone()), "{}", key);
+                    // Exactly the project's own tag: one `{`, one `}`, and the slot Redis
+                    // Cluster computes is that tag's.
+                    prop_assert_eq!(key.matches('{').count(), 1, "{}", key);
+                    prop_assert_eq!(key.matches('}').count(), 1, "{}", key);
+                    let tag = expected_tag(&owner);
+                    prop_assert_eq!(cluster_hash_tag(&key), Some(tag.as_str()), "{}", key);
+                }
+            }
+
+            #[test]
+            fn two_different_owners_never_share_a_key(
+                (a, b) in two_owners(),
+                idem in prop::option::of("[ab]{1,2}"),
+            ) {
+                let build = |(t, p, c, period): &Names| {
+                    match (
+                        Tenant::parse("tenant", t),
+                        PoolName::parse("pool", p),
+                        CounterName::parse("name", c),
+                    ) {
+                        (Ok(t), Ok(p), Ok(c)) => Some(every_key(&t, &p, &c, period.as_deref(), idem.as_deref())),
+                        _ => None,
+                    }
+                };
+                let (Some(keys_a), Some(keys_b)) = (build(&a), build(&b)) else {
+                    return Ok(());
+                };
+                for (key_a, owner_a) in &keys_a {
+                    for (key_b, owner_b) in &keys_b {
+                        if key_a == key_b {
+                            prop_assert_eq!(owner_a, owner_b, "{} built for two owners", key_a);
+                        } else {
+                            prop_assert_ne!(owner_a, owner_b, "one owner, two keys");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

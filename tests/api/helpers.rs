@@ -364,6 +364,9 @@ pub struct TestApp {
     /// A second tenant's key, for isolation tests.
     pub other_key: String,
     pub key_file: PathBuf,
+    /// The app's key table (clones share it): `auth.reload()` re-reads `key_file`, as a
+    /// SIGHUP does in the binary.
+    pub auth: Auth,
     pub redis_url: String,
 }
 
@@ -415,7 +418,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let settings = Settings::new(
         &server,
         topology,
-        auth,
+        auth.clone(),
         options.durability.unwrap_or(Durability::Async),
     );
     let router = leasehold::app::build(&settings).await.expect("app builds");
@@ -435,6 +438,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         tenant,
         other_key,
         key_file,
+        auth,
         redis_url,
     }
 }

@@ -8,6 +8,7 @@ mod contention;
 mod counters;
 mod durability;
 mod errors;
+mod hostile;
 mod idempotency;
 mod items;
 mod leases;

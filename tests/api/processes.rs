@@ -7,6 +7,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::helpers::*;
+use futures::FutureExt;
 use leasehold::names::{PoolName, Tenant};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -452,6 +453,127 @@ async fn serve_with_a_keygen_key_file_answers_only_that_key() {
         .await
         .expect("answer");
     assert_eq!(keyed.status(), 200);
+}
+
+/// Replaces the key file in one step (write aside, then rename), as a deploy tool
+/// should, so the server never reads half a file.
+fn replace_key_file(path: &Path, text: &str) {
+    let aside = path.with_extension("new");
+    std::fs::write(&aside, text).expect("write the new key file");
+    std::fs::rename(&aside, path).expect("rename it into place");
+}
+
+/// The status `GET /v1/pools` answers with `key`; asserts a 401 is problem+json.
+async fn pools_status(port: u16, key: &str) -> u16 {
+    let answer = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/v1/pools"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .expect("answer");
+    let status = answer.status().as_u16();
+    if status == 401 {
+        let content_type = answer
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body: serde_json::Value = answer.json().await.expect("a JSON problem");
+        assert_eq!(content_type.as_deref(), Some("application/problem+json"));
+        assert_eq!(body["code"], "unauthorized", "{body:#}");
+    }
+    status
+}
+
+/// Polls until `condition` holds (failing if the server exits or 15 s pass).
+async fn poll_until<F: Future<Output = bool>>(
+    server: &mut Leasehold,
+    what: &str,
+    mut condition: impl FnMut(&Leasehold) -> F,
+) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !condition(server).await {
+        if let Some(status) = server.child.try_wait().expect("try_wait") {
+            panic!(
+                "leasehold exited with {status}; stderr: {}",
+                server.stderr()
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; stdout: {}; stderr: {}",
+            server.stdout(),
+            server.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_key_file_and_a_broken_file_keeps_the_old_keys() {
+    let acme = Tenant::parse("tenant", "acme").expect("valid");
+    let globex = Tenant::parse("tenant", "globex").expect("valid");
+    let (old_key, old_entry) = leasehold::auth::generate(&acme);
+    let (new_key, new_entry) = leasehold::auth::generate(&globex);
+    let key_file = write_key_file(&old_entry);
+    let (port, listen) = listen_arg();
+    let mut server = Leasehold::start(
+        &[
+            "serve",
+            "--redis",
+            &redis().url(),
+            "--api-keys",
+            path_str(&key_file),
+            "--listen",
+            &listen,
+        ],
+        &[],
+    );
+    server.wait_healthy(port).await;
+    assert_eq!(pools_status(port, &old_key).await, 200);
+    assert_eq!(pools_status(port, &new_key).await, 401);
+
+    // Revoke the old key, add a new one.
+    replace_key_file(&key_file, &format!("# rotated\n{new_entry}\n"));
+    signal("-HUP", server.pid());
+    poll_until(&mut server, "the new key to be accepted", |_| {
+        pools_status(port, &new_key).map(|s| s == 200)
+    })
+    .await;
+    assert_eq!(
+        pools_status(port, &old_key).await,
+        401,
+        "a revoked key works"
+    );
+
+    // A file that does not parse: logged, and the keys in force stay.
+    replace_key_file(&key_file, &format!("{old_entry}\nglobex:not-a-hash\n"));
+    signal("-HUP", server.pid());
+    poll_until(&mut server, "the failed reload to be logged", |s| {
+        std::future::ready(format!("{}{}", s.stdout(), s.stderr()).contains("not reloaded"))
+    })
+    .await;
+    assert_eq!(
+        pools_status(port, &new_key).await,
+        200,
+        "a broken file revoked a key"
+    );
+    assert_eq!(
+        pools_status(port, &old_key).await,
+        401,
+        "a broken file restored a key"
+    );
+    let output = format!("{}{}", server.stdout(), server.stderr());
+    assert!(output.contains(":2:"), "the error names the line: {output}");
+
+    // Reloads still work after a failed one.
+    replace_key_file(&key_file, &format!("{old_entry}\n{new_entry}\n"));
+    signal("-HUP", server.pid());
+    poll_until(&mut server, "the old key to be accepted again", |_| {
+        pools_status(port, &old_key).map(|s| s == 200)
+    })
+    .await;
+    assert_eq!(pools_status(port, &new_key).await, 200);
 }
 
 #[tokio::test]
