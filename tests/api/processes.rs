@@ -104,23 +104,11 @@ impl Leasehold {
         }
     }
 
-    /// Starts `serve --allow-anonymous` over `redis` with `extra` flags on a free port,
+    /// Starts `serve` over the Redis at `redis_url` with `extra` flags on a free port,
     /// waits until it is healthy, and returns it with its port.
-    async fn serve_anonymous(
-        redis: &RedisProcess,
-        extra: &[&str],
-        env: &[(&str, &str)],
-    ) -> (Leasehold, u16) {
+    async fn serve(redis_url: &str, extra: &[&str], env: &[(&str, &str)]) -> (Leasehold, u16) {
         let (port, listen) = listen_arg();
-        let url = redis.url();
-        let mut args = vec![
-            "serve",
-            "--redis",
-            &url,
-            "--allow-anonymous",
-            "--listen",
-            &listen,
-        ];
+        let mut args = vec!["serve", "--redis", redis_url, "--listen", &listen];
         args.extend_from_slice(extra);
         let mut server = Leasehold::start(&args, env);
         server.wait_healthy(port).await;
@@ -255,8 +243,12 @@ fn serve_with_fsync_durability_refuses_appendfsync_everysec() {
 #[tokio::test]
 async fn serve_with_fsync_durability_starts_on_appendfsync_always_and_stops_on_sigterm() {
     let redis = RedisProcess::start(&["--appendonly", "yes", "--appendfsync", "always"]);
-    let (mut server, port) =
-        Leasehold::serve_anonymous(&redis, &["--durability", "fsync"], &[]).await;
+    let (mut server, port) = Leasehold::serve(
+        &redis.url(),
+        &["--allow-anonymous", "--durability", "fsync"],
+        &[],
+    )
+    .await;
     let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
         .await
         .expect("readyz answers");
@@ -286,8 +278,12 @@ async fn pause_redis(redis: &RedisProcess, ms: u64) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_requests_in_flight_finish() {
     let redis = RedisProcess::start(&[]);
-    let (mut server, port) =
-        Leasehold::serve_anonymous(&redis, &["--redis-timeout-ms", "10000"], &[]).await;
+    let (mut server, port) = Leasehold::serve(
+        &redis.url(),
+        &["--allow-anonymous", "--redis-timeout-ms", "10000"],
+        &[],
+    )
+    .await;
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let added = client
@@ -351,9 +347,9 @@ async fn sigterm_lets_the_requests_in_flight_finish() {
 #[tokio::test]
 async fn json_logs_carry_the_request_id() {
     let redis = RedisProcess::start(&[]);
-    let (server, port) = Leasehold::serve_anonymous(
-        &redis,
-        &["--log-format", "json"],
+    let (server, port) = Leasehold::serve(
+        &redis.url(),
+        &["--allow-anonymous", "--log-format", "json"],
         &[("LEASEHOLD_LOG", "debug")],
     )
     .await;
@@ -420,20 +416,9 @@ fn keygen_prints_a_key_and_its_key_file_entry() {
 async fn serve_with_a_keygen_key_file_answers_only_that_key() {
     let (key, entry) = keygen("acme");
     let key_file = write_key_file(&entry);
-    let (port, listen) = listen_arg();
-    let mut server = Leasehold::start(
-        &[
-            "serve",
-            "--redis",
-            &redis().url(),
-            "--api-keys",
-            path_str(&key_file),
-            "--listen",
-            &listen,
-        ],
-        &[],
-    );
-    server.wait_healthy(port).await;
+    // Kept until the test ends: dropping it stops the server.
+    let (_server, port) =
+        Leasehold::serve(&redis().url(), &["--api-keys", path_str(&key_file)], &[]).await;
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/v1/pools");
 
@@ -516,20 +501,8 @@ async fn sighup_reloads_the_key_file_and_a_broken_file_keeps_the_old_keys() {
     let (old_key, old_entry) = leasehold::auth::generate(&acme);
     let (new_key, new_entry) = leasehold::auth::generate(&globex);
     let key_file = write_key_file(&old_entry);
-    let (port, listen) = listen_arg();
-    let mut server = Leasehold::start(
-        &[
-            "serve",
-            "--redis",
-            &redis().url(),
-            "--api-keys",
-            path_str(&key_file),
-            "--listen",
-            &listen,
-        ],
-        &[],
-    );
-    server.wait_healthy(port).await;
+    let (mut server, port) =
+        Leasehold::serve(&redis().url(), &["--api-keys", path_str(&key_file)], &[]).await;
     assert_eq!(pools_status(port, &old_key).await, 200);
     assert_eq!(pools_status(port, &new_key).await, 401);
 
