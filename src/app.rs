@@ -2,7 +2,6 @@
 //! with graceful shutdown on Ctrl-C or SIGTERM.
 
 use std::sync::Arc;
-
 use std::time::Instant;
 
 use axum::Router;
@@ -43,13 +42,13 @@ impl AppState {
 
 /// Connects to Redis (checking its settings and loading the scripts) and builds the router.
 pub async fn build(settings: &Settings) -> Result<Router, StartError> {
+    crate::metrics::handle();
     let store = Store::connect(settings.store.clone()).await?;
     let state = AppState(Arc::new(Inner {
         store,
         auth: settings.auth.clone(),
         max_body_bytes: settings.max_body_bytes,
     }));
-    crate::metrics::handle();
     Ok(crate::api::router()
         .with_state(state)
         // Bodies are read and limited by `api::extract::Write`, which answers problem+json.

@@ -6,13 +6,14 @@
 //! process reports into it. Labels are routes as declared (`/v1/pools/{pool}/claim`),
 //! never pool, item or tenant names, so the number of series stays bounded.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::SharedString;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::app::AppState;
@@ -103,8 +104,11 @@ fn describe() {
 /// Middleware: counts and times every request under its route, and counts refusals.
 pub async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let method = request.method().as_str().to_owned();
-    let route = matched.map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = method_label(request.method());
+    // Shared, so the three series below take it without copying.
+    let route = SharedString::from(Arc::<str>::from(
+        matched.as_ref().map_or("unmatched", MatchedPath::as_str),
+    ));
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
     metrics::histogram!(REQUEST_SECONDS, "method" => method.clone(), "route" => route.clone())
@@ -115,6 +119,19 @@ pub async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -
     metrics::counter!(REQUESTS, "method" => method, "route" => route, "status" => status)
         .increment(1);
     response
+}
+
+/// The method as a label, without allocating for the methods the API has.
+fn method_label(method: &Method) -> SharedString {
+    match *method {
+        Method::GET => SharedString::const_str("GET"),
+        Method::POST => SharedString::const_str("POST"),
+        Method::PUT => SharedString::const_str("PUT"),
+        Method::PATCH => SharedString::const_str("PATCH"),
+        Method::DELETE => SharedString::const_str("DELETE"),
+        Method::HEAD => SharedString::const_str("HEAD"),
+        ref other => SharedString::from(other.as_str().to_owned()),
+    }
 }
 
 /// Marks a response as a refusal by the state of the data, with its problem code.

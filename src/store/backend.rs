@@ -103,7 +103,9 @@ impl Backend {
     ) -> Result<Self, String> {
         Ok(match mode {
             ConnectionMode::Pooled => Backend::Pooled(Pools::new(topology, size, timeout)?),
-            _ => Backend::Shared(Box::new(Shared::new(topology, size, timeout)?)),
+            ConnectionMode::Shared | ConnectionMode::Auto => {
+                Backend::Shared(Box::new(Shared::new(topology, size, timeout)?))
+            }
         })
     }
 
@@ -112,11 +114,7 @@ impl Backend {
         match self {
             Backend::Shared(shared) => (shared.open(), None),
             Backend::Pooled(pools) => {
-                let status = match pools {
-                    Pools::Single(pool) => pool.status(),
-                    Pools::Cluster(pool) => pool.status(),
-                    Pools::Sentinel(pool) => pool.status(),
-                };
+                let status = pools.status();
                 (status.size, Some(status.available))
             }
         }
@@ -348,6 +346,14 @@ impl Pools {
                 Pools::Sentinel(config.create_pool(runtime).map_err(|e| e.to_string())?)
             }
         })
+    }
+
+    fn status(&self) -> deadpool_redis::Status {
+        match self {
+            Pools::Single(pool) => pool.status(),
+            Pools::Cluster(pool) => pool.status(),
+            Pools::Sentinel(pool) => pool.status(),
+        }
     }
 
     async fn get(&self) -> Result<Conn, RedisError> {

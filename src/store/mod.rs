@@ -383,16 +383,14 @@ impl Store {
                 }
                 Err(_) => {
                     conn.discard();
-                    Err(ApiError::BackendUnavailable(
-                        "Redis call timed out".to_owned(),
-                    ))
+                    Err(ApiError::BackendUnavailable(TIMED_OUT.to_owned()))
                 }
             }
         }
         .await;
         if let Err(error) = &result {
             let kind = match error {
-                ApiError::BackendUnavailable(cause) if cause.contains("timed out") => "timeout",
+                ApiError::BackendUnavailable(cause) if cause == TIMED_OUT => "timeout",
                 ApiError::BackendUnavailable(_) => "unavailable",
                 _ => "internal",
             };
@@ -414,9 +412,12 @@ impl Store {
     async fn bounded<F: Future>(&self, work: F) -> Result<F::Output, ApiError> {
         tokio::time::timeout(self.inner.settings.timeout, work)
             .await
-            .map_err(|_| ApiError::BackendUnavailable("Redis call timed out".to_owned()))
+            .map_err(|_| ApiError::BackendUnavailable(TIMED_OUT.to_owned()))
     }
 }
+
+/// Why a call that took longer than the request timeout failed.
+const TIMED_OUT: &str = "Redis call timed out";
 
 /// Counts a Redis call in the in-flight gauge while it lives.
 struct InFlight;
