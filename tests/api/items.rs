@@ -801,17 +801,15 @@ async fn listing_rejects_a_limit_out_of_range() {
     let pool = pool_name();
     app.add_items(&pool, &["a"]).await;
     for limit in ["0", "1001", "-1", "ten"] {
-        let reply = app
-            .get(&format!("/v1/pools/{pool}/items?limit={limit}"))
-            .await;
-        assert_eq!(
-            reply.status.as_u16(),
-            400,
-            "limit={limit}: {:#?}",
-            reply.body
-        );
-        reply.expect_problem(400, "invalid_request");
+        listing_refuses(&app, &pool, &format!("limit={limit}")).await;
     }
+}
+
+/// Asserts that listing `pool` with `query` is 400 invalid_request.
+async fn listing_refuses(app: &TestApp, pool: &str, query: &str) {
+    let reply = app.get(&format!("/v1/pools/{pool}/items?{query}")).await;
+    assert_eq!(reply.status.as_u16(), 400, "{query}: {:#?}", reply.body);
+    reply.expect_problem(400, "invalid_request");
 }
 
 #[tokio::test]
@@ -820,16 +818,7 @@ async fn listing_rejects_a_cursor_it_did_not_issue() {
     let pool = pool_name();
     app.add_items(&pool, &["a"]).await;
     for cursor in ["garbage", "9.0", "1.x"] {
-        let reply = app
-            .get(&format!("/v1/pools/{pool}/items?cursor={cursor}"))
-            .await;
-        assert_eq!(
-            reply.status.as_u16(),
-            400,
-            "cursor={cursor}: {:#?}",
-            reply.body
-        );
-        reply.expect_problem(400, "invalid_request");
+        listing_refuses(&app, &pool, &format!("cursor={cursor}")).await;
     }
 }
 
