@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use crate::auth::Auth;
 use crate::config::Settings;
-use crate::store::{StartError, Store};
+use crate::store::{RateLimit, StartError, Store};
 
 /// What every handler shares: the store, the key table and a few settings.
 #[derive(Clone)]
@@ -24,6 +24,7 @@ struct Inner {
     store: Store,
     auth: Auth,
     max_body_bytes: usize,
+    rate_limit: Option<RateLimit>,
 }
 
 impl AppState {
@@ -38,6 +39,10 @@ impl AppState {
     pub fn max_body_bytes(&self) -> usize {
         self.0.max_body_bytes
     }
+
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.0.rate_limit
+    }
 }
 
 /// Connects to Redis (checking its settings and loading the scripts) and builds the router.
@@ -48,6 +53,7 @@ pub async fn build(settings: &Settings) -> Result<Router, StartError> {
         store,
         auth: settings.auth.clone(),
         max_body_bytes: settings.max_body_bytes,
+        rate_limit: settings.rate_limit,
     }));
     Ok(crate::api::router()
         .with_state(state)

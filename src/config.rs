@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::auth::Auth;
-use crate::store::{ConnectionMode, Durability, StoreSettings, Topology};
+use crate::store::{ConnectionMode, Durability, RateLimit, StoreSettings, Topology};
 
 /// Flags common to every command that serves the API.
 #[derive(Debug, Clone, clap::Args)]
@@ -32,6 +32,14 @@ pub struct ServerArgs {
     /// least 2 days, since one date is "today" somewhere on Earth for about 50 hours.
     #[arg(long, env = "LEASEHOLD_COUNTER_RETENTION_DAYS", default_value_t = 35)]
     pub counter_retention_days: u64,
+    /// Requests per second each tenant may make, across all replicas together (0: no
+    /// limit). Over it, requests answer 429 `rate_limited` with Retry-After.
+    #[arg(long, env = "LEASEHOLD_RATE_LIMIT", default_value_t = 0)]
+    pub rate_limit: u32,
+    /// How many requests a tenant may make at once above its rate (default: one second's
+    /// worth, the rate itself).
+    #[arg(long, env = "LEASEHOLD_RATE_BURST")]
+    pub rate_burst: Option<u32>,
     /// Log lines as text for people, or as JSON objects (one a line) for collectors. Each
     /// request's lines carry its id (`X-Request-Id`); the level comes from `LEASEHOLD_LOG`.
     #[arg(long, env = "LEASEHOLD_LOG_FORMAT", value_enum, default_value_t)]
@@ -61,6 +69,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub auth: Auth,
     pub max_body_bytes: usize,
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Settings {
@@ -92,6 +101,10 @@ impl Settings {
             },
             auth,
             max_body_bytes: server.max_body_bytes,
+            rate_limit: (server.rate_limit > 0).then(|| RateLimit {
+                per_second: server.rate_limit,
+                burst: server.rate_burst.unwrap_or(server.rate_limit).max(1),
+            }),
         }
     }
 }

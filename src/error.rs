@@ -128,6 +128,10 @@ pub enum ApiError {
     /// 413 `payload_too_large`.
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 429 `rate_limited`: the tenant is over its rate limit; Retry-After says when the
+    /// next request would be admitted.
+    #[error("too many requests for this tenant: retry in {} ms", .retry_after.as_millis())]
+    RateLimited { retry_after: std::time::Duration },
     /// 415 `unsupported_media_type`.
     #[error("the body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
@@ -170,6 +174,7 @@ impl ApiError {
             ApiError::Refused(r) => r.code.status(),
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BackendUnavailable(_) | ApiError::DurabilityTimeout(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -186,6 +191,7 @@ impl ApiError {
             ApiError::Refused(r) => r.code.as_str(),
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::BackendUnavailable(_) => "backend_unavailable",
             ApiError::DurabilityTimeout(_) => "durability_timeout",
             ApiError::Internal(_) => "internal",
@@ -248,6 +254,11 @@ impl IntoResponse for ApiError {
         );
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ApiError::RateLimited { retry_after } = &self {
+            // Whole seconds, rounded up: never earlier than the limiter would admit.
+            let seconds = retry_after.as_micros().div_ceil(1_000_000).max(1);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds as u64));
         }
         if replayed {
             headers.insert("idempotent-replayed", HeaderValue::from_static("true"));

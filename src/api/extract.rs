@@ -27,7 +27,11 @@ impl FromRequestParts<AppState> for Tenant {
             .headers
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        state.auth().authenticate(authorization)
+        let tenant = state.auth().authenticate(authorization)?;
+        if let Some(limit) = state.rate_limit() {
+            state.store().admit(&tenant, limit).await?;
+        }
+        Ok(tenant)
     }
 }
 

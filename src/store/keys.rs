@@ -17,6 +17,7 @@
 //! | `lh:{t/p}:fence` | string | the last fencing token; kept when the pool is deleted |
 //! | `lh:{t/p}:idem:<sha256>` | string | a stored answer for an `Idempotency-Key` |
 //! | `lh:{t}:pools` | set | the tenant's pool names (an index for listing) |
+//! | `lh:{t}:rate` | string | the tenant's rate limiter (GCRA arrival time, µs) |
 //! | `lh:{t/ctr/c}:p:<period>` | string | a counter's last value in a period |
 //! | `lh:{t/ctr/c}:idem:<sha256>` | string | a stored answer for an `Idempotency-Key` |
 
@@ -50,6 +51,11 @@ pub fn pool_settings(tenant: &Tenant, pool: &PoolName) -> String {
 /// The set of a tenant's pool names.
 pub fn tenant_pools(tenant: &Tenant) -> String {
     format!("lh:{{{tenant}}}:pools")
+}
+
+/// The tenant's rate limiter state (the theoretical arrival time of its next request).
+pub fn rate_limit(tenant: &Tenant) -> String {
+    format!("lh:{{{tenant}}}:rate")
 }
 
 /// A counter's key for one period (`None`: a counter that never resets).
@@ -112,8 +118,8 @@ mod tests {
         /// What a key belongs to, read back from the key alone.
         #[derive(Debug, Clone, PartialEq, Eq)]
         enum Owner {
-            /// `lh:{t}:pools`
-            TenantPools { tenant: String },
+            /// `lh:{t}:<suffix>` (`pools`, `rate`)
+            Tenant { tenant: String, suffix: String },
             /// `lh:{t/p}:<suffix>`
             Pool {
                 tenant: String,
@@ -135,8 +141,9 @@ mod tests {
             let (tag, rest) = rest.split_once('}')?;
             let suffix = rest.strip_prefix(':')?.to_owned();
             match tag.split('/').collect::<Vec<_>>()[..] {
-                [tenant] if suffix == "pools" => Some(Owner::TenantPools {
+                [tenant] => Some(Owner::Tenant {
                     tenant: tenant.to_owned(),
+                    suffix,
                 }),
                 [tenant, pool] => Some(Owner::Pool {
                     tenant: tenant.to_owned(),
@@ -214,10 +221,16 @@ mod tests {
                     in_pool(&idem_suffix(Some(idem))),
                 ));
             }
-            keys.push((
-                tenant_pools(tenant),
-                Owner::TenantPools { tenant: t.clone() },
-            ));
+            for (key, suffix) in [
+                (tenant_pools(tenant), "pools"),
+                (rate_limit(tenant), "rate"),
+            ] {
+                let owner = Owner::Tenant {
+                    tenant: t.clone(),
+                    suffix: suffix.to_owned(),
+                };
+                keys.push((key, owner));
+            }
             keys.push((
                 counter(tenant, counter_name, period),
                 in_counter(format!("p:{}", period.unwrap_or("-"))),
@@ -231,7 +244,7 @@ mod tests {
 
         fn expected_tag(owner: &Owner) -> String {
             match owner {
-                Owner::TenantPools { tenant } => tenant.clone(),
+                Owner::Tenant { tenant, .. } => tenant.clone(),
                 Owner::Pool { tenant, pool, .. } => format!("{tenant}/{pool}"),
                 Owner::Counter { tenant, name, .. } => format!("{tenant}/ctr/{name}"),
             }

@@ -94,6 +94,20 @@ pub struct Answer<T> {
     pub replayed: bool,
 }
 
+/// A per-tenant rate limit: `per_second` on average, up to `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// The time between two requests at the limit, in microseconds (at least 1).
+    fn interval_us(self) -> u64 {
+        (1_000_000 / u64::from(self.per_second.max(1))).max(1)
+    }
+}
+
 /// What the store needs to know at start-up.
 #[derive(Debug, Clone)]
 pub struct StoreSettings {
@@ -344,6 +358,35 @@ impl Store {
             }
         }
         decode(&json, replayed)
+    }
+
+    /// Admits one request of `tenant` under `limit`, or refuses it with 429 and when to
+    /// come back. The limiter's state is in Redis, so the limit holds for all replicas
+    /// together. It is not waited on under `replicas:N`: losing it in a failover only
+    /// forgets some of the tenant's recent requests.
+    pub async fn admit(&self, tenant: &Tenant, limit: RateLimit) -> Result<(), ApiError> {
+        let script = &self.scripts().rate_limit;
+        let key = keys::rate_limit(tenant);
+        let started = Instant::now();
+        let (admitted, wait_us): (bool, u64) = self
+            .with_connection(async |conn: &mut Handle<'_>| {
+                script
+                    .key(&key)
+                    .arg(limit.interval_us())
+                    .arg(limit.burst)
+                    .invoke_async(conn)
+                    .await
+            })
+            .await?;
+        metrics::histogram!(crate::metrics::REDIS_SECONDS, "script" => "rate_limit")
+            .record(started.elapsed().as_secs_f64());
+        if admitted {
+            Ok(())
+        } else {
+            Err(ApiError::RateLimited {
+                retry_after: Duration::from_micros(wait_us),
+            })
+        }
     }
 
     /// Redis's clock, in milliseconds since the epoch: the one clock every replica agrees on.

@@ -34,6 +34,7 @@ pub struct Scripts {
     pub requeue: Script,
     pub list_leases: Script,
     pub counter_next: Script,
+    pub rate_limit: Script,
 }
 
 impl Scripts {
@@ -59,11 +60,12 @@ impl Scripts {
                 include_str!("../../lua/lib/idempotency.lua"),
                 include_str!("../../lua/counter_next.lua")
             )),
+            rate_limit: Script::new(include_str!("../../lua/rate_limit.lua")),
         }
     }
 
     /// Every script with its name (its file in `lua/`).
-    pub fn named(&self) -> [(&'static str, &Script); 17] {
+    pub fn named(&self) -> [(&'static str, &Script); 18] {
         [
             ("put_pool", &self.put_pool),
             ("get_pool", &self.get_pool),
@@ -82,10 +84,11 @@ impl Scripts {
             ("requeue", &self.requeue),
             ("list_leases", &self.list_leases),
             ("counter_next", &self.counter_next),
+            ("rate_limit", &self.rate_limit),
         ]
     }
 
-    pub fn all(&self) -> [&Script; 17] {
+    pub fn all(&self) -> [&Script; 18] {
         self.named().map(|(_, script)| script)
     }
 

@@ -381,6 +381,17 @@ pub struct Options {
     pub topology: Option<Topology>,
     /// How the app uses its Redis connections (default: `auto`).
     pub connections: Option<ConnectionMode>,
+    /// Requests per second per tenant (default: no limit), and the burst.
+    pub rate_limit: Option<u32>,
+    pub rate_burst: Option<u32>,
+}
+
+/// The keys an app accepts: its default tenant's, another tenant's, and the file.
+struct Keys {
+    tenant: Tenant,
+    key: String,
+    other_key: String,
+    key_file: PathBuf,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -394,7 +405,28 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let (other_key, other_entry) = auth::generate(&other);
     let key_file = std::env::temp_dir().join(format!("leasehold-keys-{}", uuid::Uuid::new_v4()));
     std::fs::write(&key_file, format!("{entry}\n{other_entry}\n")).expect("key file");
+    let keys = Keys {
+        tenant,
+        key,
+        other_key,
+        key_file,
+    };
+    start_app(options, keys).await
+}
 
+/// Another replica: an app with `options` that accepts the same keys as `first`, so one
+/// client key works on both (as behind a load balancer).
+pub async fn replica_of(first: &TestApp, options: Options) -> TestApp {
+    let keys = Keys {
+        tenant: first.tenant.clone(),
+        key: first.key.clone(),
+        other_key: first.other_key.clone(),
+        key_file: first.key_file.clone(),
+    };
+    start_app(options, keys).await
+}
+
+async fn start_app(options: Options, keys: Keys) -> TestApp {
     let mut server = ServerArgs {
         listen: "127.0.0.1:0".parse().expect("addr"),
         redis_connections: options.connections.unwrap_or_default(),
@@ -402,6 +434,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         redis_timeout_ms: options.redis_timeout_ms.unwrap_or(5000),
         idempotency_ttl_secs: 86_400,
         counter_retention_days: 35,
+        rate_limit: options.rate_limit.unwrap_or(0),
+        rate_burst: options.rate_burst,
         log_format: LogFormat::Text,
         max_body_bytes: 2 * 1024 * 1024,
     };
@@ -414,7 +448,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         (None, Some(url)) => (Topology::Single(url.clone()), url),
         (None, None) => (redis().topology(), redis().url()),
     };
-    let auth = Auth::from_file(&key_file, false).expect("keys");
+    let auth = Auth::from_file(&keys.key_file, false).expect("keys");
     let settings = Settings::new(
         &server,
         topology,
@@ -434,10 +468,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     TestApp {
         addr,
         client: reqwest::Client::new(),
-        key,
-        tenant,
-        other_key,
-        key_file,
+        key: keys.key,
+        tenant: keys.tenant,
+        other_key: keys.other_key,
+        key_file: keys.key_file,
         auth,
         redis_url,
     }

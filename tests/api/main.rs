@@ -12,6 +12,7 @@ mod hostile;
 mod idempotency;
 mod items;
 mod leases;
+mod limits;
 mod observe;
 mod pools;
 mod processes;

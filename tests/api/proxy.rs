@@ -14,10 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use leasehold::auth::Auth;
-use leasehold::config::{LogFormat, ServerArgs, Settings};
 use leasehold::contend;
-use leasehold::store::{ConnectionMode, Durability, Topology};
+use leasehold::store::ConnectionMode;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::Method;
@@ -621,41 +619,6 @@ async fn a_delay_below_the_timeout_only_slows_requests() {
     );
 }
 
-/// Another in-process app over `redis_url` that accepts the same keys as `first`, so one
-/// client key works on every replica (as behind a load balancer).
-async fn replica_like(first: &TestApp, redis_url: &str) -> String {
-    let server = ServerArgs {
-        listen: "127.0.0.1:0".parse().expect("a loopback address"),
-        redis_connections: ConnectionMode::Auto,
-        redis_pool_size: None,
-        redis_timeout_ms: TIMEOUT_MS,
-        idempotency_ttl_secs: 86_400,
-        counter_retention_days: 35,
-        log_format: LogFormat::Text,
-        max_body_bytes: 2 * 1024 * 1024,
-    };
-    let auth = Auth::from_file(&first.key_file, false).expect("the first replica's keys");
-    let settings = Settings::new(
-        &server,
-        Topology::Single(redis_url.to_owned()),
-        auth,
-        Durability::Async,
-    );
-    let router = leasehold::app::build(&settings)
-        .await
-        .expect("the replica builds");
-    let listener = TcpListener::bind(settings.listen)
-        .await
-        .expect("a free port");
-    let addr = listener.local_addr().expect("the replica's address");
-    tokio::spawn(leasehold::app::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
-    format!("http://{addr}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn faults_cycling_under_load_lose_and_repeat_nothing() {
     let seed = seed();
@@ -664,7 +627,16 @@ async fn faults_cycling_under_load_lose_and_repeat_nothing() {
     let first = app_behind(&proxy).await;
     let mut urls = vec![first.url("")];
     for _ in 0..2 {
-        urls.push(replica_like(&first, &proxy.url()).await);
+        let replica = replica_of(
+            &first,
+            Options {
+                redis_url: Some(proxy.url()),
+                redis_timeout_ms: Some(TIMEOUT_MS),
+                ..Options::default()
+            },
+        )
+        .await;
+        urls.push(replica.url(""));
     }
     let duration = Duration::from_secs(load_seconds());
     let run = tokio::spawn(contend::run(contend::Options {
@@ -680,10 +652,12 @@ async fn faults_cycling_under_load_lose_and_repeat_nothing() {
         progress: false,
     }));
 
-    // The run loads its pools first; faults start once its registers (made last) exist,
-    // read directly from Redis rather than through the proxy.
-    let pattern = format!("lh:{{{}/contend-*-registers}}:items", first.tenant);
-    eventually(Duration::from_secs(30), "the run to be set up", || async {
+    // The run sets up its pools first; faults start once its clients have claimed (a
+    // pool's fencing counter exists only after a grant), read directly from Redis rather
+    // than through the proxy. Waiting only for the setup's last write to land in Redis
+    // let a fault catch its answer on the way back, failing the setup.
+    let pattern = format!("lh:{{{}/contend-*}}:fence", first.tenant);
+    eventually(Duration::from_secs(30), "the run's clients to start", || async {
         let keys: Vec<String> = redis::cmd("KEYS")
             .arg(&pattern)
             .query(&mut backend.connection())
