@@ -657,13 +657,17 @@ async fn faults_cycling_under_load_lose_and_repeat_nothing() {
     // than through the proxy. Waiting only for the setup's last write to land in Redis
     // let a fault catch its answer on the way back, failing the setup.
     let pattern = format!("lh:{{{}/contend-*}}:fence", first.tenant);
-    eventually(Duration::from_secs(30), "the run's clients to start", || async {
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(&pattern)
-            .query(&mut backend.connection())
-            .expect("KEYS");
-        !keys.is_empty()
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the run's clients to start",
+        || async {
+            let keys: Vec<String> = redis::cmd("KEYS")
+                .arg(&pattern)
+                .query(&mut backend.connection())
+                .expect("KEYS");
+            !keys.is_empty()
+        },
+    )
     .await;
     let phase = Duration::from_millis(800);
     let cycle = [
