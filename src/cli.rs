@@ -78,6 +78,25 @@ pub struct ServeArgs {
     /// The name the sentinels monitor the primary under.
     #[arg(long, env = "LEASEHOLD_SENTINEL_MASTER")]
     pub sentinel_master: Option<String>,
+    /// TLS (`rediss://` URLs): the CA certificate (PEM) that signed Redis's certificate,
+    /// trusted instead of the system's roots.
+    #[arg(long, env = "LEASEHOLD_REDIS_CA_CERT")]
+    pub redis_ca_cert: Option<PathBuf>,
+    /// TLS: the client certificate (PEM) to present, for Redis with `tls-auth-clients yes`
+    /// (its default); needs --redis-client-key.
+    #[arg(
+        long,
+        env = "LEASEHOLD_REDIS_CLIENT_CERT",
+        requires = "redis_client_key"
+    )]
+    pub redis_client_cert: Option<PathBuf>,
+    /// TLS: the private key (PEM) of --redis-client-cert.
+    #[arg(
+        long,
+        env = "LEASEHOLD_REDIS_CLIENT_KEY",
+        requires = "redis_client_cert"
+    )]
+    pub redis_client_key: Option<PathBuf>,
     /// The key file: one `tenant:<sha256 hex>` a line, as `leasehold keygen` prints.
     #[arg(long, env = "LEASEHOLD_API_KEYS")]
     pub api_keys: Option<PathBuf>,

@@ -98,6 +98,7 @@ impl Settings {
                         .max(MIN_COUNTER_RETENTION_DAYS)
                         * 86_400,
                 ),
+                tls: None,
             },
             auth,
             max_body_bytes: server.max_body_bytes,

@@ -1,5 +1,6 @@
 //! The `leasehold` binary: parse the command line, run the command.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -9,7 +10,7 @@ use leasehold::cli::{Cli, Command, ContendArgs, DevArgs, KeygenArgs, ServeArgs};
 use leasehold::config::{LogFormat, Settings};
 use leasehold::dev::EmbeddedRedis;
 use leasehold::names::Tenant;
-use leasehold::store::{Durability, Topology};
+use leasehold::store::{ClientTlsConfig, Durability, TlsCertificates, Topology};
 
 /// mimalloc: fewer cycles per request than the system allocator (see docs/benchmarks.md).
 /// Built without transparent huge pages, which would raise the resident memory in 2 MiB
@@ -96,8 +97,45 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         topology.describe(),
         args.durability
     );
-    let settings = Settings::new(&args.server, topology, auth, args.durability);
+    let tls = tls_certificates(&args, &topology)?;
+    let mut settings = Settings::new(&args.server, topology, auth, args.durability);
+    settings.store.tls = tls;
     run(&settings, &backend).await
+}
+
+/// The certificate files given for TLS to Redis, read; none given, none needed.
+fn tls_certificates(
+    args: &ServeArgs,
+    topology: &Topology,
+) -> Result<Option<TlsCertificates>, String> {
+    let read = |path: &PathBuf| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let root_cert = args.redis_ca_cert.as_ref().map(read).transpose()?;
+    let client_tls = match (&args.redis_client_cert, &args.redis_client_key) {
+        (Some(cert), Some(key)) => Some(ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        _ => None,
+    };
+    if root_cert.is_none() && client_tls.is_none() {
+        return Ok(None);
+    }
+    if !topology
+        .urls()
+        .iter()
+        .all(|url| url.starts_with("rediss://"))
+    {
+        return Err(
+            "--redis-ca-cert and --redis-client-cert are for TLS: give Redis as rediss:// URLs"
+                .to_owned(),
+        );
+    }
+    Ok(Some(TlsCertificates {
+        client_tls,
+        root_cert,
+    }))
 }
 
 async fn run(settings: &Settings, backend: &str) -> Result<(), String> {

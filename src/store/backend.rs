@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use deadpool_redis::{PoolConfig, Runtime};
+use redis::TlsCertificates;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
@@ -34,6 +35,14 @@ pub enum Topology {
 }
 
 impl Topology {
+    /// The URLs it was given.
+    pub fn urls(&self) -> &[String] {
+        match self {
+            Topology::Single(url) => std::slice::from_ref(url),
+            Topology::Cluster(urls) | Topology::Sentinel { urls, .. } => urls,
+        }
+    }
+
     /// The URLs, for messages (passwords hidden).
     pub fn describe(&self) -> String {
         let redact = |urls: &[String]| {
@@ -97,14 +106,15 @@ pub(super) enum Backend {
 impl Backend {
     pub fn new(
         topology: &Topology,
+        tls: Option<&TlsCertificates>,
         mode: ConnectionMode,
         size: usize,
         timeout: Duration,
     ) -> Result<Self, String> {
         Ok(match mode {
-            ConnectionMode::Pooled => Backend::Pooled(Pools::new(topology, size, timeout)?),
+            ConnectionMode::Pooled => Backend::Pooled(Pools::new(topology, tls, size, timeout)?),
             ConnectionMode::Shared | ConnectionMode::Auto => {
-                Backend::Shared(Box::new(Shared::new(topology, size, timeout)?))
+                Backend::Shared(Box::new(Shared::new(topology, tls, size, timeout)?))
             }
         })
     }
@@ -178,21 +188,51 @@ impl From<SharedConn> for Conn {
     }
 }
 
+/// A client for one server, trusting the given CA and presenting the client certificate
+/// if there are any (else, for `rediss://`, the system's trusted roots).
+pub fn client(url: &str, tls: Option<&TlsCertificates>) -> Result<redis::Client, RedisError> {
+    match tls {
+        Some(certificates) => redis::Client::build_with_tls(url, certificates.clone()),
+        None => redis::Client::open(url),
+    }
+}
+
+/// Refuses certificate files where this topology and connection mode cannot use them.
+fn certificates_unsupported(what: &str) -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::InvalidClientConfig,
+        "TLS certificate files are not supported here",
+        format!(
+            "{what}: use rediss:// URLs with the CA in the system's trust store (or SSL_CERT_FILE) instead"
+        ),
+    ))
+}
+
 impl Connector {
-    fn new(topology: &Topology, timeout: Duration) -> Result<Self, RedisError> {
+    fn new(
+        topology: &Topology,
+        tls: Option<&TlsCertificates>,
+        timeout: Duration,
+    ) -> Result<Self, RedisError> {
         Ok(match topology {
             Topology::Single(url) => Connector::Single(
-                redis::Client::open(url.as_str())?,
+                client(url, tls)?,
                 AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout)),
             ),
-            Topology::Cluster(urls) => Connector::Cluster(
-                ClusterClientBuilder::new(urls.clone())
+            Topology::Cluster(urls) => {
+                let mut builder = ClusterClientBuilder::new(urls.clone())
                     .connection_timeout(timeout)
-                    .response_timeout(timeout)
-                    .build()?,
-            ),
+                    .response_timeout(timeout);
+                if let Some(certificates) = tls {
+                    builder = builder.certs(certificates.clone());
+                }
+                Connector::Cluster(builder.build()?)
+            }
+            Topology::Sentinel { .. } if tls.is_some() => {
+                return Err(certificates_unsupported("with Sentinel"));
+            }
             Topology::Sentinel { urls, master } => {
                 Connector::Sentinel(tokio::sync::Mutex::new(SentinelClient::build(
                     urls.clone(),
@@ -251,9 +291,14 @@ impl Slot {
 }
 
 impl Shared {
-    fn new(topology: &Topology, size: usize, timeout: Duration) -> Result<Self, String> {
+    fn new(
+        topology: &Topology,
+        tls: Option<&TlsCertificates>,
+        size: usize,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         Ok(Shared {
-            connector: Connector::new(topology, timeout).map_err(|e| e.to_string())?,
+            connector: Connector::new(topology, tls, timeout).map_err(|e| e.to_string())?,
             slots: (0..size.max(1))
                 .map(|_| Slot {
                     current: Mutex::new(None),
@@ -322,21 +367,47 @@ fn pool_config(size: usize, timeout: Duration) -> PoolConfig {
 }
 
 impl Pools {
-    pub fn new(topology: &Topology, size: usize, timeout: Duration) -> Result<Self, String> {
+    pub fn new(
+        topology: &Topology,
+        tls: Option<&TlsCertificates>,
+        size: usize,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         let runtime = Some(Runtime::Tokio1);
         let pool = pool_config(size, timeout);
-        Ok(match topology {
-            Topology::Single(url) => {
+        Ok(match (topology, tls) {
+            (Topology::Single(url), Some(certificates)) => {
+                // The client carries the certificates in its connection info.
+                let info = client(url, Some(certificates))
+                    .map_err(|e| e.to_string())?
+                    .get_connection_info()
+                    .clone();
+                let manager = deadpool_redis::Manager::new(info).map_err(|e| e.to_string())?;
+                Pools::Single(
+                    deadpool_redis::Pool::builder(manager)
+                        .config(pool)
+                        .runtime(Runtime::Tokio1)
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            (_, Some(_)) => {
+                return Err(certificates_unsupported(
+                    "with pooled connections to a Cluster or through Sentinel",
+                )
+                .to_string());
+            }
+            (Topology::Single(url), None) => {
                 let mut config = deadpool_redis::Config::from_url(url.clone());
                 config.pool = Some(pool);
                 Pools::Single(config.create_pool(runtime).map_err(|e| e.to_string())?)
             }
-            Topology::Cluster(urls) => {
+            (Topology::Cluster(urls), None) => {
                 let mut config = deadpool_redis::cluster::Config::from_urls(urls.clone());
                 config.pool = Some(pool);
                 Pools::Cluster(config.create_pool(runtime).map_err(|e| e.to_string())?)
             }
-            Topology::Sentinel { urls, master } => {
+            (Topology::Sentinel { urls, master }, None) => {
                 let mut config = deadpool_redis::sentinel::Config::from_urls(
                     urls.clone(),
                     master.clone(),

@@ -32,6 +32,7 @@ pub use items::{
     AddedItems, ItemRecord, ItemState, ListCursor, NewItem, Preconditions, PutItem, data_text,
 };
 pub use pools::{PoolConfig, PoolCounts, PoolSettings, PoolStats, PoolSummary, PoolView};
+pub use redis::{ClientTlsConfig, TlsCertificates};
 pub use scripts::Scripts;
 
 /// How writes are made durable before they are acknowledged.
@@ -119,6 +120,9 @@ pub struct StoreSettings {
     pub timeout: Duration,
     pub idempotency_ttl: Duration,
     pub counter_retention: Duration,
+    /// The CA to trust and the client certificate to present over `rediss://`, when not
+    /// the system's roots and no client certificate.
+    pub tls: Option<TlsCertificates>,
 }
 
 /// Why the store refused to start.
@@ -180,6 +184,7 @@ impl Store {
         };
         let backend = Backend::new(
             &settings.topology,
+            settings.tls.as_ref(),
             settings.connections,
             settings.pool_size,
             settings.timeout,
@@ -231,7 +236,7 @@ impl Store {
                 .await?;
             for address in cluster_node_addresses(&nodes) {
                 let url = node_url(&urls[0], &address);
-                let client = redis::Client::open(url.as_str())?;
+                let client = backend::client(&url, self.inner.settings.tls.as_ref())?;
                 let mut node = client.get_multiplexed_async_connection().await?;
                 self.check_server(&mut node).await?;
             }
@@ -597,6 +602,14 @@ fn node_url(seed: &str, address: &str) -> String {
     }
 }
 
+/// Whether Redis refused the user a command or key inside a script (an ACL without a
+/// right that `deploy/leasehold.acl` lists): Redis's setup, not a bug of the script. Redis 7
+/// answers that with a plain `ERR`, so only the message tells.
+fn lacks_a_right(e: &RedisError) -> bool {
+    e.detail()
+        .is_some_and(|detail| detail.contains("The user executing the script can't"))
+}
+
 /// Redis faults become 503 (retry with the same Idempotency-Key), except errors raised by
 /// a script itself, which are bugs of ours (500). Neither carries Redis's text to clients.
 fn backend_error(e: RedisError) -> ApiError {
@@ -616,8 +629,9 @@ fn backend_error(e: RedisError) -> ApiError {
                 | "CLUSTERDOWN"
                 | "TRYAGAIN"
                 | "NOREPLICAS"
+                | "NOPERM"
         )
-    );
+    ) && !lacks_a_right(&e);
     if script_fault {
         ApiError::Internal(e.to_string())
     } else {

@@ -138,9 +138,15 @@ async fn a_read_without_its_replicas_in_step_is_503_not_stale() {
     .await;
     let pool = pool_name();
     app.add_items(&pool, &["a"]).await;
-    app.get(&format!("/v1/pools/{pool}/items/a"))
-        .await
-        .expect(200);
+    // In step, reads answer (on a busy machine the replica may first need a moment).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let read = app.get(&format!("/v1/pools/{pool}/items/a")).await;
+        if read.status == 200 || std::time::Instant::now() > deadline {
+            read.expect(200);
+            break;
+        }
+    }
     replica.signal("STOP");
     let item = app.get(&format!("/v1/pools/{pool}/items/a")).await;
     replica.signal("CONT");

@@ -22,6 +22,9 @@ use serde_json::{Value, json};
 /// then KILL: a stopped server ignores TERM, and a test server needs no graceful exit.
 pub struct RedisProcess {
     pub port: u16,
+    /// Set when it runs with ACL users: the default user off, `admin` for the tests' own
+    /// looks inside, and `leasehold` with exactly the rules of `deploy/leasehold.acl`.
+    users: Option<Users>,
     /// redis-server's own pid (not the guard's).
     pub pid: u32,
     /// Where it keeps its data.
@@ -43,7 +46,27 @@ impl RedisProcess {
     /// Starts redis-server on `port` with its data in `dir` (made if missing): to restart a
     /// killed one where it was, with what it had persisted.
     pub fn start_on(port: u16, dir: &std::path::Path, extra: &[&str]) -> RedisProcess {
-        RedisProcess::spawn(None, port, dir, extra)
+        RedisProcess::spawn(None, port, dir, extra, None)
+    }
+
+    /// Starts redis-server with the default user disabled and the documented minimal user
+    /// for Leasehold: `app_url()` connects as that user, `url()` and `connection()` as an
+    /// administrator, for the tests' own looks inside.
+    pub fn start_locked(extra: &[&str]) -> RedisProcess {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("leasehold-test-{port}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let users = Users {
+            admin: uuid::Uuid::new_v4().simple().to_string(),
+            app: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let acl_file = dir.join("users.acl");
+        std::fs::write(&acl_file, users.acl_file()).expect("ACL file");
+        let acl_path = acl_file.to_str().expect("utf-8 temp dir").to_owned();
+        let mut args = vec!["--aclfile", &acl_path];
+        args.extend_from_slice(extra);
+        RedisProcess::spawn(None, port, &dir, &args, Some(users))
     }
 
     /// Starts redis-server with the config file `config` (a sentinel, run with
@@ -55,7 +78,7 @@ impl RedisProcess {
         dir: &std::path::Path,
         extra: &[&str],
     ) -> RedisProcess {
-        RedisProcess::spawn(Some(config), port, dir, extra)
+        RedisProcess::spawn(Some(config), port, dir, extra, None)
     }
 
     fn spawn(
@@ -63,6 +86,7 @@ impl RedisProcess {
         port: u16,
         dir: &std::path::Path,
         extra: &[&str],
+        users: Option<Users>,
     ) -> RedisProcess {
         std::fs::create_dir_all(dir).expect("temp dir");
         let mut args: Vec<String> = [
@@ -107,6 +131,7 @@ impl RedisProcess {
             .expect("pid");
         let redis = RedisProcess {
             port,
+            users,
             pid: line.trim().parse().expect("redis-server's pid"),
             dir: dir.to_owned(),
             guard,
@@ -137,8 +162,25 @@ impl RedisProcess {
         assert!(status.success(), "kill -{signal} {}", self.pid);
     }
 
+    /// The URL with every right: the default user, or `admin` where ACL users are on.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.users {
+            Some(users) => format!("redis://admin:{}@127.0.0.1:{}", users.admin, self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
+    }
+
+    /// The URL the app connects with: as the `leasehold` user where ACL users are on.
+    pub fn app_url(&self) -> String {
+        self.app_url_on("redis", self.port)
+    }
+
+    /// `app_url` with another scheme and port (such as `rediss` and the TLS port).
+    pub fn app_url_on(&self, scheme: &str, port: u16) -> String {
+        match &self.users {
+            Some(users) => format!("{scheme}://leasehold:{}@127.0.0.1:{port}", users.app),
+            None => format!("{scheme}://127.0.0.1:{port}"),
+        }
     }
 
     pub fn connection(&self) -> redis::Connection {
@@ -163,6 +205,27 @@ impl RedisProcess {
     }
 }
 
+/// The passwords of a locked redis-server's two users.
+struct Users {
+    admin: String,
+    app: String,
+}
+
+impl Users {
+    /// The ACL file: the default user off, an administrator for the tests, and the
+    /// `leasehold` user exactly as `deploy/leasehold.acl` documents it, with a password.
+    fn acl_file(&self) -> String {
+        let documented = include_str!("../../deploy/leasehold.acl")
+            .lines()
+            .find(|line| line.starts_with("user leasehold "))
+            .expect("deploy/leasehold.acl has the user line");
+        format!(
+            "user default off\nuser admin on >{} ~* &* +@all\n{documented} >{}\n",
+            self.admin, self.app
+        )
+    }
+}
+
 impl Drop for RedisProcess {
     fn drop(&mut self) {
         // Closing the pipe tells the guard to kill redis-server; then reap the guard.
@@ -174,7 +237,8 @@ impl Drop for RedisProcess {
 }
 
 /// The Redis the contract suite runs against, shared by every test of this binary: one
-/// server by default, or with `LEASEHOLD_TEST_TOPOLOGY=cluster` a real Redis Cluster of
+/// server by default, with the default user off and the app connecting as the minimal
+/// `leasehold` user of `deploy/leasehold.acl` (so a command the ACL lacks fails a test), or with `LEASEHOLD_TEST_TOPOLOGY=cluster` a real Redis Cluster of
 /// three primaries and three replicas (so the same tests prove the same contract there).
 pub enum Backend {
     Single(RedisProcess),
@@ -185,15 +249,15 @@ impl Backend {
     /// How the app reaches it.
     pub fn topology(&self) -> Topology {
         match self {
-            Backend::Single(redis) => Topology::Single(redis.url()),
+            Backend::Single(redis) => Topology::Single(redis.app_url()),
             Backend::Cluster(cluster) => Topology::Cluster(cluster.urls()),
         }
     }
 
-    /// One URL of it (on a Cluster: the first node's).
+    /// The URL the app connects with (on a Cluster: the first node's).
     pub fn url(&self) -> String {
         match self {
-            Backend::Single(redis) => redis.url(),
+            Backend::Single(redis) => redis.app_url(),
             Backend::Cluster(cluster) => cluster.urls()[0].clone(),
         }
     }
@@ -274,7 +338,7 @@ pub fn redis() -> &'static Backend {
     BACKEND.get_or_init(
         || match std::env::var("LEASEHOLD_TEST_TOPOLOGY").as_deref() {
             Ok("cluster") => Backend::Cluster(crate::topology::RedisCluster::start()),
-            _ => Backend::Single(RedisProcess::start(&[])),
+            _ => Backend::Single(RedisProcess::start_locked(&[])),
         },
     )
 }
@@ -384,6 +448,8 @@ pub struct Options {
     /// Requests per second per tenant (default: no limit), and the burst.
     pub rate_limit: Option<u32>,
     pub rate_burst: Option<u32>,
+    /// The CA and client certificate for a `rediss://` Redis.
+    pub tls: Option<leasehold::store::TlsCertificates>,
 }
 
 /// The keys an app accepts: its default tenant's, another tenant's, and the file.
@@ -426,7 +492,8 @@ pub async fn replica_of(first: &TestApp, options: Options) -> TestApp {
     start_app(options, keys).await
 }
 
-async fn start_app(options: Options, keys: Keys) -> TestApp {
+/// The settings an app with `options` is built from, and the URL of its Redis.
+pub fn settings_for(options: Options, auth: Auth) -> (Settings, String) {
     let mut server = ServerArgs {
         listen: "127.0.0.1:0".parse().expect("addr"),
         redis_connections: options.connections.unwrap_or_default(),
@@ -448,13 +515,19 @@ async fn start_app(options: Options, keys: Keys) -> TestApp {
         (None, Some(url)) => (Topology::Single(url.clone()), url),
         (None, None) => (redis().topology(), redis().url()),
     };
-    let auth = Auth::from_file(&keys.key_file, false).expect("keys");
-    let settings = Settings::new(
+    let mut settings = Settings::new(
         &server,
         topology,
-        auth.clone(),
+        auth,
         options.durability.unwrap_or(Durability::Async),
     );
+    settings.store.tls = options.tls;
+    (settings, redis_url)
+}
+
+async fn start_app(options: Options, keys: Keys) -> TestApp {
+    let auth = Auth::from_file(&keys.key_file, false).expect("keys");
+    let (settings, redis_url) = settings_for(options, auth.clone());
     let router = leasehold::app::build(&settings).await.expect("app builds");
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod acl;
 mod chaos;
 mod contention;
 mod counters;
@@ -19,4 +20,5 @@ mod processes;
 mod proxy;
 mod scripts;
 mod tenants;
+mod tls;
 mod topology;

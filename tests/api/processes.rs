@@ -259,6 +259,32 @@ async fn serve_with_fsync_durability_starts_on_appendfsync_always_and_stops_on_s
     assert!(status.success(), "exit after SIGTERM: {status}");
 }
 
+#[tokio::test]
+async fn serve_reaches_redis_over_tls_with_the_certificate_flags() {
+    let certificates = crate::tls::Certificates::make();
+    let (_redis, url) = crate::tls::tls_redis(&certificates);
+    let flags = crate::tls::serve_flags(&certificates);
+    let mut extra: Vec<&str> = flags.iter().map(String::as_str).collect();
+    extra.push("--allow-anonymous");
+    let (_server, port) = Leasehold::serve(&url, &extra, &[]).await;
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .expect("readyz answers");
+    assert_eq!(ready.status(), 200);
+
+    // The certificate flags are for rediss:// only: over redis:// they would be ignored.
+    let (_, listen) = listen_arg();
+    let plain = url.replacen("rediss://", "redis://", 1);
+    let mut args = vec!["serve", "--redis", &plain, "--listen", &listen];
+    args.extend(extra);
+    let (status, _, stderr) = run_to_exit(&args);
+    assert!(
+        !status.success(),
+        "serve started with certificates over redis://"
+    );
+    assert!(stderr.contains("rediss://"), "stderr: {stderr}");
+}
+
 /// Sends `CLIENT PAUSE <ms> ALL` to `redis`: its clients' commands wait that long.
 async fn pause_redis(redis: &RedisProcess, ms: u64) {
     let client = redis::Client::open(redis.url()).expect("redis url");
