@@ -1,6 +1,6 @@
 -- add_items: add many items at once; ids that exist already are left untouched.
 -- Creates the pool with default settings if it does not exist.
--- KEYS: the ten pool keys (lib/pool.lua).
+-- KEYS: the eleven pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, then per item three values:
 --       id, priority, data (JSON object text).
 -- Returns {ok = {created = [ids], existing = [ids]}}.
@@ -21,6 +21,7 @@ for i = 3, #ARGV, 3 do
       c = NOW, u = NOW, q = next_seq()}
     index(id, it)
     save(id, it)
+    event('added', id, it)
     created[#created + 1] = id
   end
 end

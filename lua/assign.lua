@@ -2,7 +2,7 @@
 -- Assigning ends any other holder's lease and grants a new one (new token); assigning to
 -- the holder that has the item already returns that lease unchanged. Unassigning a leased
 -- item makes it available; unassigning an unleased item changes nothing.
--- KEYS: the ten pool keys (lib/pool.lua).
+-- KEYS: the eleven pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder ('' = unassign),
 --       5 lease_ms ('' = the pool's), 6 expected_version (''), 7 If-Match versions ('').
 -- Returns {ok = view} or {err = not_found | precondition_required | precondition_failed |
@@ -22,7 +22,7 @@ if refusal then return refusal end
 
 if holder == '' then
   if it.s == 'leased' then
-    update(id, it, make_available)
+    update(id, it, 'unassigned', make_available)
   end
   return finish({ok = view(id, it)})
 end
@@ -31,5 +31,7 @@ if it.s == 'leased' and it.h == holder then return finish({ok = view(id, it)}) e
 if it.s == 'done' or it.s == 'dead' then return refuse('invalid_state', it) end
 if holder_room(holder, cfg) <= 0 then return capacity_refusal(holder, cfg) end
 
-update(id, it, function() grant(it, holder, lease_ms_or_default(ARGV[5], cfg)) end)
+update(id, it, 'assigned', function()
+  grant(it, holder, lease_ms_or_default(ARGV[5], cfg))
+end)
 return finish({ok = view(id, it)})

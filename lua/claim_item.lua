@@ -1,5 +1,5 @@
 -- claim_item: grant one named item to a holder; idempotent for the holder that has it.
--- KEYS: the ten pool keys (lib/pool.lua).
+-- KEYS: the eleven pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 lease_ms ('' = pool's).
 -- Returns {ok = view} (the existing lease, same token, when this holder has it already), or
 -- {err = not_found | already_leased | invalid_state | holder_at_capacity, current}.
@@ -16,5 +16,5 @@ end
 if it.s ~= 'available' then return refuse('invalid_state', it) end
 if holder_room(holder, cfg) <= 0 then return capacity_refusal(holder, cfg) end
 
-update(id, it, function() grant(it, holder, lease_ms_or_default(ARGV[5], cfg)) end)
+update(id, it, 'claimed', function() grant(it, holder, lease_ms_or_default(ARGV[5], cfg)) end)
 return finish({ok = view(id, it)})

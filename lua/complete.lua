@@ -1,5 +1,5 @@
 -- complete: finish a leased item (state done), optionally replacing its data.
--- KEYS: the ten pool keys (lib/pool.lua).
+-- KEYS: the eleven pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 token,
 --       6 data (JSON object text, '' = unchanged).
 -- Returns {ok = view} or {err = not_found | lease_lost, current}.
@@ -10,7 +10,7 @@ local it = touch(id, cfg)
 if not it then return refuse('not_found', nil) end
 if not lease_valid(it, holder, token) then return refuse('lease_lost', it) end
 
-update(id, it, function()
+update(id, it, 'completed', function()
   clear_lease(it)
   it.s = 'done'
   if data ~= '' then it.d = data end

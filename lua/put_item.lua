@@ -2,7 +2,7 @@
 -- runs this too, with the version it merged from as a base: if the item changed since,
 -- the script answers {retry} (not stored) and the caller merges again.
 -- Creates the pool with default settings if it does not exist.
--- KEYS: the ten pool keys (lib/pool.lua).
+-- KEYS: the eleven pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 data (JSON object text),
 --       5 priority ('' = unchanged, 0 for a new item), 6 If-Match versions (''),
 --       7 If-None-Match versions (''), 8 expected_version (''), 9 Lease-Token (''),
@@ -38,7 +38,7 @@ local created = it == nil
 if created then
   it = {s = 'available', p = 0, v = 0, a = 0, c = NOW, q = next_seq()}
 end
-update(id, it, function()
+update(id, it, created and 'added' or 'written', function()
   if priority then it.p = priority end
   it.d = data
 end)

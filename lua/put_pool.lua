@@ -1,6 +1,6 @@
 -- put_pool: create a pool or change its settings; settings not given keep their value
 -- (or the default, for a new pool).
--- KEYS: the ten pool keys (lib/pool.lua).
+-- KEYS: the eleven pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 lease_ms, 4 max_leases_per_holder,
 --       5 max_attempts, 6 require_if_match (0/1); each '' = unchanged.
 -- Returns {ok = {pool = pool view, pool_created}}.

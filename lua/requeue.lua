@@ -1,6 +1,6 @@
 -- requeue: put a done or dead item back to available with a fresh count of attempts;
 -- on an available or delayed item it makes the item available now with the new priority.
--- KEYS: the ten pool keys (lib/pool.lua).
+-- KEYS: the eleven pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 priority ('' = unchanged).
 -- Returns {ok = view} or {err = not_found | already_leased, current}.
 local id, priority = id_arg(3), int_arg(4, -PRIORITY, PRIORITY, true)
@@ -13,7 +13,7 @@ if it.s == 'available' and (not priority or priority == it.p) then
   return finish({ok = view(id, it)})
 end
 
-update(id, it, function()
+update(id, it, 'requeued', function()
   if priority then it.p = priority end
   if it.s == 'done' or it.s == 'dead' then it.a = 0 end
   make_available(it)

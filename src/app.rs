@@ -142,4 +142,6 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+    // Long polls answer now with what they have, so they do not hold up the stop.
+    crate::store::stop_waiting();
 }

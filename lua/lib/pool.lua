@@ -1,6 +1,6 @@
 -- Shared prelude for every script that works on one pool.
 --
--- KEYS (the same ten, in this order, for every pool script; all share the pool's hash tag):
+-- KEYS (the same eleven, in this order, for every pool script; all share the pool's hash tag):
 --   1 pool      hash: config (lease_ms, max_leases_per_holder, max_attempts,
 --               require_if_match), created_at, updated_at, the arrival counter seq,
 --               stats claims, conflicts, expired
@@ -16,7 +16,11 @@
 --   9 fence     string: the last fencing token granted in this pool. Deleting the pool
 --               keeps it, so a pool created again under the same name never hands out a
 --               token lower than one a downstream system has already seen.
---  10 idem      string: the stored answer for this request's Idempotency-Key
+--  10 events    stream: one entry per change to an item (type, item, state, version,
+--               holder, token), capped at about EVENTS_MAX entries. Its name is also the
+--               pub/sub channel on which a script announces items that became available,
+--               which wakes long-poll claims on every replica.
+--  11 idem      string: the stored answer for this request's Idempotency-Key
 --
 -- Item record fields: s state, p priority, v version, h holder, t token, e lease expiry
 -- (ms, 0 = none), r delayed until (ms), a attempts, d data (JSON text), c created_at,
@@ -28,17 +32,22 @@
 
 local K_POOL, K_ITEMS, K_AVAIL, K_LEASED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_DELAYED, K_DONE, K_DEAD, K_HOLDERS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_FENCE, K_IDEM = KEYS[9], KEYS[10]
+local K_FENCE, K_EVENTS, K_IDEM = KEYS[9], KEYS[10], KEYS[11]
 
 local NOW = now_ms()
 local NOW_TEXT = int_text(NOW)
 local RECLAIM_LIMIT = '64'
+local EVENTS_MAX = '10000'
 
 -- How many leases this call ended because their time ran out: every reply says so
 -- (`expired`, when not 0), for the replica's metrics.
 local EXPIRED = 0
+-- How many items this call made available: announced once, at the end, on the pool's
+-- channel, so replicas wake that many of their long-poll claims (not all of them).
+local MADE_AVAILABLE = 0
 local function noted(reply)
   if EXPIRED > 0 then reply.expired = EXPIRED end
+  if MADE_AVAILABLE > 0 then redis.call('PUBLISH', K_EVENTS, int_text(MADE_AVAILABLE)) end
   return reply
 end
 
@@ -107,6 +116,7 @@ local function index(id, it)
   local s = it.s
   if s == 'available' then
     redis.call('ZADD', K_AVAIL, int_text(1000000 - it.p), avail_member(id, it))
+    MADE_AVAILABLE = MADE_AVAILABLE + 1
   elseif s == 'leased' then
     redis.call('ZADD', K_LEASED, it.e > 0 and int_text(it.e) or '+inf', id)
     redis.call('ZADD', K_HOLDERS, '0', holder_member(it.h, id))
@@ -116,15 +126,35 @@ local function index(id, it)
   end
 end
 
+-- Appends a change of an item to the pool's events: `kind`, the item's state and version
+-- after it, and the holder and token it concerns (the new ones of a grant, else the ones
+-- it had: a release names who released).
+local function event(kind, id, it, holder, token)
+  local fields = {'type', kind, 'item', id, 'state', it.s, 'version', int_text(it.v)}
+  holder, token = it.h or holder, it.t or token
+  if holder then
+    fields[#fields + 1] = 'holder'
+    fields[#fields + 1] = holder
+  end
+  if token then
+    fields[#fields + 1] = 'token'
+    fields[#fields + 1] = int_text(token)
+  end
+  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAX, '*', unpack(fields))
+end
+
 -- Every change to an item goes through here: out of the index of its state, changed by
--- `change`, +1 version and a new updated_at, into the index of its (new) state, saved.
-local function update(id, it, change)
+-- `change`, +1 version and a new updated_at, into the index of its (new) state, saved,
+-- and recorded as an event of `kind`.
+local function update(id, it, kind, change)
+  local holder, token = it.h, it.t
   unindex(id, it)
   change(it)
   it.v = it.v + 1
   it.u = NOW
   index(id, it)
   save(id, it)
+  event(kind, id, it, holder, token)
 end
 
 local function clear_lease(it)
@@ -171,11 +201,11 @@ local function touch(id, cfg)
   local it = load(id)
   if not it then return nil end
   if it.s == 'leased' and it.e > 0 and it.e <= NOW then
-    update(id, it, function() end_lease(it, cfg or pool_config()) end)
+    update(id, it, 'expired', function() end_lease(it, cfg or pool_config()) end)
     redis.call('HINCRBY', K_POOL, 'expired', '1')
     EXPIRED = EXPIRED + 1
   elseif it.s == 'delayed' and it.r <= NOW then
-    update(id, it, make_available)
+    update(id, it, 'delay_over', make_available)
   end
   return it
 end

@@ -49,12 +49,7 @@ pub async fn claim_next(
     let holder = Holder::parse("holder", &body.holder)?;
     check_range("count", body.count, 1, MAX_CLAIM)?;
     check_range("wait_ms", body.wait_ms, 0, MAX_WAIT_MS)?;
-    if body.wait_ms.unwrap_or(0) > 0 {
-        return Err(ApiError::invalid(
-            "wait_ms",
-            "long-poll is not supported yet: claim with wait_ms 0 and retry",
-        ));
-    }
+    let wait = std::time::Duration::from_millis(body.wait_ms.unwrap_or(0) as u64);
     let lease_ms = check_duration("lease_ms", body.lease_ms)?;
     let answer = app
         .store()
@@ -64,6 +59,7 @@ pub async fn claim_next(
             &holder,
             body.count.unwrap_or(1) as u32,
             lease_ms,
+            wait,
         )
         .await?;
     Ok(reply(

@@ -15,6 +15,7 @@
 //! | `lh:{t/p}:done`, `:dead` | zset | finished ids by time |
 //! | `lh:{t/p}:holders` | zset | `<holder>/<id>` of every lease, by lexicographic order |
 //! | `lh:{t/p}:fence` | string | the last fencing token; kept when the pool is deleted |
+//! | `lh:{t/p}:events` | stream | the pool's changes, capped; also the channel announcing items made available |
 //! | `lh:{t/p}:idem:<sha256>` | string | a stored answer for an `Idempotency-Key` |
 //! | `lh:{t}:pools` | set | the tenant's pool names (an index for listing) |
 //! | `lh:{t}:rate` | string | the tenant's rate limiter (GCRA arrival time, µs) |
@@ -25,11 +26,11 @@ use sha2::{Digest, Sha256};
 
 use crate::names::{CounterName, PoolName, Tenant};
 
-/// The ten keys every pool script takes, in the order `lua/lib/pool.lua` expects.
+/// The eleven keys every pool script takes, in the order `lua/lib/pool.lua` expects.
 pub fn pool_keys(tenant: &Tenant, pool: &PoolName, idempotency_key: Option<&str>) -> Vec<String> {
     let prefix = format!("lh:{{{tenant}/{pool}}}");
     let mut keys: Vec<String> = [
-        "pool", "items", "avail", "leased", "delayed", "done", "dead", "holders", "fence",
+        "pool", "items", "avail", "leased", "delayed", "done", "dead", "holders", "fence", "events",
     ]
     .iter()
     .map(|suffix| format!("{prefix}:{suffix}"))
@@ -47,6 +48,14 @@ pub fn pool_idempotency(tenant: &Tenant, pool: &PoolName, key: &str) -> String {
 pub fn pool_settings(tenant: &Tenant, pool: &PoolName) -> String {
     format!("lh:{{{tenant}/{pool}}}:pool")
 }
+
+/// A pool's event stream, and the pub/sub channel announcing its items made available.
+pub fn pool_events(tenant: &Tenant, pool: &PoolName) -> String {
+    format!("lh:{{{tenant}/{pool}}}:events")
+}
+
+/// The pattern matching every pool's channel, for the one subscription of a replica.
+pub const POOL_EVENTS_PATTERN: &str = "lh:*:events";
 
 /// The set of a tenant's pool names.
 pub fn tenant_pools(tenant: &Tenant) -> String {
@@ -92,13 +101,14 @@ mod tests {
     fn every_pool_key_shares_one_hash_tag() {
         let (tenant, pool) = names();
         let keys = pool_keys(&tenant, &pool, Some("retry-1"));
-        assert_eq!(keys.len(), 10);
+        assert_eq!(keys.len(), 11);
         for key in &keys {
             assert!(key.starts_with("lh:{acme/cases}:"), "{key}");
         }
-        assert_ne!(keys[9], pool_keys(&tenant, &pool, Some("retry-2"))[9]);
-        assert_eq!(keys[9], pool_idempotency(&tenant, &pool, "retry-1"));
+        assert_ne!(keys[10], pool_keys(&tenant, &pool, Some("retry-2"))[10]);
+        assert_eq!(keys[10], pool_idempotency(&tenant, &pool, "retry-1"));
         assert_eq!(keys[0], pool_settings(&tenant, &pool));
+        assert_eq!(keys[9], pool_events(&tenant, &pool));
     }
 
     #[test]
@@ -204,6 +214,7 @@ mod tests {
             };
             let suffixes = [
                 "pool", "items", "avail", "leased", "delayed", "done", "dead", "holders", "fence",
+                "events",
             ];
             let mut keys: Vec<(String, Owner)> = pool_keys(tenant, pool, idem)
                 .into_iter()
@@ -215,6 +226,7 @@ mod tests {
                 )
                 .collect();
             keys.push((pool_settings(tenant, pool), in_pool("pool")));
+            keys.push((pool_events(tenant, pool), in_pool("events")));
             if let Some(idem) = idem {
                 keys.push((
                     pool_idempotency(tenant, pool, idem),

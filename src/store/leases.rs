@@ -3,7 +3,9 @@
 
 use serde::Deserialize;
 
-use super::{Answer, Idempotency, PoolRef, lua_list};
+use std::time::{Duration, Instant};
+
+use super::{Answer, Idempotency, PoolRef, lua_list, wakeups};
 use crate::error::ApiError;
 use crate::names::{Holder, ItemId};
 
@@ -13,6 +15,8 @@ use super::ItemRecord;
 struct Leases {
     #[serde(deserialize_with = "lua_list")]
     leases: Vec<ItemRecord>,
+    /// For a waiting claim granted nothing: ms until the pool's first lease or delay ends.
+    next_in: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -27,23 +31,72 @@ fn opt<T: ToString>(value: Option<T>) -> String {
 }
 
 impl PoolRef<'_> {
-    /// Grants up to `count` of the best available items (priority, then arrival).
+    /// Grants up to `count` of the best available items (priority, then arrival). With a
+    /// `wait`, when there is nothing to grant, waits up to that long for items to become
+    /// available (see `wakeups`) and answers with what it got then, possibly nothing.
     pub async fn claim_next(
         &self,
         idempotency: Option<&Idempotency>,
         holder: &Holder,
         count: u32,
         lease_ms: Option<u64>,
+        wait: Duration,
     ) -> Result<Answer<Vec<ItemRecord>>, ApiError> {
-        let args = [holder.to_string(), count.to_string(), opt(lease_ms)];
-        let answer: Answer<Leases> = self
-            .script(&self.scripts().claim_next, idempotency, &args)
-            .await?
-            .done()?;
-        Ok(Answer {
-            value: answer.value.leases,
-            replayed: answer.replayed,
-        })
+        let args = |waiting: bool| {
+            [
+                holder.to_string(),
+                count.to_string(),
+                opt(lease_ms),
+                if waiting { "1" } else { "" }.to_owned(),
+            ]
+        };
+        let claim = |waiting| async move {
+            self.script::<Leases>(&self.scripts().claim_next, idempotency, &args(waiting))
+                .await?
+                .done()
+        };
+        if wait.is_zero() {
+            let answer = claim(false).await?;
+            return Ok(Answer {
+                value: answer.value.leases,
+                replayed: answer.replayed,
+            });
+        }
+        let deadline = Instant::now() + wait;
+        let waiters = self.waiters();
+        let stopping = wakeups::stopping();
+        tokio::pin!(stopping);
+        loop {
+            // Listen before trying, so an announcement between the try and the wait counts.
+            let woken = waiters.notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let answer = claim(true).await?;
+            let now = Instant::now();
+            if !answer.value.leases.is_empty() || now >= deadline {
+                return Ok(Answer {
+                    value: answer.value.leases,
+                    replayed: answer.replayed,
+                });
+            }
+            let mut until = deadline.min(now + self.store.inner.wakeups.retry_after());
+            let probe = answer.value.next_in.and_then(|ms| {
+                let at = now + Duration::from_millis(ms).min(wakeups::PROBE_EVERY);
+                (at < until)
+                    .then(|| waiters.probe())
+                    .flatten()
+                    .map(|p| (p, at))
+            });
+            if let Some((_, at)) = &probe {
+                until = *at;
+            }
+            tokio::select! {
+                () = &mut woken => {}
+                () = tokio::time::sleep_until(until.into()) => {}
+                () = &mut stopping => return Ok(Answer { value: vec![], replayed: false }),
+            }
+            drop(probe);
+        }
     }
 
     pub async fn claim_item(

@@ -12,6 +12,7 @@ pub mod keys;
 mod leases;
 mod pools;
 pub mod scripts;
+mod wakeups;
 
 use std::fmt;
 use std::str::FromStr;
@@ -34,6 +35,8 @@ pub use items::{
 pub use pools::{PoolConfig, PoolCounts, PoolSettings, PoolStats, PoolSummary, PoolView};
 pub use redis::{ClientTlsConfig, TlsCertificates};
 pub use scripts::Scripts;
+use wakeups::Wakeups;
+pub use wakeups::stop_waiting;
 
 /// How writes are made durable before they are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +156,7 @@ struct Inner {
     backend: Backend,
     scripts: Scripts,
     settings: StoreSettings,
+    wakeups: Arc<Wakeups>,
 }
 
 /// The tagged reply every script returns: `ok`, a refusal (`err`), or `retry`.
@@ -195,6 +199,7 @@ impl Store {
                 backend,
                 scripts: Scripts::new(),
                 settings,
+                wakeups: Arc::default(),
             }),
         };
         store.check_settings().await.map_err(|e| match e {
@@ -205,6 +210,13 @@ impl Store {
             .load_scripts()
             .await
             .map_err(|e| unreachable(e.to_string()))?;
+        let settings = &store.inner.settings;
+        tokio::spawn(Wakeups::subscribe(
+            Arc::downgrade(&store.inner.wakeups),
+            settings.topology.clone(),
+            settings.tls.clone(),
+            settings.timeout,
+        ));
         Ok(store)
     }
 
@@ -513,6 +525,14 @@ impl PoolRef<'_> {
         self.store
             .run(Access::Write, script, &keys, &head, args)
             .await
+    }
+
+    /// This replica's waiters on this pool (long-poll claims).
+    fn waiters(&self) -> Arc<wakeups::PoolWaiters> {
+        self.store
+            .inner
+            .wakeups
+            .watch(keys::pool_events(self.tenant, self.pool))
     }
 
     /// Runs a read script (no idempotency, no waiting for replicas).

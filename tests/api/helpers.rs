@@ -359,6 +359,25 @@ pub fn redis_now_ms() -> i64 {
     secs * 1000 + micros / 1000
 }
 
+/// How many times Redis ran each command (`INFO commandstats`), by lower-case name.
+pub fn command_calls(redis: &mut impl redis::ConnectionLike) -> Vec<(String, u64)> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(redis)
+        .expect("INFO commandstats");
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats
+                .split(',')
+                .find_map(|s| s.strip_prefix("calls="))?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
 /// Polls `condition` until it holds, failing the test after `timeout`.
 pub fn wait_for(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

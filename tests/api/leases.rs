@@ -187,22 +187,6 @@ async fn claim_on_never_created_pool_returns_empty_list_without_creating_it() {
 }
 
 #[tokio::test]
-async fn claim_with_wait_ms_is_rejected_until_long_poll_exists() {
-    let app = spawn_app().await;
-    let pool = pool_name();
-    app.add_items(&pool, &["a"]).await;
-    let problem = app
-        .post(
-            &format!("/v1/pools/{pool}/claim"),
-            json!({ "holder": "alice", "wait_ms": 100 }),
-        )
-        .await
-        .expect_problem(400, "invalid_request");
-    assert_eq!(problem["field"], "wait_ms");
-    assert_eq!(app.item(&pool, "a").await["state"], "available");
-}
-
-#[tokio::test]
 async fn claim_with_lease_ms_zero_grants_lease_without_expiry() {
     let app = spawn_app().await;
     let pool = pool_name();

@@ -14,6 +14,7 @@ mod idempotency;
 mod items;
 mod leases;
 mod limits;
+mod long_poll;
 mod observe;
 mod pools;
 mod processes;

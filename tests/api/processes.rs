@@ -285,6 +285,41 @@ async fn serve_reaches_redis_over_tls_with_the_certificate_flags() {
     assert!(stderr.contains("rediss://"), "stderr: {stderr}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_long_polls_at_once_with_an_empty_answer() {
+    let redis = RedisProcess::start(&[]);
+    let (mut server, port) = Leasehold::serve(&redis.url(), &["--allow-anonymous"], &[]).await;
+    let evalsha = || {
+        command_calls(&mut redis.connection())
+            .into_iter()
+            .find(|(name, _)| name == "evalsha")
+            .map_or(0, |(_, calls)| calls)
+    };
+    let before = evalsha();
+    let waiting = tokio::spawn(
+        reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/v1/pools/empty/claim"))
+            .json(&json!({"holder": "w", "wait_ms": 30_000}))
+            .send(),
+    );
+    wait_for(Duration::from_secs(10), "the claim's first try", || {
+        evalsha() > before
+    });
+    let stopping = Instant::now();
+    server.terminate();
+    let answer = waiting.await.expect("task").expect("an answer");
+    assert_eq!(answer.status(), 200);
+    let body: serde_json::Value = answer.json().await.expect("json");
+    assert_eq!(body["leases"], json!([]));
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "the long poll held up the stop for {:?}",
+        stopping.elapsed()
+    );
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "exit after SIGTERM: {status}");
+}
+
 /// Sends `CLIENT PAUSE <ms> ALL` to `redis`: its clients' commands wait that long.
 async fn pause_redis(redis: &RedisProcess, ms: u64) {
     let client = redis::Client::open(redis.url()).expect("redis url");

@@ -1,0 +1,221 @@
+//! Wake-ups for long-poll claims, on every replica.
+//!
+//! A script that makes items available announces how many on the pool's channel (named
+//! like its event stream, `lh:{tenant/pool}:events`). Each replica keeps one pub/sub
+//! connection subscribed to every pool's channel and, for each announcement, wakes that
+//! many of its waiters on that pool: a thousand waiters do not all rush Redis when one item
+//! comes back. Waiters hold no Redis connection while they wait; each try is one ordinary
+//! script call.
+//!
+//! Pub/sub may drop a message (a reconnect, a failover), and time alone makes items
+//! available (a lease expires, a delay ends), which no script announces. So a waiter also
+//! tries again on a timer: while leases with an expiry or delays exist in the pool, one
+//! waiter per pool and replica tries when the first of them ends, and at least every
+//! second (its try reclaims what ended, and the script announces what it freed); and every
+//! waiter now and then as a safety net, more often while the subscription is down.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use futures::StreamExt;
+use redis::TlsCertificates;
+use tokio::sync::Notify;
+
+use super::Topology;
+use super::backend::client;
+use super::keys::POOL_EVENTS_PATTERN;
+
+/// How often a waiter tries again without being woken, while the subscription is up.
+const SAFETY_RETRY: Duration = Duration::from_secs(5);
+/// The longest the clock-watching waiter of a pool waits before trying again: a lease
+/// granted after its last try may end before the one it was watching.
+pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// The same while it is down (then pub/sub wakes nobody).
+const UNSUBSCRIBED_RETRY: Duration = Duration::from_millis(500);
+/// How often the subscription is checked with a PING.
+const PING_EVERY: Duration = Duration::from_secs(5);
+/// The most waiters one announcement wakes.
+const MAX_WAKE: usize = 1000;
+
+/// Set once the process is stopping: waiters answer at once with what they have.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+static STOPPED: Notify = Notify::const_new();
+
+/// Ends every wait in this process (on SIGTERM: a long poll must not hold up the stop).
+pub fn stop_waiting() {
+    STOPPING.store(true, Ordering::SeqCst);
+    STOPPED.notify_waiters();
+}
+
+/// Completes when the process stops waiting.
+pub async fn stopping() {
+    let stopped = STOPPED.notified();
+    tokio::pin!(stopped);
+    stopped.as_mut().enable();
+    if STOPPING.load(Ordering::SeqCst) {
+        return;
+    }
+    stopped.await;
+}
+
+/// The waiters of one replica.
+#[derive(Default)]
+pub struct Wakeups {
+    pools: Mutex<HashMap<String, Weak<PoolWaiters>>>,
+    subscribed: AtomicBool,
+}
+
+/// The waiters on one pool: woken one per item announced; one of them at a time also
+/// watches the clock for the pool's next expiry.
+#[derive(Default)]
+pub struct PoolWaiters {
+    pub notify: Notify,
+    probing: AtomicBool,
+}
+
+impl PoolWaiters {
+    /// Takes the role of the waiter that tries again when the next lease or delay ends;
+    /// `None` if another waiter has it.
+    pub fn probe(&self) -> Option<Probe<'_>> {
+        (!self.probing.swap(true, Ordering::AcqRel)).then_some(Probe(self))
+    }
+}
+
+/// The clock-watching role, given back when dropped.
+pub struct Probe<'a>(&'a PoolWaiters);
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        self.0.probing.store(false, Ordering::Release);
+    }
+}
+
+impl Wakeups {
+    /// The waiters on the pool whose channel is `channel`, shared with every other waiter
+    /// on it in this replica.
+    pub fn watch(&self, channel: String) -> Arc<PoolWaiters> {
+        let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(waiters) = pools.get(&channel).and_then(Weak::upgrade) {
+            return waiters;
+        }
+        if pools.len() >= 64 {
+            pools.retain(|_, waiters| waiters.strong_count() > 0);
+        }
+        let waiters = Arc::new(PoolWaiters::default());
+        pools.insert(channel, Arc::downgrade(&waiters));
+        waiters
+    }
+
+    /// How long a waiter may go without trying again.
+    pub fn retry_after(&self) -> Duration {
+        if self.subscribed.load(Ordering::Relaxed) {
+            SAFETY_RETRY
+        } else {
+            UNSUBSCRIBED_RETRY
+        }
+    }
+
+    fn wake(&self, channel: &str, count: usize) {
+        let waiters = {
+            let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
+            pools.get(channel).and_then(Weak::upgrade)
+        };
+        if let Some(waiters) = waiters {
+            for _ in 0..count.clamp(1, MAX_WAKE) {
+                waiters.notify.notify_one();
+            }
+        }
+    }
+
+    /// Keeps one subscription to every pool's channel for as long as `wakeups` lives,
+    /// reconnecting after failures (through Sentinel: to the primary it names now).
+    pub async fn subscribe(
+        wakeups: Weak<Wakeups>,
+        topology: Topology,
+        tls: Option<TlsCertificates>,
+        timeout: Duration,
+    ) {
+        let mut attempt = 0usize;
+        loop {
+            if wakeups.strong_count() == 0 {
+                return;
+            }
+            let url = topology.urls()[attempt % topology.urls().len()].clone();
+            attempt += 1;
+            match Self::listen(&wakeups, &topology, &url, tls.as_ref(), timeout).await {
+                Ok(()) => return,
+                Err(e) => tracing::debug!("long-poll subscription lost, reconnecting: {e}"),
+            }
+            if let Some(wakeups) = wakeups.upgrade() {
+                wakeups.subscribed.store(false, Ordering::Relaxed);
+            }
+            tokio::time::sleep(UNSUBSCRIBED_RETRY).await;
+        }
+    }
+
+    /// Subscribes through `url` and wakes waiters until the connection fails (an error)
+    /// or `wakeups` is dropped (Ok).
+    async fn listen(
+        wakeups: &Weak<Wakeups>,
+        topology: &Topology,
+        url: &str,
+        tls: Option<&TlsCertificates>,
+        timeout: Duration,
+    ) -> Result<(), redis::RedisError> {
+        let connect = async {
+            let server = match topology {
+                Topology::Sentinel { urls, master } => {
+                    redis::sentinel::Sentinel::build(urls.clone())?
+                        .async_master_for(master, None)
+                        .await?
+                }
+                // On a Cluster any node will do: PUBLISH reaches every node.
+                Topology::Single(_) | Topology::Cluster(_) => client(url, tls)?,
+            };
+            let mut pubsub = server.get_async_pubsub().await?;
+            pubsub.psubscribe(POOL_EVENTS_PATTERN).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        };
+        let pubsub = tokio::time::timeout(timeout, connect)
+            .await
+            .map_err(|_| timed_out())??;
+        let (mut sink, mut messages) = pubsub.split();
+        match wakeups.upgrade() {
+            Some(wakeups) => wakeups.subscribed.store(true, Ordering::Relaxed),
+            None => return Ok(()),
+        }
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                message = messages.next() => {
+                    let Some(message) = message else {
+                        return Err(closed());
+                    };
+                    let Some(wakeups) = wakeups.upgrade() else { return Ok(()) };
+                    let count = message.get_payload::<String>().ok()
+                        .and_then(|n| n.parse().ok()).unwrap_or(1);
+                    wakeups.wake(message.get_channel_name(), count);
+                }
+                _ = ping.tick() => {
+                    if wakeups.strong_count() == 0 {
+                        return Ok(());
+                    }
+                    tokio::time::timeout(timeout, sink.ping::<redis::Value>())
+                        .await
+                        .map_err(|_| timed_out())??;
+                }
+            }
+        }
+    }
+}
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
+}
+
+fn closed() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+}

@@ -1,0 +1,281 @@
+//! Long-poll claims (`wait_ms`): a claim with nothing to grant waits until an item becomes
+//! available (added, released, requeued, a lease expired, a delay over) or its time runs
+//! out. Wake-ups travel by Redis pub/sub to every replica. Each test that counts Redis's
+//! work has a redis-server of its own, so `INFO commandstats` counts only its calls.
+
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+use serde_json::{Value, json};
+
+/// A private Redis and replicas of one app on it.
+struct Deployment {
+    redis: RedisProcess,
+    replicas: Vec<TestApp>,
+}
+
+impl Deployment {
+    async fn start(replicas: usize) -> Deployment {
+        let redis = RedisProcess::start_locked(&[]);
+        let first = spawn_app_with(Options {
+            redis_url: Some(redis.app_url()),
+            ..Options::default()
+        })
+        .await;
+        let mut apps = vec![first];
+        for _ in 1..replicas {
+            let options = Options {
+                redis_url: Some(redis.app_url()),
+                ..Options::default()
+            };
+            apps.push(replica_of(&apps[0], options).await);
+        }
+        Deployment {
+            redis,
+            replicas: apps,
+        }
+    }
+
+    /// How many scripts Redis has run (every claim try is one).
+    fn scripts_run(&self) -> u64 {
+        command_calls(&mut self.redis.connection())
+            .into_iter()
+            .filter(|(name, _)| name == "evalsha" || name == "eval")
+            .map(|(_, calls)| calls)
+            .sum()
+    }
+
+    /// Waits until Redis has run `count` more scripts than `before` (letting the waiters,
+    /// which run on this test's runtime, go on meanwhile).
+    async fn wait_for_scripts(&self, before: u64, count: u64, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.scripts_run() < before + count {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// A long-poll claim on `app`, answering the leases and how long it took.
+async fn waiting_claim(
+    app: &TestApp,
+    pool: &str,
+    holder: &str,
+    wait_ms: u64,
+) -> (Vec<Value>, Duration) {
+    let started = Instant::now();
+    let body = app
+        .post(
+            &format!("/v1/pools/{pool}/claim"),
+            json!({"holder": holder, "wait_ms": wait_ms}),
+        )
+        .await
+        .expect(200);
+    let leases = body["leases"].as_array().expect("leases").clone();
+    (leases, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_claim_with_items_available_answers_at_once_despite_wait_ms() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let (leases, took) = waiting_claim(&app, &pool, "alice", 30_000).await;
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0]["id"], "a");
+    assert!(took < Duration::from_secs(15), "answered after {took:?}");
+}
+
+#[tokio::test]
+async fn a_claim_that_waits_in_vain_answers_empty_when_its_time_is_up() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let held = app.claim(&pool, "alice").await.expect("a lease");
+    let (leases, took) = waiting_claim(&app, &pool, "bob", 400).await;
+    assert!(leases.is_empty(), "{leases:?}");
+    assert!(
+        took >= Duration::from_millis(400),
+        "answered after {took:?}"
+    );
+    assert_eq!(app.item(&pool, "a").await["holder"], held["holder"]);
+}
+
+#[tokio::test]
+async fn wait_ms_out_of_range_is_refused() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    for wait_ms in [-1, 30_001] {
+        let problem = app
+            .post(
+                &format!("/v1/pools/{pool}/claim"),
+                json!({"holder": "alice", "wait_ms": wait_ms}),
+            )
+            .await
+            .expect_problem(400, "invalid_request");
+        assert_eq!(problem["field"], "wait_ms");
+    }
+}
+
+/// How a round makes an item available while a waiter waits on another replica: `setup`
+/// runs before the waiter starts, `free` once it has tried and found nothing.
+#[derive(Clone, Copy, Debug)]
+enum Freed {
+    Added,
+    Released,
+    Requeued,
+    Expired,
+    DelayOver,
+}
+
+/// Waiters on two replicas, every change made through a third. A change that a script
+/// makes (add, release, requeue) wakes the waiter through pub/sub, well before its 5 s
+/// safety retry; time's changes (an expiry, a delay's end) are found by the waiter that
+/// watches the pool's clock.
+#[tokio::test]
+async fn waiters_on_other_replicas_get_items_added_released_requeued_expired_and_undelayed() {
+    let deployment = Deployment::start(3).await;
+    let writer = &deployment.replicas[0];
+    let pool = pool_name();
+    let p = pool.as_str();
+    let rounds = [
+        Freed::Added,
+        Freed::Released,
+        Freed::Requeued,
+        Freed::Expired,
+        Freed::DelayOver,
+    ];
+    for (round, freed) in rounds.into_iter().enumerate() {
+        let waiter = &deployment.replicas[1 + round % 2];
+        let id = format!("item-{round}");
+        // Set up: the item exists but is not available (except for Added).
+        match freed {
+            Freed::Added => {}
+            Freed::Released | Freed::Requeued | Freed::Expired | Freed::DelayOver => {
+                writer.add_items(p, &[&id]).await;
+                let lease_ms = if matches!(freed, Freed::Expired) {
+                    1500
+                } else {
+                    0
+                };
+                let lease = writer
+                    .post(
+                        &action_path(p, &id, "claim"),
+                        json!({"holder": "keeper", "lease_ms": lease_ms}),
+                    )
+                    .await
+                    .expect(200);
+                match freed {
+                    Freed::Requeued => {
+                        complete(writer, p, &lease).await;
+                    }
+                    Freed::DelayOver => {
+                        release(writer, p, &lease, json!({"delay_ms": 1500})).await;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let before = deployment.scripts_run();
+        let started = Instant::now();
+        let waiting = waiting_claim(waiter, p, "waiter", 20_000);
+        tokio::pin!(waiting);
+        let answer = tokio::select! {
+            answer = &mut waiting => Some(answer),
+            () = deployment.wait_for_scripts(before, 1, "the waiter's first try") => None,
+        };
+        let (leases, took) = match answer {
+            Some(answer) => answer,
+            None => {
+                let freeing = Instant::now();
+                match freed {
+                    Freed::Added => writer.add_items(p, &[&id]).await,
+                    Freed::Released => {
+                        let lease = &writer
+                            .get(&format!("/v1/pools/{p}/leases?holder=keeper"))
+                            .await
+                            .expect(200)["leases"][0];
+                        release(writer, p, lease, json!({})).await;
+                    }
+                    Freed::Requeued => {
+                        writer
+                            .post(&action_path(p, &id, "requeue"), json!({}))
+                            .await
+                            .expect(200);
+                    }
+                    Freed::Expired | Freed::DelayOver => {}
+                }
+                let (leases, _) = waiting.await;
+                (leases, freeing.elapsed())
+            }
+        };
+        assert_eq!(leases.len(), 1, "{freed:?}: the waiter got the item");
+        assert_eq!(leases[0]["id"], id.as_str(), "{freed:?}");
+        match freed {
+            Freed::Added | Freed::Released | Freed::Requeued => assert!(
+                took < Duration::from_secs(3),
+                "{freed:?}: woken {took:?} after the change, as by its safety retry"
+            ),
+            Freed::Expired | Freed::DelayOver => assert!(
+                (Duration::from_millis(1000)..Duration::from_secs(4)).contains(&started.elapsed()),
+                "{freed:?}: got it {:?} after it began to wait (the item frees at 1.5 s)",
+                started.elapsed()
+            ),
+        }
+        complete(writer, p, &leases[0]).await;
+    }
+}
+
+/// Three hundred waiters on one pool over three replicas; one item comes back. Each
+/// replica wakes one waiter per item announced, so Redis sees a handful of tries, not
+/// three hundred.
+#[tokio::test]
+async fn one_item_coming_back_wakes_a_few_waiters_not_all() {
+    const WAITERS: usize = 300;
+    let deployment = Deployment::start(3).await;
+    let pool = pool_name();
+    let p = pool.as_str();
+    deployment.replicas[0]
+        .put(&format!("/v1/pools/{p}"), json!({}))
+        .await
+        .expect(201);
+    let before = deployment.scripts_run();
+    let mut waiters = tokio::task::JoinSet::new();
+    for n in 0..WAITERS {
+        let app = &deployment.replicas[n % 3];
+        let (client, url, key) = (
+            app.client.clone(),
+            app.url(&format!("/v1/pools/{p}/claim")),
+            app.key.clone(),
+        );
+        waiters.spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"holder": format!("w{n}"), "wait_ms": 15_000}))
+                .send()
+                .await
+                .expect("answer");
+            assert_eq!(response.status(), 200);
+            let body: Value = response.json().await.expect("json");
+            body["leases"].as_array().expect("leases").len()
+        });
+    }
+    deployment
+        .wait_for_scripts(before, WAITERS as u64, "every waiter's first try")
+        .await;
+    let added = deployment.scripts_run();
+    deployment.replicas[0].add_items(p, &["one"]).await;
+    let granted = waiters
+        .join_next()
+        .await
+        .expect("a waiter")
+        .expect("no panic");
+    let tries = deployment.scripts_run() - added;
+    assert_eq!(granted, 1, "the first waiter to answer got the item");
+    assert!(
+        tries <= 10,
+        "{tries} scripts ran between the item's return and its grant: the waiters rushed"
+    );
+    waiters.abort_all();
+}
