@@ -8,12 +8,13 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::metrics::Conflict;
 
 /// What an item looked like when a request was refused, so the caller can show "now
 /// assigned to Jane" and retry from fresh state. A missing item has version 0.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
 pub struct Current {
     pub version: u64,
     #[serde(default)]
@@ -47,6 +48,19 @@ pub enum RefusalCode {
 }
 
 impl RefusalCode {
+    /// Every refusal, so the API description can list them all.
+    pub const ALL: [RefusalCode; 9] = [
+        RefusalCode::NotFound,
+        RefusalCode::AlreadyLeased,
+        RefusalCode::LeaseLost,
+        RefusalCode::VersionConflict,
+        RefusalCode::HolderAtCapacity,
+        RefusalCode::InvalidState,
+        RefusalCode::IdempotencyKeyReused,
+        RefusalCode::PreconditionFailed,
+        RefusalCode::PreconditionRequired,
+    ];
+
     fn status(self) -> StatusCode {
         match self {
             RefusalCode::NotFound => StatusCode::NOT_FOUND,
@@ -197,20 +211,89 @@ impl ApiError {
             ApiError::Internal(_) => "internal",
         }
     }
+
+    /// What the problem means to the caller, for the API description.
+    fn meaning(&self) -> &'static str {
+        match self {
+            ApiError::InvalidRequest { .. } => {
+                "the request broke a rule: `field` names the field (or header, or path) and `detail` the rule"
+            }
+            ApiError::Unauthorized => {
+                "a missing, malformed, unknown or revoked API key (Authorization: Bearer <key>)"
+            }
+            ApiError::NoRoute => "no such route",
+            ApiError::MethodNotAllowed => "the route does not take this method",
+            ApiError::Refused(r) => r.code.detail(),
+            ApiError::PayloadTooLarge(_) => {
+                "the body is larger than --max-body-bytes, or item data is over 64 KiB as compact JSON"
+            }
+            ApiError::RateLimited { .. } => {
+                "the tenant is over its rate limit: Retry-After says when to try again"
+            }
+            ApiError::UnsupportedMediaType => {
+                "a body that is not JSON (Content-Type application/json or application/*+json)"
+            }
+            ApiError::BackendUnavailable(_) => {
+                "Redis could not be reached in time; a write's outcome is unknown: retry it with the same Idempotency-Key"
+            }
+            ApiError::DurabilityTimeout(_) => {
+                "too few replicas acknowledged the write in time (--durability replicas:N); retry with the same Idempotency-Key"
+            }
+            ApiError::Internal(_) => "a fault of the server, logged with its cause",
+        }
+    }
+
+    /// Every problem Leasehold answers with: its status, its stable `code` and what it
+    /// means, one entry per code, so the API description lists each exactly once.
+    pub fn catalogue() -> Vec<(StatusCode, &'static str, &'static str)> {
+        let mut errors = vec![
+            ApiError::invalid("field", "rule"),
+            ApiError::Unauthorized,
+            ApiError::NoRoute,
+            ApiError::MethodNotAllowed,
+            ApiError::PayloadTooLarge(String::new()),
+            ApiError::UnsupportedMediaType,
+            ApiError::RateLimited {
+                retry_after: std::time::Duration::ZERO,
+            },
+            ApiError::BackendUnavailable(String::new()),
+            ApiError::DurabilityTimeout(String::new()),
+            ApiError::Internal(String::new()),
+        ];
+        // `NoRoute` and the refusal `NotFound` share the code `not_found`.
+        errors.extend(
+            RefusalCode::ALL
+                .into_iter()
+                .filter(|code| *code != RefusalCode::NotFound)
+                .map(ApiError::refused),
+        );
+        errors
+            .iter()
+            .map(|e| (e.status(), e.code(), e.meaning()))
+            .collect()
+    }
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// The body of every error answer (RFC 9457 problem details plus a stable `code`).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Problem<'a> {
+    /// `urn:leasehold:problem:<code>`.
     #[serde(rename = "type")]
     kind: String,
+    /// The status's reason phrase.
     title: &'a str,
     status: u16,
+    /// The stable code to branch on.
     code: &'a str,
+    /// For a person: what went wrong.
     detail: String,
+    /// With `invalid_request`: the field, header or parameter that broke a rule.
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    /// With a 409 or 412 about an item: the item as it is now.
     #[serde(skip_serializing_if = "Option::is_none")]
     current: Option<&'a Current>,
+    /// With `holder_at_capacity`: the holder's lease limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<u64>,
 }
@@ -269,5 +352,34 @@ impl IntoResponse for ApiError {
             }
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod catalogue_tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_lists_each_code_once_with_the_status_it_answers() {
+        let catalogue = ApiError::catalogue();
+        let mut codes: Vec<&str> = catalogue.iter().map(|(_, code, _)| *code).collect();
+        codes.sort_unstable();
+        let before = codes.len();
+        codes.dedup();
+        assert_eq!(codes.len(), before, "a code listed twice");
+        for code in RefusalCode::ALL {
+            let status = code.status();
+            assert!(
+                catalogue.contains(&(status, code.as_str(), code.detail()))
+                    || code == RefusalCode::NotFound,
+                "{code:?} missing"
+            );
+        }
+        assert!(
+            catalogue
+                .iter()
+                .any(|(s, c, _)| *s == StatusCode::NOT_FOUND && *c == "not_found")
+        );
+        assert!(catalogue.iter().all(|(_, _, meaning)| !meaning.is_empty()));
     }
 }

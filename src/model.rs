@@ -1,14 +1,16 @@
-//! The JSON bodies Leasehold answers with: items, leases, pools and counter draws.
+//! The JSON bodies Leasehold answers with: items, leases, pools, pages and counter draws.
+//! Each derives its schema in the API description from the same definition.
 //!
 //! Scripts report times in milliseconds and data as JSON text; here they become RFC 3339
 //! UTC strings with milliseconds and embedded JSON, without re-parsing the data.
 
 use serde::Serialize;
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::names::PoolName;
-use crate::store::{ItemRecord, ItemState, PoolConfig, PoolCounts, PoolView};
+use crate::store::{ItemRecord, ItemState, PoolConfig, PoolCounts, PoolSummary, PoolView};
 
 /// Milliseconds since the epoch as an RFC 3339 UTC string with milliseconds.
 pub fn timestamp(ms: u64) -> String {
@@ -33,19 +35,30 @@ fn lease_expiry(record: &ItemRecord) -> Option<String> {
 
 /// `GET /v1/pools/{pool}/items/{id}` and every answer that returns an item. The token
 /// is shown only where the contract hands it to a holder (an assignment).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Item {
     pub id: String,
     pub pool: String,
     pub state: ItemState,
+    /// Higher is claimed first; first in, first out within a priority.
     pub priority: i64,
+    /// +1 on every change; the ETag is `"<version>"`.
     pub version: u64,
+    /// Who holds the lease; null when not leased.
     pub holder: Option<String>,
+    /// When the lease ends; null when not leased or leased without expiry.
+    #[schema(format = DateTime)]
     pub lease_expires_at: Option<String>,
+    /// Leases granted since the item was added or requeued.
     pub attempts: u64,
+    /// The caller's JSON object.
+    #[schema(value_type = Object)]
     pub data: Box<RawValue>,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub updated_at: String,
+    /// The fencing token, only in the answer to an assignment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<u64>,
 }
@@ -79,15 +92,19 @@ impl Item {
 }
 
 /// A lease as its holder sees it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Lease {
     pub id: String,
+    /// The fencing token: strictly increasing over every grant in the pool; renew keeps it.
     pub token: u64,
     pub version: u64,
     pub holder: String,
+    /// When the lease ends; null for a lease without expiry.
+    #[schema(format = DateTime)]
     pub lease_expires_at: Option<String>,
     pub priority: i64,
     pub attempts: u64,
+    #[schema(value_type = Object)]
     pub data: Box<RawValue>,
 }
 
@@ -112,7 +129,8 @@ impl Lease {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// The answer to a claim: the leases granted, best first (possibly none).
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Leases {
     pub leases: Vec<Lease>,
 }
@@ -129,13 +147,15 @@ impl Leases {
 }
 
 /// `GET /v1/pools/{pool}` and `PUT /v1/pools/{pool}`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Pool {
     pub name: String,
     pub config: PoolConfig,
     pub counts: PoolCounts,
     pub stats: crate::store::PoolStats,
+    #[schema(format = DateTime)]
     pub created_at: Option<String>,
+    #[schema(format = DateTime)]
     pub updated_at: Option<String>,
 }
 
@@ -150,6 +170,63 @@ impl Pool {
             updated_at: view.updated.map(timestamp),
         }
     }
+}
+
+/// `GET /v1/pools`: this tenant's pools, by name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PoolList {
+    pub pools: Vec<PoolSummary>,
+}
+
+/// The answer to adding items: which ids were new and which existed (and were left as
+/// they were).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AddedItems {
+    pub created: Vec<String>,
+    pub existing: Vec<String>,
+}
+
+/// A page of items; `next_cursor` is null on the last page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemPage {
+    pub items: Vec<Item>,
+    pub next_cursor: Option<String>,
+}
+
+/// A page of a holder's leases, in id order; `next_cursor` is null on the last page.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LeasePage {
+    pub leases: Vec<Lease>,
+    pub next_cursor: Option<String>,
+}
+
+/// Values drawn from a counter: a contiguous batch within one period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CounterDraw {
+    pub name: String,
+    /// The day (`YYYY-MM-DD`) the values belong to; null for a counter without periods.
+    #[schema(format = Date)]
+    pub period: Option<String>,
+    pub values: Vec<u64>,
+    /// The values rendered with `format`; only when a format was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Vec<String>>,
+}
+
+/// A counter's last value in a period (0 if none was issued).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CounterValue {
+    pub name: String,
+    #[schema(format = Date)]
+    pub period: Option<String>,
+    pub value: u64,
+}
+
+/// `/healthz` and `/readyz`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Status {
+    /// `ok` (alive) or `ready`.
+    pub status: &'static str,
 }
 
 #[cfg(test)]

@@ -64,6 +64,15 @@ macro_rules! name_type {
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+
+            /// The longest accepted value, in bytes (every accepted byte is ASCII).
+            pub const MAX_LEN: usize = $max;
+
+            /// The contract's pattern for this name, as error messages and the API
+            /// description state it.
+            pub fn pattern() -> String {
+                $alphabet.pattern($max)
+            }
         }
 
         impl fmt::Display for $name {

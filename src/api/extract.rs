@@ -195,6 +195,14 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>
         .transpose()
 }
 
+/// What `entity_tags` accepts, for the API description: `*`, or elements separated by
+/// commas, each an optional `W/` and a quoted tag of visible ASCII, spaces and tabs (no
+/// comma); empty elements are allowed, as RFC 9110's list rule says.
+pub(super) fn entity_tags_pattern() -> String {
+    let element = r#"[ \t]*((W/)?"[\t\x20-\x2B\x2D-\x7E]*")?[ \t]*"#;
+    format!(r"^[ \t]*(\*|{element}(,{element})*)[ \t]*$")
+}
+
 /// An `If-Match` / `If-None-Match` header as the scripts take it: `*`, or the versions of
 /// its entity tags joined by commas. Tags Leasehold never issues match nothing (`x`);
 /// weak tags match only under weak comparison (If-None-Match), as RFC 9110 says.
@@ -232,4 +240,32 @@ fn entity_tags(
         return Ok("x".to_owned());
     }
     Ok(versions.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use axum::http::HeaderValue;
+    use proptest::prelude::*;
+    use regex_automata::meta::Regex;
+
+    fn header_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[ \t\"W/,*0-9a]{0,12}",
+            proptest::collection::vec(r#"[ ]?(W/)?"[0-9a ]{0,3}"[ ]?"#, 0..4)
+                .prop_map(|tags| tags.join(",")),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn entity_tags_are_accepted_exactly_when_their_pattern_matches(value in header_value()) {
+            let pattern = Regex::new(&entity_tags_pattern()).expect("the pattern compiles");
+            let mut headers = HeaderMap::new();
+            headers.insert(header::IF_MATCH, HeaderValue::from_str(&value).expect("a header value"));
+            let accepted = entity_tags(&headers, header::IF_MATCH, false).is_ok();
+            prop_assert_eq!(accepted, pattern.is_match(&value), "{:?}", value);
+        }
+    }
 }

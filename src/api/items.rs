@@ -6,37 +6,53 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{PathParams, QueryParams, Write};
+use super::openapi::{Data, EntityTags, ItemCursor, PageLimit, Priority, Token, Version};
 use super::pools::Empty;
-use super::{
-    MAX_SAFE_INTEGER, check_priority, check_safe, item_names, no_content, page_limit, reply,
-    with_etag,
-};
+use super::{check_priority, check_safe, item_names, no_content, page_limit, reply, with_etag};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::model::Item;
+use crate::model::{AddedItems, Item, ItemPage};
 use crate::names::{Holder, ItemId, PoolName, Tenant};
 use crate::store::{ItemState, ListCursor, NewItem, data_text};
 
 /// The most items one bulk add takes.
-const MAX_BULK: usize = 1000;
+pub(super) const MAX_BULK: usize = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddItemsBody {
+    #[schema(schema_with = super::openapi::new_items)]
     items: Vec<NewItemBody>,
 }
 
-#[derive(Deserialize)]
+/// An item to add.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewItemBody {
+pub(super) struct NewItemBody {
+    #[schema(value_type = ItemId)]
     id: String,
+    /// Default 0.
+    #[schema(value_type = Option<Priority>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     priority: Option<i64>,
+    /// Default `{}`.
+    #[schema(value_type = Option<Data>)]
     data: Option<Value>,
 }
 
+/// Adds items; an item that exists already is left as it is (its data is not replaced).
+#[utoipa::path(
+    post,
+    path = "/v1/pools/{pool}/items",
+    tag = "items",
+    params(("pool" = PoolName, Path)),
+    request_body = AddItemsBody,
+    responses((status = 200, description = "Which ids were added and which existed", body = AddedItems))
+)]
 pub async fn add_items(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -82,10 +98,29 @@ pub async fn add_items(
         .pool(&tenant, &pool)
         .add_items(write.idempotency.as_ref(), &items)
         .await?;
-    let body = json!({"created": answer.value.created, "existing": answer.value.existing});
+    let body = AddedItems {
+        created: answer.value.created,
+        existing: answer.value.existing,
+    };
     Ok(reply(StatusCode::OK, &body, answer.replayed))
 }
 
+/// An item (never with its token: that goes only to its holder).
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{pool}/items/{id}",
+    tag = "items",
+    params(
+        ("pool" = PoolName, Path),
+        ("id" = ItemId, Path),
+        ("If-None-Match" = Option<String>, Header, description = "`*` or entity tags: 304 when one matches the item's version"),
+    ),
+    responses(
+        (status = 200, description = "The item", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 304, description = "Not modified: If-None-Match matched", headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 404, description = "`not_found`: no such item"),
+    )
+)]
 pub async fn get_item(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -111,23 +146,49 @@ pub async fn get_item(
     Ok(with_etag(reply(StatusCode::OK, &item, false), version))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only items in this state (default: all, in the order available, delayed, leased,
+    /// done, dead).
+    #[param(value_type = Option<ItemState>)]
     state: Option<String>,
+    /// Only items this holder holds.
+    #[param(value_type = Option<Holder>)]
     holder: Option<String>,
+    /// Default 100.
+    #[param(value_type = Option<PageLimit>)]
     limit: Option<u64>,
+    #[param(value_type = Option<ItemCursor>)]
     cursor: Option<String>,
 }
 
+/// What a `next_cursor` of an item listing looks like: the state's place in the listing
+/// order, a dot, and the offset within that state.
+pub(super) const CURSOR_PATTERN: &str = "^[1-5]\\.[0-9]{1,15}$";
+
+/// Accepts exactly the strings `CURSOR_PATTERN` matches.
 fn parse_cursor(cursor: &str) -> Result<ListCursor, ApiError> {
     cursor
         .split_once('.')
+        .filter(|(s, o)| {
+            matches!(s.as_bytes(), [b'1'..=b'5'])
+                && (1..=15).contains(&o.len())
+                && o.bytes().all(|b| b.is_ascii_digit())
+        })
         .and_then(|(s, o)| Some(ListCursor(s.parse().ok()?, o.parse().ok()?)))
-        .filter(|c| (1..=5).contains(&c.0) && c.1 <= MAX_SAFE_INTEGER)
         .ok_or_else(|| ApiError::invalid("cursor", "must be a next_cursor from a listing"))
 }
 
+/// A page of the pool's items.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{pool}/items",
+    tag = "items",
+    params(("pool" = PoolName, Path), ListQuery),
+    responses((status = 200, description = "A page of items", body = ItemPage))
+)]
 pub async fn list_items(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -158,19 +219,50 @@ pub async fn list_items(
     let next_cursor = next.map(|c| format!("{}.{}", c.0, c.1));
     Ok(reply(
         StatusCode::OK,
-        &json!({"items": items, "next_cursor": next_cursor}),
+        &ItemPage { items, next_cursor },
         false,
     ))
 }
 
-#[derive(Deserialize)]
+/// An item's new data and priority.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutItemBody {
+    #[schema(value_type = Data)]
     data: Value,
+    /// Default: kept (0 for a new item).
+    #[schema(value_type = Option<Priority>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     priority: Option<i64>,
+    /// The write succeeds only if the item has this version (0: only if it does not
+    /// exist), else 409 `version_conflict`.
+    #[schema(value_type = Option<Version>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     expected_version: Option<u64>,
 }
 
+/// Creates or replaces an item's data, under the preconditions given.
+#[utoipa::path(
+    put,
+    path = "/v1/pools/{pool}/items/{id}",
+    tag = "items",
+    params(
+        ("pool" = PoolName, Path),
+        ("id" = ItemId, Path),
+        ("If-Match" = Option<EntityTags>, Header, description = "Write only if the item's version is one of these (412 otherwise, also for a missing item)"),
+        ("If-None-Match" = Option<EntityTags>, Header, description = "`*`: write only if the item does not exist (412 otherwise)"),
+        ("Lease-Token" = Option<Token>, Header, description = "Write only while this lease is current on the item (409 `lease_lost` otherwise)"),
+    ),
+    request_body = PutItemBody,
+    responses(
+        (status = 201, description = "Created", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 200, description = "Replaced", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 404, description = "`not_found`: no such item (with Lease-Token)"),
+        (status = 409, description = "`version_conflict` (expected_version), `lease_lost` (Lease-Token) or `idempotency_key_reused`; `current` shows the item as it is"),
+        (status = 412, description = "`precondition_failed`: If-Match or If-None-Match did not hold; `current` shows the item as it is"),
+        (status = 428, description = "`precondition_required`: the pool requires a precondition on item writes"),
+    )
+)]
 pub async fn put_item(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -207,7 +299,31 @@ pub async fn put_item(
     Ok(with_etag(reply(status, &item, answer.replayed), version))
 }
 
-/// The body is a JSON merge patch (RFC 7396) of the item's data.
+/// Changes an existing item's data with a JSON merge patch (RFC 7396), under the
+/// preconditions given.
+#[utoipa::path(
+    patch,
+    path = "/v1/pools/{pool}/items/{id}",
+    tag = "items",
+    params(
+        ("pool" = PoolName, Path),
+        ("id" = ItemId, Path),
+        ("If-Match" = Option<EntityTags>, Header, description = "Write only if the item's version is one of these (412 otherwise, also for a missing item)"),
+        ("If-None-Match" = Option<EntityTags>, Header, description = "`*` always fails here (the item must exist): 412"),
+        ("Lease-Token" = Option<Token>, Header, description = "Write only while this lease is current on the item (409 `lease_lost` otherwise)"),
+    ),
+    request_body(
+        description = "A merge patch of the data: its fields replace the data's, a null removes one (no body: no change)",
+        content((Option<Data> = "application/merge-patch+json"), (Option<Data> = "application/json")),
+    ),
+    responses(
+        (status = 200, description = "Changed", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 404, description = "`not_found`: no such item"),
+        (status = 409, description = "`version_conflict`, `lease_lost` (Lease-Token) or `idempotency_key_reused`; `current` shows the item as it is"),
+        (status = 412, description = "`precondition_failed`: If-Match or If-None-Match did not hold; `current` shows the item as it is"),
+        (status = 428, description = "`precondition_required`: the pool requires a precondition on item writes"),
+    )
+)]
 pub async fn patch_item(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -233,6 +349,26 @@ pub async fn patch_item(
     ))
 }
 
+/// Deletes an item, under the preconditions given.
+#[utoipa::path(
+    delete,
+    path = "/v1/pools/{pool}/items/{id}",
+    tag = "items",
+    params(
+        ("pool" = PoolName, Path),
+        ("id" = ItemId, Path),
+        ("If-Match" = Option<EntityTags>, Header, description = "Delete only if the item's version is one of these (412 otherwise)"),
+        ("If-None-Match" = Option<EntityTags>, Header, description = "Delete only if the item's version is none of these (412 otherwise)"),
+        ("Lease-Token" = Option<Token>, Header, description = "Delete only while this lease is current on the item (409 `lease_lost` otherwise)"),
+    ),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`not_found`: no such item"),
+        (status = 409, description = "`version_conflict`, `lease_lost` (Lease-Token) or `idempotency_key_reused`; `current` shows the item as it is"),
+        (status = 412, description = "`precondition_failed`: If-Match or If-None-Match did not hold; `current` shows the item as it is"),
+        (status = 428, description = "`precondition_required`: the pool requires a precondition on item writes"),
+    )
+)]
 pub async fn delete_item(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -246,4 +382,22 @@ pub async fn delete_item(
         .delete_item(write.idempotency.as_ref(), &id, &write.preconditions)
         .await?;
     Ok(no_content(answer.replayed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use proptest::prelude::*;
+    use regex_automata::meta::Regex;
+
+    proptest! {
+        #[test]
+        fn a_cursor_is_accepted_exactly_when_its_pattern_matches(
+            cursor in prop_oneof!["[0-9]{1,2}[.][0-9+ -]{0,17}", "[0-9.a+-]{0,8}"]
+        ) {
+            let pattern = Regex::new(CURSOR_PATTERN).expect("the pattern compiles");
+            prop_assert_eq!(parse_cursor(&cursor).is_ok(), pattern.is_match(&cursor), "{:?}", cursor);
+        }
+    }
 }

@@ -6,20 +6,24 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{PathParams, QueryParams, Write};
+use super::openapi::{
+    ClaimCount, Data, DurationMs, EntityTags, PageLimit, Priority, Token, Version, WaitMs,
+};
 use super::{
     check_duration, check_priority, check_range, check_safe, item_names, page_limit, reply,
     with_etag,
 };
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::model::{Item, Lease, Leases};
+use crate::model::{Item, Lease, LeasePage, Leases};
 use crate::names::{Holder, ItemId, PoolName, Tenant};
 use crate::store::{ItemRecord, data_text};
 
 /// The most leases one claim grants.
-const MAX_CLAIM: i64 = 100;
+pub(super) const MAX_CLAIM: i64 = 100;
 /// The longest long-poll a claim may ask for.
 const MAX_WAIT_MS: i64 = 30_000;
 
@@ -29,15 +33,38 @@ fn item_reply(pool: &PoolName, record: ItemRecord, replayed: bool) -> Result<Res
     Ok(with_etag(reply(StatusCode::OK, &item, replayed), version))
 }
 
-#[derive(Deserialize)]
+/// Who claims, how many items and for how long.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimNextBody {
+    #[schema(value_type = Holder)]
     holder: String,
+    /// Default 1.
+    #[schema(value_type = Option<ClaimCount>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     count: Option<i64>,
+    /// Default: the pool's `lease_ms`.
+    #[schema(value_type = Option<DurationMs>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     lease_ms: Option<i64>,
+    #[schema(value_type = Option<WaitMs>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     wait_ms: Option<i64>,
 }
 
+/// Leases the best available items (highest priority, then first added), up to `count`.
+/// A pool that does not exist has nothing to lease: the answer is empty.
+#[utoipa::path(
+    post,
+    path = "/v1/pools/{pool}/claim",
+    tag = "leases",
+    params(("pool" = PoolName, Path)),
+    request_body = ClaimNextBody,
+    responses(
+        (status = 200, description = "The leases granted, best first (possibly none)", body = Leases),
+        (status = 409, description = "`holder_at_capacity`: the holder has `max_leases_per_holder` leases (`limit`); or `idempotency_key_reused`"),
+    )
+)]
 pub async fn claim_next(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -69,13 +96,31 @@ pub async fn claim_next(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimItemBody {
+    #[schema(value_type = Holder)]
     holder: String,
+    /// Default: the pool's `lease_ms`.
+    #[schema(value_type = Option<DurationMs>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     lease_ms: Option<i64>,
 }
 
+/// Leases one named item; claiming an item this holder holds already answers the same
+/// lease (same token).
+#[utoipa::path(
+    post,
+    path = "/v1/pools/{pool}/items/{id}/claim",
+    tag = "leases",
+    params(("pool" = PoolName, Path), ("id" = ItemId, Path)),
+    request_body = ClaimItemBody,
+    responses(
+        (status = 200, description = "The lease", body = Lease),
+        (status = 404, description = "`not_found`: no such item"),
+        (status = 409, description = "`already_leased` (by another holder), `invalid_state` (done, dead or delayed), `holder_at_capacity` or `idempotency_key_reused`; `current` shows the item as it is"),
+    )
+)]
 pub async fn claim_item(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -97,14 +142,33 @@ pub async fn claim_item(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenewBody {
+    #[schema(value_type = Holder)]
     holder: String,
+    #[schema(value_type = Token)]
+    #[serde(deserialize_with = "super::whole::required")]
     token: u64,
+    /// The new lease time from now (default: the pool's `lease_ms`).
+    #[schema(value_type = Option<DurationMs>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     lease_ms: Option<i64>,
 }
 
+/// Extends a lease that is still current; the token stays the same.
+#[utoipa::path(
+    post,
+    path = "/v1/pools/{pool}/items/{id}/renew",
+    tag = "leases",
+    params(("pool" = PoolName, Path), ("id" = ItemId, Path)),
+    request_body = RenewBody,
+    responses(
+        (status = 200, description = "The lease, with its new expiry", body = Lease),
+        (status = 404, description = "`not_found`: no such item"),
+        (status = 409, description = "`lease_lost`: expired, released, reassigned, or not this holder's token; or `idempotency_key_reused`"),
+    )
+)]
 pub async fn renew(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -133,15 +197,37 @@ pub async fn renew(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseBody {
+    #[schema(value_type = Holder)]
     holder: String,
+    #[schema(value_type = Token)]
+    #[serde(deserialize_with = "super::whole::required")]
     token: u64,
+    /// Keep the item `delayed` this long before it is available again (default 0).
+    #[schema(value_type = Option<DurationMs>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     delay_ms: Option<i64>,
+    /// A new priority for the item (default: kept).
+    #[schema(value_type = Option<Priority>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     priority: Option<i64>,
 }
 
+/// Gives a lease back: the item is available again, or delayed for `delay_ms`.
+#[utoipa::path(
+    post,
+    path = "/v1/pools/{pool}/items/{id}/release",
+    tag = "leases",
+    params(("pool" = PoolName, Path), ("id" = ItemId, Path)),
+    request_body = ReleaseBody,
+    responses(
+        (status = 200, description = "The item (available, delayed, or dead after its last attempt)", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 404, description = "`not_found`: no such item"),
+        (status = 409, description = "`lease_lost`: expired, released, reassigned, or not this holder's token; or `idempotency_key_reused`"),
+    )
+)]
 pub async fn release(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -168,14 +254,32 @@ pub async fn release(
     item_reply(&pool, answer.value, answer.replayed)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
+    #[schema(value_type = Holder)]
     holder: String,
+    #[schema(value_type = Token)]
+    #[serde(deserialize_with = "super::whole::required")]
     token: u64,
+    /// The item's final data (default: kept).
+    #[schema(value_type = Option<Data>)]
     data: Option<Value>,
 }
 
+/// Finishes a lease: the item is `done`.
+#[utoipa::path(
+    post,
+    path = "/v1/pools/{pool}/items/{id}/complete",
+    tag = "leases",
+    params(("pool" = PoolName, Path), ("id" = ItemId, Path)),
+    request_body = CompleteBody,
+    responses(
+        (status = 200, description = "The item, done", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 404, description = "`not_found`: no such item"),
+        (status = 409, description = "`lease_lost`: expired, released, reassigned, completed, or not this holder's token; or `idempotency_key_reused`"),
+    )
+)]
 pub async fn complete(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -205,15 +309,43 @@ fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D:
     Option::<String>::deserialize(d).map(Some)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignBody {
+    /// The new holder, or null to unassign.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Holder>, required = true)]
     holder: Option<Option<String>>,
+    /// Default: the pool's `lease_ms`.
+    #[schema(value_type = Option<DurationMs>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     lease_ms: Option<i64>,
+    /// Assign only if the item has this version (409 `version_conflict` otherwise).
+    #[schema(value_type = Option<Version>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     expected_version: Option<u64>,
 }
 
+/// Assigns an item on someone's behalf (ending any other holder's lease, with a new
+/// token), or unassigns it (`holder: null`).
+#[utoipa::path(
+    put,
+    path = "/v1/pools/{pool}/items/{id}/holder",
+    tag = "leases",
+    params(
+        ("pool" = PoolName, Path),
+        ("id" = ItemId, Path),
+        ("If-Match" = Option<EntityTags>, Header, description = "Assign only if the item's version is one of these (412 otherwise)"),
+    ),
+    request_body = AssignBody,
+    responses(
+        (status = 200, description = "The item; with its `token` when assigned", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 404, description = "`not_found`: no such item"),
+        (status = 409, description = "`version_conflict`, `invalid_state` (done or dead), `holder_at_capacity` or `idempotency_key_reused`; `current` shows the item as it is"),
+        (status = 412, description = "`precondition_failed`: If-Match did not hold"),
+        (status = 428, description = "`precondition_required`: the pool requires a precondition on item writes"),
+    )
+)]
 pub async fn assign(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -250,12 +382,29 @@ pub async fn assign(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequeueBody {
+    /// A new priority (default: kept).
+    #[schema(value_type = Option<Priority>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     priority: Option<i64>,
 }
 
+/// Puts a `done` or `dead` item back (attempts start again at 0); an available or
+/// delayed item becomes available now.
+#[utoipa::path(
+    post,
+    path = "/v1/pools/{pool}/items/{id}/requeue",
+    tag = "leases",
+    params(("pool" = PoolName, Path), ("id" = ItemId, Path)),
+    request_body(content = Option<RequeueBody>, description = "Optional"),
+    responses(
+        (status = 200, description = "The item, available", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 404, description = "`not_found`: no such item"),
+        (status = 409, description = "`already_leased`: the item is leased; or `idempotency_key_reused`"),
+    )
+)]
 pub async fn requeue(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -272,15 +421,30 @@ pub async fn requeue(
     item_reply(&pool, answer.value, answer.replayed)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct LeasesQuery {
+    /// Whose leases (required).
+    #[param(value_type = Holder, required = true)]
     holder: Option<String>,
+    /// Default 100.
+    #[param(value_type = Option<PageLimit>)]
     limit: Option<u64>,
+    /// A `next_cursor` from the previous page.
+    #[param(value_type = Option<ItemId>)]
     cursor: Option<String>,
 }
 
-/// A page of the leases a holder has now, in id order; `next_cursor` is null on the last.
+/// A page of the leases a holder has now, in id order, with their tokens: to recover
+/// after a restart.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{pool}/leases",
+    tag = "leases",
+    params(("pool" = PoolName, Path), LeasesQuery),
+    responses((status = 200, description = "A page of leases; `next_cursor` is null on the last", body = LeasePage))
+)]
 pub async fn list_leases(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -303,10 +467,9 @@ pub async fn list_leases(
         .pool(&tenant, &pool)
         .list_leases(&holder, after.as_ref(), limit)
         .await?;
-    let leases = Leases::new(records)?;
-    Ok(reply(
-        StatusCode::OK,
-        &serde_json::json!({"leases": leases.leases, "next_cursor": next}),
-        false,
-    ))
+    let page = LeasePage {
+        leases: Leases::new(records)?.leases,
+        next_cursor: next,
+    };
+    Ok(reply(StatusCode::OK, &page, false))
 }

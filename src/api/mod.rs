@@ -1,64 +1,70 @@
 //! The HTTP API v1: the route table (every endpoint on one screen) and the helpers that
 //! turn answers into responses. Each handler is extract → one store call → response.
+//!
+//! Each handler's `#[utoipa::path]` names its method and path and describes it; `routes!`
+//! registers handler and description together (one `routes!` per path), so the router and
+//! `GET /openapi.json` cannot disagree.
 
 mod counters;
 pub mod extract;
 mod items;
 mod leases;
+pub mod openapi;
 mod ops;
 mod pools;
+mod whole;
 
-use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::{Extension, Router};
 use serde::Serialize;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::names::{ItemId, PoolName};
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz))
-        .route("/metrics", get(crate::metrics::render))
-        .route("/v1/pools", get(pools::list_pools))
-        .route(
-            "/v1/pools/{pool}",
-            put(pools::put_pool)
-                .get(pools::get_pool)
-                .delete(pools::delete_pool),
-        )
-        .route(
-            "/v1/pools/{pool}/items",
-            post(items::add_items).get(items::list_items),
-        )
-        .route(
-            "/v1/pools/{pool}/items/{id}",
-            get(items::get_item)
-                .put(items::put_item)
-                .patch(items::patch_item)
-                .delete(items::delete_item),
-        )
-        .route("/v1/pools/{pool}/claim", post(leases::claim_next))
-        .route(
-            "/v1/pools/{pool}/items/{id}/claim",
-            post(leases::claim_item),
-        )
-        .route("/v1/pools/{pool}/items/{id}/renew", post(leases::renew))
-        .route("/v1/pools/{pool}/items/{id}/release", post(leases::release))
-        .route(
-            "/v1/pools/{pool}/items/{id}/complete",
-            post(leases::complete),
-        )
-        .route("/v1/pools/{pool}/items/{id}/holder", put(leases::assign))
-        .route("/v1/pools/{pool}/items/{id}/requeue", post(leases::requeue))
-        .route("/v1/pools/{pool}/leases", get(leases::list_leases))
-        .route("/v1/counters/{name}/next", post(counters::counter_next))
-        .route("/v1/counters/{name}", get(counters::get_counter))
+    let (router, description) = routes().split_for_parts();
+    router
+        .layer(Extension(openapi::Spec::new(description)))
         .fallback(|| async { ApiError::NoRoute })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+/// Every endpoint, each with its description.
+fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(openapi::docs))
+        .routes(routes!(pools::list_pools))
+        .routes(routes!(
+            pools::put_pool,
+            pools::get_pool,
+            pools::delete_pool
+        ))
+        .routes(routes!(items::add_items, items::list_items))
+        .routes(routes!(
+            items::get_item,
+            items::put_item,
+            items::patch_item,
+            items::delete_item
+        ))
+        .routes(routes!(leases::claim_next))
+        .routes(routes!(leases::claim_item))
+        .routes(routes!(leases::renew))
+        .routes(routes!(leases::release))
+        .routes(routes!(leases::complete))
+        .routes(routes!(leases::assign))
+        .routes(routes!(leases::requeue))
+        .routes(routes!(leases::list_leases))
+        .routes(routes!(counters::counter_next))
+        .routes(routes!(counters::get_counter))
 }
 
 /// A JSON answer, marked `Idempotent-Replayed: true` when it was stored before.

@@ -1,22 +1,57 @@
-//! Operations endpoints: liveness and readiness.
+//! Operations endpoints: liveness, readiness and metrics.
 
-use axum::Json;
 use axum::extract::State;
-use serde_json::{Value, json};
+use axum::response::{IntoResponse, Response};
 
+use super::reply;
 use crate::app::AppState;
 use crate::error::ApiError;
+use crate::model::Status;
 
 /// The process is alive.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "Alive: `{\"status\": \"ok\"}`", body = Status))
+)]
+pub async fn healthz() -> Response {
+    reply(axum::http::StatusCode::OK, &Status { status: "ok" }, false)
 }
 
 /// Redis is reachable, its settings still hold and the scripts are loaded.
-pub async fn readyz(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready: `{\"status\": \"ready\"}`", body = Status),
+        (status = 503, description = "`backend_unavailable`: Redis is out of reach, its settings changed, or the scripts could not be loaded"),
+    )
+)]
+pub async fn readyz(State(app): State<AppState>) -> Result<Response, ApiError> {
     app.store()
         .ready()
         .await
         .map_err(ApiError::BackendUnavailable)?;
-    Ok(Json(json!({"status": "ready"})))
+    Ok(reply(
+        axum::http::StatusCode::OK,
+        &Status { status: "ready" },
+        false,
+    ))
+}
+
+/// Prometheus metrics of this replica: requests, conflicts, latency, Redis calls. No key
+/// is needed: routes are labelled as declared, never with pool, item or tenant names.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses(
+        (status = 200, description = "The Prometheus text format (0.0.4)", content_type = "text/plain", body = String),
+        (status = 404, description = "`not_found`: another metrics recorder was installed in this process first"),
+    )
+)]
+pub async fn metrics(state: State<AppState>) -> Response {
+    crate::metrics::render(state).await.into_response()
 }

@@ -4,27 +4,54 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::json;
+use utoipa::ToSchema;
 
 use super::extract::{PathParams, Write};
+use super::openapi::{DurationMs, PoolLimit};
 use super::{check_duration, check_range, no_content, reply};
 use crate::app::AppState;
 use crate::error::ApiError;
-use crate::model::Pool;
+use crate::model::{Pool, PoolList};
 use crate::names::{PoolName, Tenant};
 use crate::store::PoolSettings;
 
-#[derive(Deserialize)]
+/// A pool's settings to set; a field left out keeps its value (or its default, for a new
+/// pool).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPoolBody {
+    /// The lease time of a claim that names none (default 30000; 0: no expiry).
+    #[schema(value_type = Option<DurationMs>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     lease_ms: Option<i64>,
+    /// The most leases one holder may have at once (default 0: unlimited).
+    #[schema(value_type = Option<PoolLimit>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     max_leases_per_holder: Option<i64>,
+    /// Grants after which a lease ending without completion makes the item `dead`
+    /// (default 0: unlimited).
+    #[schema(value_type = Option<PoolLimit>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
     max_attempts: Option<i64>,
+    /// Require a precondition (If-Match, If-None-Match, expected_version or Lease-Token)
+    /// on item writes (default false).
     require_if_match: Option<bool>,
 }
 
-const MAX_LIMIT: i64 = 1_000_000;
+pub(super) const MAX_LIMIT: i64 = 1_000_000;
 
+/// Creates a pool, or changes its settings.
+#[utoipa::path(
+    put,
+    path = "/v1/pools/{pool}",
+    tag = "pools",
+    params(("pool" = PoolName, Path)),
+    request_body(content = Option<PutPoolBody>, description = "Settings to set (all optional; no body keeps them all)"),
+    responses(
+        (status = 201, description = "Created", body = Pool),
+        (status = 200, description = "Changed", body = Pool),
+    )
+)]
 pub async fn put_pool(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -60,6 +87,17 @@ pub async fn put_pool(
     Ok(reply(status, &Pool::new(&pool, view), answer.replayed))
 }
 
+/// A pool's settings, counts by state and stats.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{pool}",
+    tag = "pools",
+    params(("pool" = PoolName, Path)),
+    responses(
+        (status = 200, description = "The pool", body = Pool),
+        (status = 404, description = "`not_found`: no such pool"),
+    )
+)]
 pub async fn get_pool(
     State(app): State<AppState>,
     tenant: Tenant,
@@ -70,15 +108,34 @@ pub async fn get_pool(
     Ok(reply(StatusCode::OK, &Pool::new(&pool, view), false))
 }
 
+/// This tenant's pools, by name, with their counts.
+#[utoipa::path(
+    get,
+    path = "/v1/pools",
+    tag = "pools",
+    responses((status = 200, description = "The pools", body = PoolList))
+)]
 pub async fn list_pools(State(app): State<AppState>, tenant: Tenant) -> Result<Response, ApiError> {
     let pools = app.store().list_pools(&tenant).await?;
-    Ok(reply(StatusCode::OK, &json!({ "pools": pools }), false))
+    Ok(reply(StatusCode::OK, &PoolList { pools }, false))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Empty {}
 
+/// Deletes a pool and its items (its token counter is kept, so a pool made again under
+/// the same name never hands out a lower token).
+#[utoipa::path(
+    delete,
+    path = "/v1/pools/{pool}",
+    tag = "pools",
+    params(("pool" = PoolName, Path)),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`not_found`: no such pool"),
+    )
+)]
 pub async fn delete_pool(
     State(app): State<AppState>,
     tenant: Tenant,

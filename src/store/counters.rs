@@ -11,7 +11,7 @@ use crate::error::ApiError;
 use crate::names::{CounterName, Tenant};
 
 /// When a counter starts again at 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PeriodKind {
     /// Every day at midnight in the request's time zone.
@@ -46,10 +46,14 @@ pub struct CounterFormat(Vec<Piece>);
 const PERIOD_ATTEMPTS: usize = 3;
 
 impl CounterFormat {
+    /// The longest format, in characters (as JSON Schema's `maxLength` counts them, so the
+    /// API description can state the limit exactly).
+    pub const MAX_CHARS: usize = 128;
+
     pub fn parse(format: &str, kind: PeriodKind) -> Result<Self, ApiError> {
         let invalid = |detail: &str| ApiError::invalid("format", detail);
-        if format.len() > 128 {
-            return Err(invalid("must be at most 128 bytes"));
+        if format.chars().count() > Self::MAX_CHARS {
+            return Err(invalid("must be at most 128 characters"));
         }
         let mut pieces = Vec::new();
         let mut rest = format;

@@ -13,7 +13,9 @@ pub const MAX_DATA_BYTES: usize = 64 * 1024;
 /// How many times PATCH merges again when the item changes under it.
 const PATCH_ATTEMPTS: usize = 16;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+/// Where an item is in its life: `available` → `leased` → `done`; back to `available` on
+/// release or expiry; `delayed` while a release delay runs; `dead` after `max_attempts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ItemState {
     Available,

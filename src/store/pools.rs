@@ -1,6 +1,7 @@
 //! Pools: create or change settings, read counts and stats, list, delete.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{Answer, Idempotency, PoolRef, Store, keys};
 use crate::error::{ApiError, RefusalCode};
@@ -15,16 +16,23 @@ pub struct PoolSettings {
     pub require_if_match: Option<bool>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A pool's settings.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PoolConfig {
+    /// The lease time of a grant that names none, in ms (0: no expiry).
     pub lease_ms: u64,
+    /// The most leases one holder may have in this pool at once (0: unlimited).
     pub max_leases_per_holder: u64,
+    /// Grants after which a lease ending without completion makes the item `dead`
+    /// (0: unlimited).
     pub max_attempts: u64,
+    /// Item writes must carry a precondition (428 `precondition_required` otherwise).
     #[serde(deserialize_with = "flag")]
     pub require_if_match: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// How many items the pool has in each state.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PoolCounts {
     pub available: u64,
     pub leased: u64,
@@ -33,10 +41,14 @@ pub struct PoolCounts {
     pub dead: u64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// What has happened in the pool, counted since it was created.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PoolStats {
+    /// Leases granted.
     pub claims: u64,
+    /// Writes refused by the state they met (409, 412, 428).
     pub conflicts: u64,
+    /// Leases ended because their time ran out.
     pub expired: u64,
 }
 
@@ -51,7 +63,7 @@ pub struct PoolView {
 }
 
 /// One line of `GET /v1/pools`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PoolSummary {
     pub name: String,
     pub counts: PoolCounts,

@@ -691,7 +691,7 @@ async fn numbers_out_of_range_are_400_and_never_reach_redis() {
         (
             Method::PUT,
             item.clone(),
-            r#"{"data":{},"expected_version":1.0}"#,
+            r#"{"data":{},"expected_version":1.5}"#,
         ),
         (
             Method::PUT,
@@ -717,7 +717,7 @@ async fn numbers_out_of_range_are_400_and_never_reach_redis() {
         (Method::POST, claim.clone(), r#"{"holder":"h","count":101}"#),
         (Method::POST, claim.clone(), r#"{"holder":"h","count":-1}"#),
         (Method::POST, claim.clone(), r#"{"holder":"h","count":1.5}"#),
-        (Method::POST, claim.clone(), r#"{"holder":"h","count":1e2}"#),
+        (Method::POST, claim.clone(), r#"{"holder":"h","count":1e3}"#),
         (
             Method::POST,
             claim.clone(),

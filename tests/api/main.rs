@@ -16,6 +16,7 @@ mod leases;
 mod limits;
 mod long_poll;
 mod observe;
+mod openapi;
 mod pools;
 mod processes;
 mod proxy;
