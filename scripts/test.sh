@@ -10,3 +10,4 @@ echo "== the contract suite again, on a Redis Cluster"
 LEASEHOLD_TEST_TOPOLOGY=cluster cargo test --locked --test api -- \
   --skip chaos:: --skip proxy:: --skip topology::cluster --skip topology::sentinel \
   --skip topology::pools_spread --skip durability:: --skip processes::
+scripts/schemathesis.sh

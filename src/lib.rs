@@ -27,7 +27,9 @@
 //! Each operation has one name in three places: `lua/<op>.lua`, the [`store::Store`]
 //! method that runs it, and the route in [`api`] that exposes it. [`store::keys`] is the
 //! only place a Redis key is named; [`names`] validates every name before that;
-//! [`error::ApiError`] is the only mapping from problems to HTTP answers.
+//! [`error::ApiError`] is the only mapping from problems to HTTP answers. The API's
+//! description, `GET /openapi.json`, is generated from those same handlers, types and
+//! rules ([`api::openapi`]), so it cannot drift from what the server does.
 //!
 //! The proof lives beside it: [`contend`] runs many clients against any deployment and
 //! records what they saw; [`check`] decides from that history whether any item was held
