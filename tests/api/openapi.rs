@@ -381,6 +381,44 @@ async fn integers_written_with_a_decimal_point_are_integers() {
 }
 
 #[tokio::test]
+async fn numbers_are_read_exactly() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    // 2128831676487675 is below 2^53, so a float holds it exactly; a reader that rounds
+    // 16-digit numbers loosely makes it 2128831676487675.25, which is no integer.
+    let answer = app
+        .send(
+            app.request(Method::PUT, &format!("/v1/pools/{pool}/items/a"))
+                .header("content-type", "application/json")
+                .body(r#"{"data":{"x":2128831676487675.0,"y":0.30000000000000004}}"#),
+        )
+        .await;
+    answer.expect(201);
+    let lease = claim_item(&app, &pool, "a", "h").await;
+    let token = lease["token"].as_u64().expect("a token");
+    let answer = app
+        .send(
+            app.request(Method::POST, &action_path(&pool, "a", "renew"))
+                .header("content-type", "application/json")
+                .body(format!(r#"{{"holder":"h","token":{token}.0}}"#)),
+        )
+        .await;
+    assert_eq!(answer.expect(200)["token"], token);
+    let text = app
+        .request(Method::GET, &format!("/v1/pools/{pool}/items/a"))
+        .send()
+        .await
+        .expect("GET the item")
+        .text()
+        .await
+        .expect("its text");
+    assert!(
+        text.contains(r#""x":2128831676487675.0"#) && text.contains(r#""y":0.30000000000000004"#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
 async fn the_docs_page_is_self_contained_html_that_reads_the_description() {
     let app = spawn_app().await;
     let answer = app
