@@ -36,7 +36,7 @@ use crate::names::{CounterName, Holder, ItemId, PoolName};
 #[openapi(
     info(
         title = "Leasehold",
-        description = "Share out work among many app instances without overlap: claim items from pools under leases with fencing tokens, write item data under version checks, and draw per-day sequence numbers. All state lives in Redis; every state change is one Lua script.\n\nErrors are `application/problem+json` (RFC 9457) with a stable `code`. Times are RFC 3339 UTC strings with milliseconds. Bodies are JSON; unknown fields are refused with 400.",
+        description = "Share out work among many app instances without overlap: claim items from pools under leases with fencing tokens, write item data under version checks, and draw per-day sequence numbers. All state lives in Redis; every state change is one Lua script.\n\nErrors are `application/problem+json` (RFC 9457) with a stable `code` (the `Problem<status>` schemas list them). A path this API does not have is 404 `not_found`; a method a path does not take is 405 `method_not_allowed`, with `Allow`. Times are RFC 3339 UTC strings with milliseconds. Bodies are JSON; unknown fields are refused with 400.",
     ),
     tags(
         (name = "pools", description = "Named sets of items to share out"),
