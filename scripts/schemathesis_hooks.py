@@ -1,6 +1,6 @@
 """schemathesis hooks for scripts/schemathesis.sh.
 
-JSON Schema cannot say "ids unique within the array" (uniqueItems only covers identical
+Ids: JSON Schema cannot say "ids unique within the array" (uniqueItems only covers identical
 items), so the description of POST /v1/pools/{pool}/items states it in words (400
 otherwise), and this hook keeps every phase from sending a request the contract refuses for
 a reason the schema cannot show. The refusal itself is tested in tests/api/items.rs.
@@ -17,3 +17,18 @@ def filter_case(context, case):
         return True
     ids = [item["id"] for item in items if isinstance(item, dict) and isinstance(item.get("id"), str)]
     return len(ids) == len(set(ids))
+
+
+@schemathesis.hook("map_case").apply_to(method="POST", path="/v1/pools/{pool}/claim")
+def map_case(context, case):
+    """A claim's `wait_ms` is real waiting (up to 30 s) when the pool has nothing to lease,
+    which the generated pools mostly do: a valid wait is cut to at most 20 ms, so the run
+    spends its time on requests rather than on waiting. Out-of-range waits are left as they
+    are (they must still be refused); tests/api/long_poll.rs tests the waiting itself."""
+    body = case.body
+    if isinstance(body, dict):
+        wait = body.get("wait_ms")
+        if isinstance(wait, (int, float)) and not isinstance(wait, bool) and 0 <= wait <= 30000:
+            if wait == int(wait) and wait > 20:
+                body["wait_ms"] = 20
+    return case

@@ -25,7 +25,7 @@ use crate::store::{ItemRecord, data_text};
 /// The most leases one claim grants.
 pub(super) const MAX_CLAIM: i64 = 100;
 /// The longest long-poll a claim may ask for.
-const MAX_WAIT_MS: i64 = 30_000;
+pub(super) const MAX_WAIT_MS: i64 = 30_000;
 
 fn item_reply(pool: &PoolName, record: ItemRecord, replayed: bool) -> Result<Response, ApiError> {
     let version = record.version;
@@ -47,13 +47,15 @@ pub struct ClaimNextBody {
     #[schema(value_type = Option<DurationMs>)]
     #[serde(default, deserialize_with = "super::whole::optional")]
     lease_ms: Option<i64>,
+    /// Default 0: answer at once, possibly with no lease.
     #[schema(value_type = Option<WaitMs>)]
     #[serde(default, deserialize_with = "super::whole::optional")]
     wait_ms: Option<i64>,
 }
 
-/// Leases the best available items (highest priority, then first added), up to `count`.
-/// A pool that does not exist has nothing to lease: the answer is empty.
+/// Leases the best available items (highest priority, then first added), up to `count`;
+/// with `wait_ms`, waits that long for one when none is available. A pool that does not
+/// exist has nothing to lease: the answer is empty (after the wait).
 #[utoipa::path(
     post,
     path = "/v1/pools/{pool}/claim",

@@ -451,9 +451,8 @@ integer_schemas! {
     PageLimit: 1, super::MAX_PAGE as i64, "The most entries on one page";
     PoolLimit: 0, super::pools::MAX_LIMIT, "0 = unlimited";
     ClaimCount: 1, super::leases::MAX_CLAIM, "How many items to lease at most";
-    /// Long-poll is not built yet: only 0 is accepted, so the range says 0.
-    WaitMs: 0, 0,
-        "How long to wait for items when none is available: only 0 (no wait) is supported yet";
+    WaitMs: 0, super::leases::MAX_WAIT_MS,
+        "How long to wait for items when none is available (long-poll); 0: answer at once";
     DrawCount: 1, super::counters::MAX_COUNT, "How many values to draw, as one contiguous batch";
 }
 

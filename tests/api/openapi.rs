@@ -282,6 +282,7 @@ async fn names_and_numbers_carry_the_contract_rules() {
         ("ClaimCount", 1, 100),
         ("DrawCount", 1, 1000),
         ("PageLimit", 1, 1000),
+        ("WaitMs", 0, 30_000),
         ("Token", 0, 9_007_199_254_740_991),
     ] {
         assert_eq!(schema(name)["minimum"], min, "{name}");
