@@ -20,3 +20,4 @@ mod proxy;
 mod scripts;
 mod tenants;
 mod topology;
+mod ui;
