@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
+scripts/ensure-chromium.sh
 cargo test --locked "$@"
 echo "== the contract suite again, on a Redis Cluster"
 LEASEHOLD_TEST_TOPOLOGY=cluster cargo test --locked --test api -- \

@@ -56,6 +56,7 @@ pub async fn build(settings: &Settings) -> Result<Router, StartError> {
         rate_limit: settings.rate_limit,
     }));
     Ok(crate::api::router()
+        .merge(crate::ui::router())
         .with_state(state)
         // Bodies are read and limited by `api::extract::Write`, which answers problem+json.
         .layer(DefaultBodyLimit::disable())

@@ -48,3 +48,4 @@ pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod store;
+pub mod ui;

@@ -145,7 +145,9 @@ async fn run(settings: &Settings, backend: &str) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!("Leasehold is listening on http://{addr} with {backend}");
+    tracing::info!(
+        "Leasehold is listening on http://{addr} with {backend} (dashboard: http://{addr}/ui/)"
+    );
     app::serve(listener, router, app::shutdown_signal())
         .await
         .map_err(|e| e.to_string())

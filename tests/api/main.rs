@@ -24,3 +24,4 @@ mod scripts;
 mod tenants;
 mod tls;
 mod topology;
+mod ui;
