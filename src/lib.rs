@@ -29,6 +29,9 @@
 //! only place a Redis key is named; [`names`] validates every name before that;
 //! [`error::ApiError`] is the only mapping from problems to HTTP answers.
 //!
+//! Callers in Rust use [`client`]: typed calls, retries that reuse their
+//! `Idempotency-Key`, and lease guards that renew themselves.
+//!
 //! The proof lives beside it: [`contend`] runs many clients against any deployment and
 //! records what they saw; [`check`] decides from that history whether any item was held
 //! twice, any token or counter value handed out twice, or any acknowledged write lost.
@@ -38,6 +41,7 @@ pub mod app;
 pub mod auth;
 pub mod check;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod contend;
 pub mod dev;
