@@ -2,12 +2,13 @@
 # Runs the client examples against a real `leasehold dev` (its own redis-server, a free
 # loopback port, a throwaway data directory) and checks what they print: two workers
 # draining a seeded pool together completed every item exactly once, and each firm's case
-# IDs are distinct and numbered 1..N. Stops leasehold by its own pid on the way out.
+# IDs are distinct and numbered 1..N. Each item's work outlasts its lease time, so only
+# the lease guard's renewals let it complete. Stops leasehold by its own pid on the way out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
 
-ITEMS=20
+ITEMS=12
 CASES=5
 cargo build --locked --quiet --bin leasehold --examples
 bin="${CARGO_TARGET_DIR:-target}/debug"
@@ -54,12 +55,13 @@ curl -fsS "$url/v1/pools/$pool/items" -H 'content-type: application/json' \
   -d "{\"items\":[${items%,}]}" >/dev/null || fail "cannot seed the pool"
 for w in w1 w2; do
   timeout 60 "$bin/examples/worker" --url "$url" --pool "$pool" --holder "$w" \
-    --lease-ms 3000 --work-ms 30 --drain >"$work/$w.out" 2>"$work/$w.err" &
+    --lease-ms 300 --work-ms 400 --drain >"$work/$w.out" 2>"$work/$w.err" &
   eval "pid_$w=\$!"
 done
 wait "$pid_w1" || { cat "$work/w1.out" "$work/w1.err" >&2; fail "worker w1 failed"; }
 wait "$pid_w2" || { cat "$work/w2.out" "$work/w2.err" >&2; fail "worker w2 failed"; }
 grep -h '^worker ' "$work/w1.out" "$work/w2.out"
+if grep -q '^lost ' "$work/w1.out" "$work/w2.out"; then fail "a worker lost a lease it kept renewing"; fi
 
 completed="$(sed -n 's/^completed \([^ ]*\) .*/\1/p' "$work/w1.out" "$work/w2.out" | sort)"
 expected="$(for i in $(seq 1 "$ITEMS"); do printf 'case-%02d\n' "$i"; done)"
@@ -96,4 +98,4 @@ for firm in acme globex; do
   [ "$(printf '%s\n' "$ids" | sort -u | wc -l)" -eq "$CASES" ] || fail "$firm: not $CASES distinct ids"
   [ "$(printf '%s\n' "$ids" | cut -d- -f3)" = "$numbers" ] || fail "$firm: not numbered 1..$CASES in order"
 done
-echo "examples: OK ($ITEMS items completed once each by two workers, a worker stopped by SIGTERM gave its item back, $CASES case ids per firm)"
+echo "examples: OK ($ITEMS items, each worked on past its lease time, completed once each by two workers, a worker stopped by SIGTERM gave its item back, $CASES case ids per firm)"

@@ -1226,7 +1226,7 @@ async fn a_lease_guard_reports_lost_when_no_renewal_succeeds_in_time() {
         .expect("reported once the lease time ran out");
     assert!(matches!(reason, Lost::Expired), "{reason}");
     assert!(
-        stopped.elapsed() <= Duration::from_millis(LEASE_MS + 200),
+        stopped.elapsed() <= Duration::from_millis(2 * LEASE_MS),
         "reported {:?} after Redis stopped",
         stopped.elapsed()
     );
