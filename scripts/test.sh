@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
 scripts/ensure-chromium.sh
 cargo test --locked "$@"
+scripts/examples.sh  # the client examples, run against a real `leasehold dev`
 echo "== the contract suite again, on a Redis Cluster"
 LEASEHOLD_TEST_TOPOLOGY=cluster cargo test --locked --test api -- \
   --skip chaos:: --skip proxy:: --skip topology::cluster --skip topology::sentinel \

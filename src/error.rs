@@ -75,20 +75,6 @@ impl RefusalCode {
         }
     }
 
-    fn as_str(self) -> &'static str {
-        match self {
-            RefusalCode::NotFound => "not_found",
-            RefusalCode::AlreadyLeased => "already_leased",
-            RefusalCode::LeaseLost => "lease_lost",
-            RefusalCode::VersionConflict => "version_conflict",
-            RefusalCode::HolderAtCapacity => "holder_at_capacity",
-            RefusalCode::InvalidState => "invalid_state",
-            RefusalCode::IdempotencyKeyReused => "idempotency_key_reused",
-            RefusalCode::PreconditionFailed => "precondition_failed",
-            RefusalCode::PreconditionRequired => "precondition_required",
-        }
-    }
-
     fn detail(self) -> &'static str {
         match self {
             RefusalCode::NotFound => "no such resource",
@@ -106,6 +92,102 @@ impl RefusalCode {
             RefusalCode::PreconditionRequired => {
                 "this pool requires If-Match, If-None-Match, expected_version or Lease-Token on writes"
             }
+        }
+    }
+}
+
+/// Every problem `code` an answer can carry: the one list, used by the server to write
+/// answers and by [`crate::client`] to read them. A code this build does not know (from a
+/// newer server) reads as `Unknown`, so a client keeps working as codes are added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    /// 400: the field and the rule it broke.
+    InvalidRequest,
+    /// 401: a missing, malformed or unknown API key.
+    Unauthorized,
+    /// 404: no such pool, item, counter or route.
+    NotFound,
+    /// 405: the route exists, not with this method.
+    MethodNotAllowed,
+    /// 409: the item is leased by another holder.
+    AlreadyLeased,
+    /// 409: the lease has expired, was released or reassigned, or the token is not current.
+    LeaseLost,
+    /// 409: `expected_version` does not match.
+    VersionConflict,
+    /// 409: the holder already has `max_leases_per_holder` leases in this pool.
+    HolderAtCapacity,
+    /// 409: the item is `done` or `dead`; requeue it first.
+    InvalidState,
+    /// 409: this `Idempotency-Key` was used before for a different request.
+    IdempotencyKeyReused,
+    /// 412: `If-Match` / `If-None-Match` did not hold.
+    PreconditionFailed,
+    /// 413: the body is too large.
+    PayloadTooLarge,
+    /// 415: the body is not JSON.
+    UnsupportedMediaType,
+    /// 428: the pool requires a precondition on writes.
+    PreconditionRequired,
+    /// 429: over the tenant's rate limit; `Retry-After` says when to come back.
+    RateLimited,
+    /// 503: Redis could not be reached in time; the outcome of a write is unknown.
+    BackendUnavailable,
+    /// 503: too few replicas acknowledged a write in time; the outcome is unknown.
+    DurabilityTimeout,
+    /// 500: a fault of the server's.
+    Internal,
+    /// A code this build does not know (never sent by this server).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ProblemCode {
+    /// The code as it appears in a problem body.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProblemCode::InvalidRequest => "invalid_request",
+            ProblemCode::Unauthorized => "unauthorized",
+            ProblemCode::NotFound => "not_found",
+            ProblemCode::MethodNotAllowed => "method_not_allowed",
+            ProblemCode::AlreadyLeased => "already_leased",
+            ProblemCode::LeaseLost => "lease_lost",
+            ProblemCode::VersionConflict => "version_conflict",
+            ProblemCode::HolderAtCapacity => "holder_at_capacity",
+            ProblemCode::InvalidState => "invalid_state",
+            ProblemCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ProblemCode::PreconditionFailed => "precondition_failed",
+            ProblemCode::PayloadTooLarge => "payload_too_large",
+            ProblemCode::UnsupportedMediaType => "unsupported_media_type",
+            ProblemCode::PreconditionRequired => "precondition_required",
+            ProblemCode::RateLimited => "rate_limited",
+            ProblemCode::BackendUnavailable => "backend_unavailable",
+            ProblemCode::DurabilityTimeout => "durability_timeout",
+            ProblemCode::Internal => "internal",
+            ProblemCode::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ProblemCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl From<RefusalCode> for ProblemCode {
+    fn from(code: RefusalCode) -> Self {
+        match code {
+            RefusalCode::NotFound => ProblemCode::NotFound,
+            RefusalCode::AlreadyLeased => ProblemCode::AlreadyLeased,
+            RefusalCode::LeaseLost => ProblemCode::LeaseLost,
+            RefusalCode::VersionConflict => ProblemCode::VersionConflict,
+            RefusalCode::HolderAtCapacity => ProblemCode::HolderAtCapacity,
+            RefusalCode::InvalidState => ProblemCode::InvalidState,
+            RefusalCode::IdempotencyKeyReused => ProblemCode::IdempotencyKeyReused,
+            RefusalCode::PreconditionFailed => ProblemCode::PreconditionFailed,
+            RefusalCode::PreconditionRequired => ProblemCode::PreconditionRequired,
         }
     }
 }
@@ -197,18 +279,23 @@ impl ApiError {
     }
 
     pub fn code(&self) -> &'static str {
+        self.problem_code().as_str()
+    }
+
+    /// The problem code this error is answered with.
+    pub fn problem_code(&self) -> ProblemCode {
         match self {
-            ApiError::InvalidRequest { .. } => "invalid_request",
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::NoRoute => "not_found",
-            ApiError::MethodNotAllowed => "method_not_allowed",
-            ApiError::Refused(r) => r.code.as_str(),
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::BackendUnavailable(_) => "backend_unavailable",
-            ApiError::DurabilityTimeout(_) => "durability_timeout",
-            ApiError::Internal(_) => "internal",
+            ApiError::InvalidRequest { .. } => ProblemCode::InvalidRequest,
+            ApiError::Unauthorized => ProblemCode::Unauthorized,
+            ApiError::NoRoute => ProblemCode::NotFound,
+            ApiError::MethodNotAllowed => ProblemCode::MethodNotAllowed,
+            ApiError::Refused(r) => r.code.into(),
+            ApiError::PayloadTooLarge(_) => ProblemCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => ProblemCode::UnsupportedMediaType,
+            ApiError::RateLimited { .. } => ProblemCode::RateLimited,
+            ApiError::BackendUnavailable(_) => ProblemCode::BackendUnavailable,
+            ApiError::DurabilityTimeout(_) => ProblemCode::DurabilityTimeout,
+            ApiError::Internal(_) => ProblemCode::Internal,
         }
     }
 
@@ -370,7 +457,7 @@ mod catalogue_tests {
         for code in RefusalCode::ALL {
             let status = code.status();
             assert!(
-                catalogue.contains(&(status, code.as_str(), code.detail()))
+                catalogue.contains(&(status, ProblemCode::from(code).as_str(), code.detail()))
                     || code == RefusalCode::NotFound,
                 "{code:?} missing"
             );
@@ -381,5 +468,61 @@ mod catalogue_tests {
                 .any(|(s, c, _)| *s == StatusCode::NOT_FOUND && *c == "not_found")
         );
         assert!(catalogue.iter().all(|(_, _, meaning)| !meaning.is_empty()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [ProblemCode; 19] = [
+        ProblemCode::InvalidRequest,
+        ProblemCode::Unauthorized,
+        ProblemCode::NotFound,
+        ProblemCode::MethodNotAllowed,
+        ProblemCode::AlreadyLeased,
+        ProblemCode::LeaseLost,
+        ProblemCode::VersionConflict,
+        ProblemCode::HolderAtCapacity,
+        ProblemCode::InvalidState,
+        ProblemCode::IdempotencyKeyReused,
+        ProblemCode::PreconditionFailed,
+        ProblemCode::PayloadTooLarge,
+        ProblemCode::UnsupportedMediaType,
+        ProblemCode::PreconditionRequired,
+        ProblemCode::RateLimited,
+        ProblemCode::BackendUnavailable,
+        ProblemCode::DurabilityTimeout,
+        ProblemCode::Internal,
+        ProblemCode::Unknown,
+    ];
+
+    #[test]
+    fn problem_codes_read_back_as_they_are_written() {
+        for code in ALL {
+            let json = serde_json::to_value(code).expect("serializes");
+            assert_eq!(json, code.as_str());
+            let back: ProblemCode = serde_json::from_value(json).expect("deserializes");
+            assert_eq!(back, code);
+        }
+    }
+
+    #[test]
+    fn a_refusal_code_is_spelled_as_its_problem_code() {
+        let refusals: Vec<RefusalCode> = ALL
+            .iter()
+            .filter_map(|c| serde_json::from_value(serde_json::to_value(c).ok()?).ok())
+            .collect();
+        assert_eq!(refusals.len(), 9, "every refusal is a problem code");
+        for refusal in refusals {
+            let spelled = serde_json::to_value(refusal).expect("serializes");
+            assert_eq!(spelled, ProblemCode::from(refusal).as_str());
+        }
+    }
+
+    #[test]
+    fn a_code_from_a_newer_server_reads_as_unknown() {
+        let code: ProblemCode = serde_json::from_str("\"quota_exceeded\"").expect("reads");
+        assert_eq!(code, ProblemCode::Unknown);
     }
 }

@@ -31,6 +31,9 @@
 //! description, `GET /openapi.json`, is generated from those same handlers, types and
 //! rules ([`api::openapi`]), so it cannot drift from what the server does.
 //!
+//! Callers in Rust use [`client`]: typed calls, retries that reuse their
+//! `Idempotency-Key`, and lease guards that renew themselves.
+//!
 //! The proof lives beside it: [`contend`] runs many clients against any deployment and
 //! records what they saw; [`check`] decides from that history whether any item was held
 //! twice, any token or counter value handed out twice, or any acknowledged write lost.
@@ -40,6 +43,7 @@ pub mod app;
 pub mod auth;
 pub mod check;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod contend;
 pub mod dev;

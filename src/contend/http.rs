@@ -1,6 +1,8 @@
-//! One request as a client of Leasehold makes it: bounded in time, retried with the same
-//! `Idempotency-Key` while its outcome is unknown, and classified the way the history
-//! checkers need (ok, refused, or unknown: it may have happened).
+//! One request as a client of Leasehold makes it, sent through the client's sending core
+//! ([`crate::client::transport`]): bounded in time, retried with the same
+//! `Idempotency-Key` while its outcome is unknown, each attempt to the next URL; then
+//! classified the way the history checkers need (ok, refused, or unknown: it may have
+//! happened). A retried write is one operation, from its first call to its last return.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,12 +11,19 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-/// How often a request whose outcome is unknown is sent again (same Idempotency-Key).
+use crate::client::RetryPolicy;
+use crate::client::transport::{Attempt, Call, Sent, Transport};
+
+/// How often a request whose outcome is unknown is sent in all (same Idempotency-Key).
 const ATTEMPTS: u32 = 4;
-/// The first pause before sending again; it doubles each time, or follows Retry-After.
+/// The first backoff ceiling before sending again; it doubles each time (with full
+/// jitter), unless the answer said Retry-After.
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-/// The longest pause a Retry-After may ask for.
+/// The longest backoff.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How often a read at the end of a run is tried (over the replicas), and the pause.
+const READ_ATTEMPTS: u32 = 20;
+const READ_PAUSE: Duration = Duration::from_millis(200);
 
 /// How a request ended.
 #[derive(Debug, Clone)]
@@ -28,12 +37,72 @@ pub enum Reply {
     Unknown { cause: String },
 }
 
+impl Reply {
+    /// What the checkers may conclude from a request's attempts.
+    fn from_sent(sent: Sent) -> Reply {
+        let answer = match sent.last {
+            Attempt::Answer(answer) => answer,
+            Attempt::NoAnswer(e) => {
+                return Reply::Unknown {
+                    cause: transport_cause(&e),
+                };
+            }
+        };
+        let status = answer.status;
+        let body: Value = if answer.body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&answer.body).unwrap_or(Value::Null)
+        };
+        if status.is_success() {
+            Reply::Ok {
+                etag: answer.etag_version(),
+                body,
+            }
+        } else if status.is_server_error() {
+            let code = body["code"].as_str().unwrap_or("server_error");
+            let hint = if answer.retry_after().is_some() {
+                ""
+            } else {
+                " without Retry-After"
+            };
+            Reply::Unknown {
+                cause: format!("{} {code}{hint}", status.as_u16()),
+            }
+        } else if status == StatusCode::TOO_MANY_REQUESTS && sent.earlier_unknown {
+            // A 429 is answered before the request is looked at: it says nothing about an
+            // earlier attempt, which may have been applied.
+            Reply::Unknown {
+                cause: "429 rate_limited after an unknown outcome".to_owned(),
+            }
+        } else {
+            Reply::Refused {
+                status,
+                code: body["code"].as_str().unwrap_or("unknown").to_owned(),
+            }
+        }
+    }
+}
+
 /// A request to send (and maybe send again), by path: the base URL is the client's.
 pub struct Request<'a> {
     pub method: Method,
     pub path: String,
     pub body: Option<Value>,
     pub headers: Vec<(&'a str, String)>,
+}
+
+impl Request<'_> {
+    fn call(&self) -> Result<Call, String> {
+        let mut call = Call::new(self.method.clone(), self.path.clone());
+        if let Some(body) = &self.body {
+            call = call.json(body)?;
+        }
+        for (name, value) in &self.headers {
+            call = call.header(name, value)?;
+        }
+        Ok(call)
+    }
 }
 
 fn transport_cause(e: &reqwest::Error) -> String {
@@ -49,90 +118,55 @@ fn transport_cause(e: &reqwest::Error) -> String {
 /// request timeout.
 #[derive(Clone)]
 pub struct Http {
-    client: reqwest::Client,
-    urls: Vec<String>,
-    key: Option<String>,
+    transport: Transport,
+    writes: RetryPolicy,
+    reads_at_end: RetryPolicy,
     retries: Arc<AtomicU64>,
 }
 
 impl Http {
     pub fn new(urls: Vec<String>, key: Option<String>, timeout: Duration) -> Result<Self, String> {
         let client = reqwest::Client::builder()
-            .timeout(timeout)
             .pool_max_idle_per_host(1024)
             .build()
             .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        let transport = Transport::new(client, urls, key.as_deref(), timeout)?;
+        // Every attempt may take its whole timeout: the total only bounds the waits.
+        let writes = RetryPolicy {
+            max_attempts: ATTEMPTS,
+            base_delay: FIRST_BACKOFF,
+            max_delay: MAX_BACKOFF,
+            max_elapsed: (timeout + MAX_BACKOFF) * ATTEMPTS,
+        };
+        let reads_at_end = RetryPolicy {
+            max_attempts: READ_ATTEMPTS,
+            base_delay: READ_PAUSE,
+            max_delay: READ_PAUSE,
+            max_elapsed: (timeout + READ_PAUSE) * READ_ATTEMPTS,
+        };
         Ok(Http {
-            client,
-            urls,
-            key,
+            transport,
+            writes,
+            reads_at_end,
             retries: Arc::default(),
         })
     }
 
-    /// How many times a write was sent again after an unknown outcome.
+    /// How many times a write was sent again (no answer, or a 429, 502, 503 or 504).
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
     }
 
-    /// Sends once to the `base`-th URL (reads, and writes that need no retry).
+    async fn send(&self, base: usize, request: &Request<'_>, policy: &RetryPolicy) -> Option<Sent> {
+        let call = request.call().ok()?;
+        Some(self.transport.send(&call, base, policy).await)
+    }
+
+    /// Sends once to the `base`-th URL (reads).
     pub async fn once(&self, base: usize, request: &Request<'_>) -> Reply {
-        let url = format!("{}{}", self.urls[base % self.urls.len()], request.path);
-        let mut builder = self.client.request(request.method.clone(), url);
-        if let Some(key) = &self.key {
-            builder = builder.bearer_auth(key);
-        }
-        for (name, value) in &request.headers {
-            builder = builder.header(*name, value);
-        }
-        if let Some(body) = &request.body {
-            builder = builder.json(body);
-        }
-        let response = match builder.send().await {
-            Ok(response) => response,
-            Err(e) => {
-                return Reply::Unknown {
-                    cause: transport_cause(&e),
-                };
-            }
-        };
-        let status = response.status();
-        let etag = response
-            .headers()
-            .get("etag")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim_matches('"').parse().ok());
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let body: Value = match response.bytes().await {
-            Ok(bytes) if bytes.is_empty() => Value::Null,
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-            Err(e) => {
-                return Reply::Unknown {
-                    cause: transport_cause(&e),
-                };
-            }
-        };
-        if status.is_success() {
-            Reply::Ok { etag, body }
-        } else if status.is_server_error() {
-            let code = body["code"].as_str().unwrap_or("server_error");
-            let hint = if retry_after.is_some() {
-                ""
-            } else {
-                " without Retry-After"
-            };
-            Reply::Unknown {
-                cause: format!("{} {code}{hint}", status.as_u16()),
-            }
-        } else {
-            Reply::Refused {
-                status,
-                code: body["code"].as_str().unwrap_or("unknown").to_owned(),
-            }
+        match self.send(base, request, &RetryPolicy::never()).await {
+            Some(sent) => Reply::from_sent(sent),
+            None => not_sent(),
         }
     }
 
@@ -140,21 +174,32 @@ impl Http {
     /// outcome is unknown, each time to the next URL (as a load balancer would move on from
     /// a replica that died): the service applies it at most once, and answers a retry with
     /// the first answer.
-    pub async fn write(&self, base: usize, mut request: Request<'_>) -> Reply {
-        request
-            .headers
-            .push(("idempotency-key", uuid::Uuid::new_v4().to_string()));
-        let mut backoff = FIRST_BACKOFF;
-        let mut reply = self.once(base, &request).await;
-        for attempt in 1..ATTEMPTS {
-            let Reply::Unknown { .. } = reply else {
-                break;
-            };
-            self.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-            reply = self.once(base + attempt as usize, &request).await;
+    pub async fn write(&self, base: usize, request: Request<'_>) -> Reply {
+        match self.send(base, &request, &self.writes).await {
+            Some(sent) => {
+                self.retries
+                    .fetch_add(u64::from(sent.attempts - 1), Ordering::Relaxed);
+                Reply::from_sent(sent)
+            }
+            None => not_sent(),
         }
-        reply
+    }
+
+    /// A read at the end of a run, from whichever replica answers (some may just have
+    /// died), starting with the first.
+    pub async fn read_anywhere(&self, request: &Request<'_>) -> Reply {
+        match self.send(0, request, &self.reads_at_end).await {
+            Some(sent) => Reply::from_sent(sent),
+            None => not_sent(),
+        }
+    }
+}
+
+/// A request that could not be put on the wire (a header HTTP does not allow): refused
+/// here, so nothing happened.
+fn not_sent() -> Reply {
+    Reply::Refused {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_request".to_owned(),
     }
 }

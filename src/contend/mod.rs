@@ -30,8 +30,6 @@ const REGISTERS: usize = 8;
 const HOT_ITEMS: usize = 8;
 /// Items are loaded in bulk requests of this many.
 const LOAD_BATCH: usize = 1000;
-/// How many times a final read is tried (over the replicas) before the run gives up.
-const READ_ATTEMPTS: usize = 20;
 
 /// What a run does.
 #[derive(Debug, Clone)]
@@ -189,7 +187,7 @@ async fn read_finals(
             body: None,
             headers: Vec::new(),
         };
-        match read_anywhere(http, &read).await {
+        match http.read_anywhere(&read).await {
             Reply::Ok {
                 etag: Some(version),
                 body,
@@ -216,26 +214,13 @@ async fn read_finals(
             headers: Vec::new(),
         };
         let body = expect_ok(
-            read_anywhere(http, &read).await,
+            http.read_anywhere(&read).await,
             "read the counter at the end",
         )?;
         let value = body["value"].as_u64().unwrap_or(0);
         finals.counters.insert((counter.to_owned(), period), value);
     }
     Ok(finals)
-}
-
-/// A read at the end of a run, from whichever replica answers (some may just have died).
-async fn read_anywhere(http: &Http, request: &Request<'_>) -> Reply {
-    let mut reply = http.once(0, request).await;
-    for base in 1..READ_ATTEMPTS {
-        let Reply::Unknown { .. } = reply else {
-            break;
-        };
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        reply = http.once(base, request).await;
-    }
-    reply
 }
 
 /// Deletes the run's pools; a failure here is not the run's.

@@ -37,7 +37,7 @@ pub struct RunReport {
     pub throughput: f64,
     pub operations: Vec<OpLine>,
     pub conflicts: BTreeMap<String, u64>,
-    /// Writes sent again (same Idempotency-Key) after an unknown outcome.
+    /// Writes sent again with the same Idempotency-Key (no answer, or a 429, 502, 503 or 504).
     pub retries: u64,
     /// Why operations ended unknown, after their retries.
     pub unknown_causes: BTreeMap<String, u64>,

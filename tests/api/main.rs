@@ -5,6 +5,7 @@ mod helpers;
 
 mod acl;
 mod chaos;
+mod client;
 mod contention;
 mod counters;
 mod durability;

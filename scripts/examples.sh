@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Runs the client examples against a real `leasehold dev` (its own redis-server, a free
+# loopback port, a throwaway data directory) and checks what they print: two workers
+# draining a seeded pool together completed every item exactly once, and each firm's case
+# IDs are distinct and numbered 1..N. Each item's work outlasts its lease time, so only
+# the lease guard's renewals let it complete. Stops leasehold by its own pid on the way out.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/ensure-redis.sh
+
+ITEMS=12
+CASES=5
+cargo build --locked --quiet --bin leasehold --examples
+bin="${CARGO_TARGET_DIR:-target}/debug"
+
+work="$(mktemp -d)"
+pid=""
+cleanup() {
+  if [ -n "$pid" ]; then
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "examples: $*" >&2
+  echo "--- leasehold's log" >&2
+  cat "$work/leasehold.log" >&2 || true
+  exit 1
+}
+
+# Port 0: the kernel picks a free port, and leasehold logs the address it got.
+NO_COLOR=1 "$bin/leasehold" dev --listen 127.0.0.1:0 --data-dir "$work/data" \
+  >"$work/leasehold.log" 2>&1 &
+pid=$!
+url=""
+for _ in $(seq 1 300); do
+  url="$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$work/leasehold.log" | head -n 1 | cut -d' ' -f3 || true)"
+  [ -n "$url" ] && break
+  kill -0 "$pid" 2>/dev/null || fail "leasehold dev exited"
+  sleep 0.1
+done
+[ -n "$url" ] || fail "leasehold dev did not say where it listens"
+for _ in $(seq 1 300); do
+  curl -fsS "$url/readyz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+curl -fsS "$url/readyz" >/dev/null || fail "leasehold dev never became ready"
+
+# Seed a pool, then drain it with two workers at once.
+pool="examples"
+items="$(for i in $(seq 1 "$ITEMS"); do printf '{"id":"case-%02d","data":{"n":%d}},' "$i" "$i"; done)"
+curl -fsS "$url/v1/pools/$pool/items" -H 'content-type: application/json' \
+  -d "{\"items\":[${items%,}]}" >/dev/null || fail "cannot seed the pool"
+for w in w1 w2; do
+  timeout 60 "$bin/examples/worker" --url "$url" --pool "$pool" --holder "$w" \
+    --lease-ms 300 --work-ms 400 --drain >"$work/$w.out" 2>"$work/$w.err" &
+  eval "pid_$w=\$!"
+done
+wait "$pid_w1" || { cat "$work/w1.out" "$work/w1.err" >&2; fail "worker w1 failed"; }
+wait "$pid_w2" || { cat "$work/w2.out" "$work/w2.err" >&2; fail "worker w2 failed"; }
+grep -h '^worker ' "$work/w1.out" "$work/w2.out"
+if grep -q '^lost ' "$work/w1.out" "$work/w2.out"; then fail "a worker lost a lease it kept renewing"; fi
+
+completed="$(sed -n 's/^completed \([^ ]*\) .*/\1/p' "$work/w1.out" "$work/w2.out" | sort)"
+expected="$(for i in $(seq 1 "$ITEMS"); do printf 'case-%02d\n' "$i"; done)"
+[ "$completed" = "$expected" ] || fail "the workers did not complete each item exactly once:
+$completed"
+curl -fsS "$url/v1/pools/$pool" | grep -q "\"done\":$ITEMS" || fail "the pool does not show $ITEMS done"
+
+# SIGTERM mid-work: the worker gives its item back and exits cleanly.
+curl -fsS "$url/v1/pools/stopping/items" -H 'content-type: application/json' \
+  -d '{"items":[{"id":"long"}]}' >/dev/null || fail "cannot seed the second pool"
+timeout 60 "$bin/examples/worker" --url "$url" --pool stopping --holder w3 --work-ms 60000 \
+  >"$work/w3.out" 2>&1 &
+pid_w3=$!
+for _ in $(seq 1 300); do
+  grep -q '^claimed long ' "$work/w3.out" && break
+  sleep 0.1
+done
+grep -q '^claimed long ' "$work/w3.out" || fail "worker w3 never claimed"
+kill -TERM "$pid_w3"
+wait "$pid_w3" || { cat "$work/w3.out" >&2; fail "worker w3 did not stop cleanly on SIGTERM"; }
+grep -q '^released long .*(stopping)' "$work/w3.out" || fail "worker w3 did not release its item"
+grep -h '^worker ' "$work/w3.out"
+curl -fsS "$url/v1/pools/stopping/items/long" | grep -q '"state":"available"' \
+  || fail "the item w3 held is not available again"
+
+# Case IDs for two firms, drawn all at once per firm.
+timeout 60 "$bin/examples/case_ids" --url "$url" --count "$CASES" \
+  --firm acme:Europe/Paris --firm globex:America/New_York >"$work/case_ids.out" \
+  || fail "case_ids failed"
+cat "$work/case_ids.out"
+numbers="$(for i in $(seq 1 "$CASES"); do printf '%05d\n' "$i"; done)"
+for firm in acme globex; do
+  ids="$(sed -n "s/^$firm \(CASE-[0-9]\{8\}-[0-9]\{5\}\)$/\1/p" "$work/case_ids.out")"
+  [ "$(printf '%s\n' "$ids" | sort -u | wc -l)" -eq "$CASES" ] || fail "$firm: not $CASES distinct ids"
+  [ "$(printf '%s\n' "$ids" | cut -d- -f3)" = "$numbers" ] || fail "$firm: not numbered 1..$CASES in order"
+done
+echo "examples: OK ($ITEMS items, each worked on past its lease time, completed once each by two workers, a worker stopped by SIGTERM gave its item back, $CASES case ids per firm)"
