@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Sets up and runs the tests: unit tests and the integration suite against a real
-# redis-server that the tests start on free loopback ports, then the contract suite again
-# against a real Redis Cluster of three primaries and three replicas.
+# redis-server that the tests start on free loopback ports (the dashboard's in headless
+# Chromium), the client examples against `leasehold dev`, the contract suite again against
+# a real Redis Cluster of three primaries and three replicas, and schemathesis against the
+# OpenAPI description of a running `leasehold dev`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
