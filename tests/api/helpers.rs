@@ -613,6 +613,26 @@ impl TestApp {
         self.send(self.request(Method::GET, path)).await
     }
 
+    /// `GET path` of a page that is not JSON (metrics, HTML): asserts 200 and answers its
+    /// content type and text.
+    pub async fn get_text(&self, path: &str) -> (String, String) {
+        let answer = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(answer.status(), 200, "GET {path}");
+        let content_type = answer
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = answer.text().await.expect("the text");
+        (content_type, text)
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Reply {
         self.send(self.request(Method::POST, path).json(&body))
             .await

@@ -12,24 +12,12 @@ use serde_json::json;
 
 /// The body of `GET /metrics`, checking its content type.
 async fn scrape(app: &TestApp) -> String {
-    let answer = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("GET /metrics");
-    assert_eq!(answer.status(), 200);
-    let content_type = answer
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let (content_type, text) = app.get_text("/metrics").await;
     assert!(
         content_type.starts_with("text/plain; version=0.0.4"),
         "{content_type}"
     );
-    answer.text().await.expect("metrics text")
+    text
 }
 
 /// The value of the series `name` whose labels include every one of `labels` (0 when no

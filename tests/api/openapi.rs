@@ -422,21 +422,8 @@ async fn numbers_are_read_exactly() {
 #[tokio::test]
 async fn the_docs_page_is_self_contained_html_that_reads_the_description() {
     let app = spawn_app().await;
-    let answer = app
-        .client
-        .get(app.url("/docs"))
-        .send()
-        .await
-        .expect("GET /docs");
-    assert_eq!(answer.status(), 200);
-    let content_type = answer
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let (content_type, page) = app.get_text("/docs").await;
     assert!(content_type.starts_with("text/html"), "{content_type}");
-    let page = answer.text().await.expect("the page");
     assert!(page.starts_with("<!doctype html>"), "{}", &page[..40]);
     assert!(page.contains("fetch(\"/openapi.json\")"));
     for outside in ["http://", "https://", "<script src", "<link", "@import"] {
