@@ -10,7 +10,9 @@ use utoipa::ToSchema;
 
 use crate::error::ApiError;
 use crate::names::PoolName;
-use crate::store::{ItemRecord, ItemState, PoolConfig, PoolCounts, PoolSummary, PoolView};
+use crate::store::{
+    EventKind, EventRecord, ItemRecord, ItemState, PoolConfig, PoolCounts, PoolSummary, PoolView,
+};
 
 /// Milliseconds since the epoch as an RFC 3339 UTC string with milliseconds.
 pub fn timestamp(ms: u64) -> String {
@@ -144,6 +146,59 @@ impl Leases {
                 .collect::<Result<_, _>>()?,
         })
     }
+}
+
+/// One change to an item of a pool: an entry of `GET /v1/pools/{pool}/events` and the
+/// data of an event of the live stream.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Event {
+    /// Its place in the pool's log, `<ms>-<seq>`: pass it as `after` (or `Last-Event-ID`)
+    /// to go on from here.
+    #[schema(example = "1768003200000-0")]
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// The item's id.
+    pub item: String,
+    /// The state the change left the item in (for `deleted`, the state it had).
+    pub state: ItemState,
+    /// The item's version after the change (for `deleted`, the version it had).
+    pub version: u64,
+    /// The holder the change concerned: the new one of a grant or an assignment, else the
+    /// one it had (a release names who released); null when none.
+    pub holder: Option<String>,
+    /// The fencing token of that holder's lease; null when none.
+    pub token: Option<u64>,
+    /// When it happened, by Redis's clock.
+    #[schema(format = DateTime)]
+    pub at: String,
+}
+
+impl Event {
+    pub fn new(record: &EventRecord) -> Self {
+        Event {
+            id: record.id.to_string(),
+            at: timestamp(record.id.ms),
+            kind: record.kind,
+            item: record.item.clone(),
+            state: record.state,
+            version: record.version,
+            holder: record.holder.clone(),
+            token: record.token,
+        }
+    }
+}
+
+/// `GET /v1/pools/{pool}/events`: a page of events, oldest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Events {
+    pub events: Vec<Event>,
+    /// The `after` of the next page: the last event's id, or the `after` given when there
+    /// were none (null if neither).
+    pub next_after: Option<String>,
+    /// True when events after `after` were dropped by the pool's cap (about 10,000 are
+    /// kept) before they were read: this page starts at the oldest kept.
+    pub trimmed: bool,
 }
 
 /// `GET /v1/pools/{pool}` and `PUT /v1/pools/{pool}`.

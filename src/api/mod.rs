@@ -6,6 +6,7 @@
 //! `GET /openapi.json` cannot disagree.
 
 mod counters;
+mod events;
 pub mod extract;
 mod items;
 mod leases;
@@ -63,6 +64,8 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(leases::assign))
         .routes(routes!(leases::requeue))
         .routes(routes!(leases::list_leases))
+        .routes(routes!(events::list_events))
+        .routes(routes!(events::stream_events))
         .routes(routes!(counters::counter_next))
         .routes(routes!(counters::get_counter))
 }

@@ -42,6 +42,7 @@ use crate::names::{CounterName, Holder, ItemId, PoolName};
         (name = "pools", description = "Named sets of items to share out"),
         (name = "items", description = "Items and their data, written under preconditions"),
         (name = "leases", description = "Claiming, renewing, releasing and completing items"),
+        (name = "events", description = "Every change to a pool's items: paged, or live as Server-Sent Events"),
         (name = "counters", description = "Per-tenant sequences, optionally per day"),
         (name = "operations", description = "Health, readiness, metrics and this description"),
     ),
@@ -56,6 +57,7 @@ use crate::names::{CounterName, Holder, ItemId, PoolName};
         Token,
         PageLimit,
         ItemCursor,
+        EventIdText,
         Period,
         TimeZoneName
     ))
@@ -509,6 +511,24 @@ impl PartialSchema for ItemCursor {
 }
 
 impl ToSchema for ItemCursor {}
+
+/// An event id, `<ms>-<seq>`, as an event's `id` or a page's `next_after` gave it.
+pub struct EventIdText;
+
+impl PartialSchema for EventIdText {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(crate::store::EVENT_ID_PATTERN))
+            .description(Some(
+                "An event id, `<ms>-<seq>`: an event's `id` or a page's `next_after`",
+            ))
+            .examples([json!("1768003200000-0")])
+            .into()
+    }
+}
+
+impl ToSchema for EventIdText {}
 
 /// A counter `period` to read: a day or `none`.
 pub struct Period;

@@ -7,6 +7,7 @@
 
 mod backend;
 mod counters;
+mod events;
 mod items;
 pub mod keys;
 mod leases;
@@ -29,6 +30,9 @@ use crate::names::{PoolName, Tenant};
 use backend::{Backend, Handle};
 pub use backend::{ConnectionMode, Topology};
 pub use counters::{CounterDraw, CounterFormat, PeriodKind, date_in};
+pub use events::{
+    EVENT_ID_PATTERN, EventId, EventKind, EventPage, EventRecord, Followed, Follower,
+};
 pub use items::{
     AddedItems, ItemRecord, ItemState, ListCursor, NewItem, Preconditions, PutItem, data_text,
 };
@@ -36,7 +40,7 @@ pub use pools::{PoolConfig, PoolCounts, PoolSettings, PoolStats, PoolSummary, Po
 pub use redis::{ClientTlsConfig, TlsCertificates};
 pub use scripts::Scripts;
 use wakeups::Wakeups;
-pub use wakeups::stop_waiting;
+pub use wakeups::{stop_waiting, stopping as stop_waiting_signal};
 
 /// How writes are made durable before they are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,6 +161,7 @@ struct Inner {
     scripts: Scripts,
     settings: StoreSettings,
     wakeups: Arc<Wakeups>,
+    feeds: events::Feeds,
 }
 
 /// The tagged reply every script returns: `ok`, a refusal (`err`), or `retry`.
@@ -200,6 +205,7 @@ impl Store {
                 scripts: Scripts::new(),
                 settings,
                 wakeups: Arc::default(),
+                feeds: events::Feeds::default(),
             }),
         };
         store.check_settings().await.map_err(|e| match e {

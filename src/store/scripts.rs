@@ -33,6 +33,7 @@ pub struct Scripts {
     pub assign: Script,
     pub requeue: Script,
     pub list_leases: Script,
+    pub list_events: Script,
     pub counter_next: Script,
     pub rate_limit: Script,
 }
@@ -56,6 +57,7 @@ impl Scripts {
             assign: pool_script!("assign"),
             requeue: pool_script!("requeue"),
             list_leases: pool_script!("list_leases"),
+            list_events: pool_script!("list_events"),
             counter_next: Script::new(concat!(
                 include_str!("../../lua/lib/idempotency.lua"),
                 include_str!("../../lua/counter_next.lua")
@@ -65,7 +67,7 @@ impl Scripts {
     }
 
     /// Every script with its name (its file in `lua/`).
-    pub fn named(&self) -> [(&'static str, &Script); 18] {
+    pub fn named(&self) -> [(&'static str, &Script); 19] {
         [
             ("put_pool", &self.put_pool),
             ("get_pool", &self.get_pool),
@@ -83,12 +85,13 @@ impl Scripts {
             ("assign", &self.assign),
             ("requeue", &self.requeue),
             ("list_leases", &self.list_leases),
+            ("list_events", &self.list_events),
             ("counter_next", &self.counter_next),
             ("rate_limit", &self.rate_limit),
         ]
     }
 
-    pub fn all(&self) -> [&Script; 18] {
+    pub fn all(&self) -> [&Script; 19] {
         self.named().map(|(_, script)| script)
     }
 

@@ -9,7 +9,8 @@ use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-/// Every operation of the contract (DESIGN.md), and the operations endpoints.
+/// Every operation of the contract (DESIGN.md), the event log, and the operations
+/// endpoints.
 const OPERATIONS: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -34,6 +35,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("PUT", "/v1/pools/{pool}/items/{id}/holder"),
     ("POST", "/v1/pools/{pool}/items/{id}/requeue"),
     ("GET", "/v1/pools/{pool}/leases"),
+    ("GET", "/v1/pools/{pool}/events"),
+    ("GET", "/v1/pools/{pool}/events/stream"),
     ("POST", "/v1/counters/{name}/next"),
     ("GET", "/v1/counters/{name}"),
 ];

@@ -1,0 +1,32 @@
+-- list_events: a page of a pool's events, oldest first: every change to one of its items
+-- (added, claimed, renewed, released, completed, expired, delay_over, assigned, unassigned,
+-- written, requeued, deleted), with the state and version it left, and the holder and
+-- token it concerned. The stream keeps about the last EVENTS_MAX (lib/pool.lua).
+-- KEYS: the eleven pool keys (lib/pool.lua).
+-- ARGV: 1 '', 2 '', 3 the id of the first event to return ('-' = the oldest kept; the
+--       caller passes the id just after the last one it saw), 4 limit (1..1000).
+-- Returns {ok = {events = [{id, type, item, state, version, holder?, token?}...],
+-- trimmed_through = id, last = id}} or {err = not_found}. `trimmed_through` is the newest
+-- event the cap has dropped ('0-0' if none): a caller that had not seen it has missed
+-- events. `last` is the newest event ('0-0' if none yet).
+local start, limit = ARGV[3], int_arg(4, 1, 1000)
+if not pool_exists() then return read_reply({err = 'not_found'}) end
+if redis.call('EXISTS', K_EVENTS) == 0 then
+  return read_reply({ok = {events = {}, trimmed_through = '0-0', last = '0-0'}})
+end
+
+local info = redis.call('XINFO', 'STREAM', K_EVENTS)
+local trimmed_through, last = '0-0', '0-0'
+for i = 1, #info, 2 do
+  if info[i] == 'max-deleted-entry-id' then trimmed_through = info[i + 1] end
+  if info[i] == 'last-generated-id' then last = info[i + 1] end
+end
+
+local events = {}
+for _, entry in ipairs(redis.call('XRANGE', K_EVENTS, start, '+', 'COUNT', int_text(limit))) do
+  local event, fields = {id = entry[1]}, entry[2]
+  -- Every field stays text (version and token too: cjson would round numbers past 1e14).
+  for i = 1, #fields, 2 do event[fields[i]] = fields[i + 1] end
+  events[#events + 1] = event
+end
+return read_reply({ok = {events = events, trimmed_through = trimmed_through, last = last}})

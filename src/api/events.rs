@@ -1,0 +1,163 @@
+//! Events: `GET /events` pages through a pool's change log; `GET /events/stream` follows
+//! it live as Server-Sent Events, resuming after `Last-Event-ID`.
+
+use std::convert::Infallible;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::extract::{PathParams, QueryParams};
+use super::openapi::{EventIdText, PageLimit};
+use super::{page_limit, reply};
+use crate::app::AppState;
+use crate::error::ApiError;
+use crate::model::{Event, Events};
+use crate::names::{PoolName, Tenant};
+use crate::store::{EventId, Followed, stop_waiting_signal};
+
+/// An event id from the query or a header.
+fn event_id(field: &str, text: &str) -> Result<EventId, ApiError> {
+    EventId::parse(text)
+        .ok_or_else(|| ApiError::invalid(field, "must be an event id such as 1768003200000-0"))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventsQuery {
+    /// Start after this event: an event's `id`, or the previous page's `next_after`.
+    /// Without it, from the oldest event kept.
+    #[param(value_type = Option<EventIdText>)]
+    after: Option<String>,
+    /// Default 100.
+    #[param(value_type = Option<PageLimit>)]
+    limit: Option<u64>,
+}
+
+/// A page of the pool's events, oldest first: every change to one of its items, with the
+/// state and version it left and the holder and token it concerned. The audit trail
+/// ("who held case X, and when"). The pool keeps about its last 10,000 events; deleting
+/// the pool deletes them.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{pool}/events",
+    tag = "events",
+    params(("pool" = PoolName, Path), EventsQuery),
+    responses(
+        (status = 200, description = "A page of events; an empty page means none newer yet (poll again with the same `next_after`)", body = Events),
+        (status = 404, description = "`not_found`: no such pool"),
+    )
+)]
+pub async fn list_events(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    PathParams(pool): PathParams<String>,
+    QueryParams(query): QueryParams<EventsQuery>,
+) -> Result<Response, ApiError> {
+    let pool = PoolName::parse("pool", &pool)?;
+    let after = query
+        .after
+        .as_deref()
+        .map(|a| event_id("after", a))
+        .transpose()?;
+    let limit = page_limit(query.limit)?;
+    let page = app
+        .store()
+        .pool(&tenant, &pool)
+        .list_events(after, limit)
+        .await?;
+    let next_after = page.events.last().map(|e| e.id).or(after);
+    let events = Events {
+        events: page.events.iter().map(Event::new).collect(),
+        next_after: next_after.map(|id| id.to_string()),
+        trimmed: page.trimmed,
+    };
+    Ok(reply(StatusCode::OK, &events, false))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// Start after this event; `Last-Event-ID` takes precedence. Without either, from the
+    /// oldest event kept.
+    #[param(value_type = Option<EventIdText>)]
+    after: Option<String>,
+}
+
+/// The pool's events, live, as Server-Sent Events (`text/event-stream`): first those
+/// after `Last-Event-ID` (or `after`), then each new one as it happens (within about half
+/// a second). Each SSE event has the event's `id`, its `type` as the event name, and the
+/// event as JSON data, so a browser's `EventSource` resumes where it left off by itself.
+/// An SSE event named `trimmed` (no id, data `{}`) says events were dropped by the cap
+/// before they could be sent. A comment every 15 s keeps idle connections open; the
+/// stream ends when the pool is deleted or the server stops.
+#[utoipa::path(
+    get,
+    path = "/v1/pools/{pool}/events/stream",
+    tag = "events",
+    params(
+        ("pool" = PoolName, Path),
+        StreamQuery,
+        ("Last-Event-ID" = Option<EventIdText>, Header, description = "The id of the last event received: resume after it"),
+    ),
+    responses(
+        (status = 200, description = "A stream of events that does not end by itself", content_type = "text/event-stream", body = String),
+        (status = 404, description = "`not_found`: no such pool"),
+    )
+)]
+pub async fn stream_events(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    PathParams(pool): PathParams<String>,
+    QueryParams(query): QueryParams<StreamQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let pool = PoolName::parse("pool", &pool)?;
+    let resume = match headers.get("last-event-id") {
+        Some(value) => Some(event_id(
+            "Last-Event-ID",
+            value.to_str().unwrap_or_default(),
+        )?),
+        None => None,
+    };
+    let after = match (resume, query.after.as_deref()) {
+        (Some(id), _) => Some(id),
+        (None, Some(text)) => Some(event_id("after", text)?),
+        (None, None) => None,
+    };
+    let follower = app
+        .store()
+        .pool(&tenant, &pool)
+        .follow_events(after)
+        .await?;
+    let events = futures::stream::unfold(follower, |mut follower| async move {
+        let next = follower.next().await?;
+        Some((Ok::<_, Infallible>(sse_event(next)), follower))
+    })
+    // A live stream never ends by itself: end it when the process stops, so it can.
+    .take_until(stop_waiting_signal());
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn sse_event(next: Followed) -> SseEvent {
+    match next {
+        Followed::Trimmed => SseEvent::default().event("trimmed").data("{}"),
+        Followed::Event(record) => {
+            let event = SseEvent::default()
+                .id(record.id.to_string())
+                .event(record.kind.as_str());
+            match serde_json::to_string(&Event::new(&record)) {
+                Ok(json) => event.data(json),
+                Err(_) => event.comment("unencodable event"),
+            }
+        }
+    }
+}

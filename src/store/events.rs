@@ -1,0 +1,444 @@
+//! Events: a page of a pool's change log (`GET /events`), and following it live (the SSE
+//! stream).
+//!
+//! Live followers of a pool on one replica share one reader: it looks for new events
+//! every [`POLL_EVERY`] while anyone follows, and hands each to every follower through a
+//! broadcast channel. So Redis sees a read per pool and replica every half second however
+//! many browsers watch. A follower first reads what it missed itself (from its
+//! `Last-Event-ID`), then takes the shared events, skipping those it has already sent;
+//! one that falls too far behind the channel reads from Redis again.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use tokio::sync::{Mutex, broadcast};
+use tokio::task::JoinHandle;
+
+use super::{ItemState, PoolRef, Store, keys, lua_list};
+use crate::error::{ApiError, RefusalCode};
+use crate::names::{PoolName, Tenant};
+
+/// How often a pool's shared reader looks for new events while anyone follows it.
+pub const POLL_EVERY: Duration = Duration::from_millis(500);
+/// How many events one read takes.
+const READ_PAGE: u64 = 100;
+/// How many events a follower may fall behind the shared reader before it reads again.
+const CHANNEL_CAPACITY: usize = 1024;
+
+/// What happened to an item: one per change, appended by `update()` in `lua/lib/pool.lua`
+/// (and by `add_items` and `delete_item`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Added (by the bulk add, or by a PUT that created it).
+    Added,
+    /// Leased to `holder` with fencing token `token`.
+    Claimed,
+    /// Its lease was extended.
+    Renewed,
+    /// Its holder gave it back (to the pool, into a delay, or dead after its attempts).
+    Released,
+    /// Its holder finished it.
+    Completed,
+    /// Its lease ran out (back to the pool, or dead after its attempts).
+    Expired,
+    /// Its release delay ended: available again.
+    DelayOver,
+    /// Given to `holder` by an assignment.
+    Assigned,
+    /// An assignment took it from its holder back to the pool.
+    Unassigned,
+    /// Its data or priority was written.
+    Written,
+    /// Put back to the pool from done or dead, its attempts reset.
+    Requeued,
+    /// Deleted (`state` and `version` are the ones it had).
+    Deleted,
+}
+
+impl EventKind {
+    /// Its name on the wire (the `type` field, and the SSE event name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Added => "added",
+            EventKind::Claimed => "claimed",
+            EventKind::Renewed => "renewed",
+            EventKind::Released => "released",
+            EventKind::Completed => "completed",
+            EventKind::Expired => "expired",
+            EventKind::DelayOver => "delay_over",
+            EventKind::Assigned => "assigned",
+            EventKind::Unassigned => "unassigned",
+            EventKind::Written => "written",
+            EventKind::Requeued => "requeued",
+            EventKind::Deleted => "deleted",
+        }
+    }
+}
+
+/// What [`EventId::parse`] accepts.
+pub const EVENT_ID_PATTERN: &str = "^[0-9]{1,19}-[0-9]{1,19}$";
+
+/// An event id as Redis streams write them, `<ms>-<seq>`: ordered by time, then by the
+/// order of the changes within a millisecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EventId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl EventId {
+    /// `<ms>-<seq>`, each of 1 to 19 digits (so it fits 64 bits, as Redis's do);
+    /// `None` for anything else. [`EVENT_ID_PATTERN`] says the same.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (ms, seq) = text.split_once('-')?;
+        let number = |part: &str| {
+            if part.is_empty() || part.len() > 19 || !part.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            part.parse::<u64>().ok()
+        };
+        Some(EventId {
+            ms: number(ms)?,
+            seq: number(seq)?,
+        })
+    }
+
+    /// The smallest id after this one (`None` after the largest there can be).
+    fn successor(self) -> Option<Self> {
+        match (self.seq.checked_add(1), self.ms.checked_add(1)) {
+            (Some(seq), _) => Some(EventId { ms: self.ms, seq }),
+            (None, Some(ms)) => Some(EventId { ms, seq: 0 }),
+            (None, None) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for EventId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        EventId::parse(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a stream id: {text}")))
+    }
+}
+
+/// One change to an item, as `lua/lib/pool.lua` appends it to the pool's stream.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventRecord {
+    /// The stream entry id: when it happened (Redis's clock), and its place in the log.
+    pub id: EventId,
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    pub item: String,
+    /// The state the change left the item in.
+    pub state: ItemState,
+    #[serde(deserialize_with = "number_text")]
+    pub version: u64,
+    pub holder: Option<String>,
+    #[serde(default, deserialize_with = "optional_number_text")]
+    pub token: Option<u64>,
+}
+
+/// A page of events, and whether events the caller had not seen were dropped by the cap.
+#[derive(Debug)]
+pub struct EventPage {
+    pub events: Vec<EventRecord>,
+    /// True when events after the caller's `after` were dropped before it read them: the
+    /// page starts at the oldest event kept, and what came between is lost.
+    pub trimmed: bool,
+}
+
+#[derive(Deserialize)]
+struct ScriptPage {
+    #[serde(deserialize_with = "lua_list")]
+    events: Vec<EventRecord>,
+    trimmed_through: EventId,
+    last: EventId,
+}
+
+/// The stream keeps numbers as text; so does the script (cjson would round past 1e14).
+fn number_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    text.parse()
+        .map_err(|_| serde::de::Error::custom(format!("not a whole number: {text}")))
+}
+
+fn optional_number_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    number_text(deserializer).map(Some)
+}
+
+impl PoolRef<'_> {
+    /// Up to `limit` events after the one with id `after` (from the oldest kept if none).
+    pub async fn list_events(
+        &self,
+        after: Option<EventId>,
+        limit: u64,
+    ) -> Result<EventPage, ApiError> {
+        let start = match after {
+            None => "-".to_owned(),
+            Some(after) => match after.successor() {
+                Some(next) => next.to_string(),
+                // Nothing can come after the largest id; the pool must still exist.
+                None => "+".to_owned(),
+            },
+        };
+        let page = self.read_events(start, limit).await?;
+        let trimmed = match after {
+            Some(after) => after < page.trimmed_through,
+            None => false,
+        };
+        Ok(EventPage {
+            events: page.events,
+            trimmed,
+        })
+    }
+
+    /// The id of the pool's newest event (`0-0` if it has none yet).
+    async fn last_event(&self) -> Result<EventId, ApiError> {
+        Ok(self.read_events("+".to_owned(), 1).await?.last)
+    }
+
+    async fn read_events(&self, start: String, limit: u64) -> Result<ScriptPage, ApiError> {
+        self.read(&self.scripts().list_events, &[start, limit.to_string()])
+            .await
+    }
+
+    /// Follows the pool's events from after `after` (from the oldest kept if none), live:
+    /// a 404 now if the pool does not exist.
+    pub async fn follow_events(&self, after: Option<EventId>) -> Result<Follower, ApiError> {
+        let feed = self.store.inner.feeds.feed(self).await?;
+        let receiver = feed.receiver.resubscribe();
+        let mut follower = Follower {
+            store: self.store.clone(),
+            tenant: self.tenant.clone(),
+            pool: self.pool.clone(),
+            _feed: feed,
+            receiver,
+            after,
+            backlog: VecDeque::new(),
+            catching_up: true,
+        };
+        // The first read now, so a pool that does not exist is an error, not a stream.
+        follower.catch_up().await?;
+        Ok(follower)
+    }
+}
+
+/// What a follower gets next.
+#[derive(Debug)]
+pub enum Followed {
+    Event(Arc<EventRecord>),
+    /// Events after the last one sent were dropped by the cap before this follower read
+    /// them: what follows starts at the oldest kept.
+    Trimmed,
+}
+
+/// One live follower of a pool's events.
+pub struct Follower {
+    store: Store,
+    tenant: Tenant,
+    pool: PoolName,
+    /// Keeps the pool's shared reader running while this follower lives.
+    _feed: Arc<Feed>,
+    receiver: broadcast::Receiver<Arc<EventRecord>>,
+    /// The last event sent (or the caller's starting point).
+    after: Option<EventId>,
+    backlog: VecDeque<Followed>,
+    /// Reading from Redis until a read comes back short, rather than from the channel.
+    catching_up: bool,
+}
+
+impl Follower {
+    /// The next event, waiting as long as it takes; `None` once the pool is gone.
+    pub async fn next(&mut self) -> Option<Followed> {
+        loop {
+            if let Some(next) = self.backlog.pop_front() {
+                if let Followed::Event(event) = &next {
+                    self.after = Some(event.id);
+                }
+                return Some(next);
+            }
+            if self.catching_up {
+                match self.catch_up().await {
+                    Ok(()) => continue,
+                    Err(ApiError::Refused(refusal)) if refusal.code == RefusalCode::NotFound => {
+                        return None;
+                    }
+                    // Redis out of reach for a moment: try again shortly.
+                    Err(_) => {
+                        tokio::time::sleep(POLL_EVERY).await;
+                        continue;
+                    }
+                }
+            }
+            match self.receiver.recv().await {
+                Ok(event) if Some(event.id) <= self.after => {}
+                Ok(event) => self.backlog.push_back(Followed::Event(event)),
+                Err(broadcast::error::RecvError::Lagged(_)) => self.catching_up = true,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// Reads one page after the last event sent into the backlog; a short page means this
+    /// follower has caught up and takes the shared reader's events from now on.
+    async fn catch_up(&mut self) -> Result<(), ApiError> {
+        let page = self
+            .store
+            .pool(&self.tenant, &self.pool)
+            .list_events(self.after, READ_PAGE)
+            .await?;
+        if page.trimmed {
+            self.backlog.push_back(Followed::Trimmed);
+        }
+        self.catching_up = page.events.len() as u64 == READ_PAGE;
+        self.backlog.extend(
+            page.events
+                .into_iter()
+                .map(|e| Followed::Event(Arc::new(e))),
+        );
+        Ok(())
+    }
+}
+
+/// The shared readers of this replica, by pool.
+#[derive(Default)]
+pub(super) struct Feeds(Mutex<HashMap<String, Weak<Feed>>>);
+
+/// A pool's shared reader; it stops when the last follower drops it.
+struct Feed {
+    /// A receiver to make new ones from (`resubscribe`); never read itself.
+    receiver: broadcast::Receiver<Arc<EventRecord>>,
+    reader: JoinHandle<()>,
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl Feeds {
+    /// The pool's running reader, started if there is none. A reader starts after the
+    /// pool's newest event, read before anyone subscribes: whatever a follower reads
+    /// itself after subscribing reaches at least that far, so nothing falls between.
+    async fn feed(&self, pool: &PoolRef<'_>) -> Result<Arc<Feed>, ApiError> {
+        let key = keys::pool_events(pool.tenant, pool.pool);
+        let mut feeds = self.0.lock().await;
+        feeds.retain(|_, feed| feed.strong_count() > 0);
+        if let Some(feed) = feeds.get(&key).and_then(Weak::upgrade)
+            && !feed.reader.is_finished()
+        {
+            return Ok(feed);
+        }
+        let last = pool.last_event().await?;
+        let (sender, receiver) = broadcast::channel(CHANNEL_CAPACITY);
+        let reader = tokio::spawn(read_feed(
+            pool.store.clone(),
+            pool.tenant.clone(),
+            pool.pool.clone(),
+            last,
+            sender,
+        ));
+        let feed = Arc::new(Feed { receiver, reader });
+        feeds.insert(key, Arc::downgrade(&feed));
+        Ok(feed)
+    }
+}
+
+/// A pool's shared reader: every new event, in order, to every follower, until the pool
+/// is gone (or the last follower leaves, which aborts it).
+async fn read_feed(
+    store: Store,
+    tenant: Tenant,
+    pool: PoolName,
+    mut after: EventId,
+    sender: broadcast::Sender<Arc<EventRecord>>,
+) {
+    loop {
+        let page = store
+            .pool(&tenant, &pool)
+            .list_events(Some(after), READ_PAGE)
+            .await;
+        let full = match page {
+            Ok(page) => {
+                let full = page.events.len() as u64 == READ_PAGE;
+                for event in page.events {
+                    after = event.id;
+                    // No receiver but the template: nobody to tell.
+                    let _ = sender.send(Arc::new(event));
+                }
+                full
+            }
+            Err(ApiError::Refused(refusal)) if refusal.code == RefusalCode::NotFound => return,
+            // Redis out of reach for a moment: try again at the next poll.
+            Err(_) => false,
+        };
+        if !full {
+            tokio::time::sleep(POLL_EVERY).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_are_two_whole_numbers_ordered_by_time_then_sequence() {
+        let id = |text: &str| EventId::parse(text).expect("an event id");
+        assert_eq!(
+            id("1768003200000-7"),
+            EventId {
+                ms: 1768003200000,
+                seq: 7
+            }
+        );
+        assert_eq!(id("1768003200000-7").to_string(), "1768003200000-7");
+        assert!(id("5-0") < id("5-1"));
+        assert!(id("5-99") < id("6-0"));
+        for bad in [
+            "",
+            "5",
+            "-",
+            "5-",
+            "-5",
+            "5-x",
+            "+5-1",
+            "10000000000000000000-0",
+            "1-2-3",
+        ] {
+            assert_eq!(EventId::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_successor_of_an_id_carries_into_the_milliseconds() {
+        let next = |text: &str| {
+            EventId::parse(text)
+                .expect("an event id")
+                .successor()
+                .map(|id| id.to_string())
+        };
+        assert_eq!(next("5-1").as_deref(), Some("5-2"));
+        let last = EventId {
+            ms: u64::MAX,
+            seq: u64::MAX,
+        };
+        assert_eq!(
+            EventId { ms: 5, ..last }.successor(),
+            Some(EventId { ms: 6, seq: 0 })
+        );
+        assert_eq!(last.successor(), None);
+    }
+}
