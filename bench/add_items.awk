@@ -3,15 +3,15 @@
 # priority i % 10, data {}. Variables: sha, tenant, pool, n, batch, from (default 1).
 function bulk(s) { printf "$%d\r\n%s\r\n", length(s), s }
 BEGIN {
-  split("pool items avail leased delayed done dead holders fence idem", sfx, " ")
+  split("pool items avail leased delayed done dead holders fence events idem", sfx, " ")
   pre = "lh:{" tenant "/" pool "}:"
   if (from == "") from = 1
   last = from + n - 1
   for (start = from; start <= last; start += batch) {
     b = (last - start + 1 < batch) ? last - start + 1 : batch
-    printf "*%d\r\n", 3 + 10 + 2 + 3 * b
-    bulk("EVALSHA"); bulk(sha); bulk("10")
-    for (k = 1; k <= 10; k++) bulk(pre sfx[k])
+    printf "*%d\r\n", 3 + 11 + 2 + 3 * b
+    bulk("EVALSHA"); bulk(sha); bulk("11")
+    for (k = 1; k <= 11; k++) bulk(pre sfx[k])
     bulk(""); bulk("")
     for (i = start; i < start + b; i++) { bulk("i" i); bulk(i % 10); bulk("{}") }
   }

@@ -141,10 +141,13 @@ script_src() { cat "$ROOT/lua/lib/idempotency.lua" "$ROOT/lua/lib/pool.lua" "$RO
 SHA_ADD=$(script_src add_items | rcli -x SCRIPT LOAD)
 SHA_CLAIM=$(script_src claim_next | rcli -x SCRIPT LOAD)
 SHA_CTR=$(cat "$ROOT/lua/lib/idempotency.lua" "$ROOT/lua/counter_next.lua" | rcli -x SCRIPT LOAD)
+# claim_next without the event it appends to the pool's log: the XADD line taken out.
+SHA_CLAIM_QUIET=$(script_src claim_next | sed "/redis.call('XADD'/d" | rcli -x SCRIPT LOAD)
+[[ "$SHA_CLAIM_QUIET" != "$SHA_CLAIM" ]] || die "no XADD found to take out of claim_next"
 
 pool_keys() {
   local s
-  for s in pool items avail leased delayed done dead holders fence idem; do
+  for s in pool items avail leased delayed done dead holders fence events idem; do
     printf 'lh:{%s/%s}:%s ' "$TENANT" "$1" "$s"
   done
 }
@@ -290,7 +293,7 @@ for round in $(seq "$GROWTH_ROUNDS"); do
     run_wrk "grow_http_${label}_$round" 1 2 "/v1/pools/$pool-http/claim" "$(claim_body grower)" \
       "$GROWTH_CLAIMS"
     # shellcheck disable=SC2046
-    run_rb "grow_raw_${label}_$round" "$GROWTH_CLAIMS" 1 EVALSHA "$SHA_CLAIM" 10 \
+    run_rb "grow_raw_${label}_$round" "$GROWTH_CLAIMS" 1 EVALSHA "$SHA_CLAIM" 11 \
       $(pool_keys "$pool-raw") '' '' grower 1 "$LEASE_MS"
   done
 done
@@ -314,7 +317,7 @@ for k in 1 100 10000; do
     load_pool "exp$k-$sys" $((k + 2 * GROWTH_CLAIMS)) >/dev/null
     per=$((k < 100 ? k : 100))
     # shellcheck disable=SC2046
-    run_rb "expset_${k}_$sys" $((k / per)) 1 EVALSHA "$SHA_CLAIM" 10 $(pool_keys "exp$k-$sys") \
+    run_rb "expset_${k}_$sys" $((k / per)) 1 EVALSHA "$SHA_CLAIM" 11 $(pool_keys "exp$k-$sys") \
       '' '' sleeper "$per" 2000
   done
 done
@@ -326,7 +329,7 @@ for k in 1 100 10000; do
   done
   run_wrk "exp_http_$k" 1 2 "/v1/pools/exp$k-http/claim" "$(claim_body grower)" "$GROWTH_CLAIMS"
   # shellcheck disable=SC2046
-  run_rb "exp_raw_$k" "$GROWTH_CLAIMS" 1 EVALSHA "$SHA_CLAIM" 10 $(pool_keys "exp$k-raw") \
+  run_rb "exp_raw_$k" "$GROWTH_CLAIMS" 1 EVALSHA "$SHA_CLAIM" 11 $(pool_keys "exp$k-raw") \
     '' '' grower 1 "$LEASE_MS"
   R[exp_left_$k]=$(rcli ZCOUNT "lh:{$TENANT/exp$k-http}:leased" -inf "($(($(date +%s%N) / 1000000))")
   log "  $k expired: HTTP p50 ${R[exp_http_${k}_p50]} ms, EVALSHA p50 ${R[exp_raw_${k}_p50]} ms"
@@ -335,7 +338,7 @@ done
 # ---------------------------------------------------------------- 6. bytes per leased item
 log "memory: leasing every item of g100k-raw (count 100 a call)"
 # shellcheck disable=SC2046
-run_rb lease_all 1000 4 EVALSHA "$SHA_CLAIM" 10 $(pool_keys g100k-raw) '' '' worker-1 100 "$LEASE_MS"
+run_rb lease_all 1000 4 EVALSHA "$SHA_CLAIM" 11 $(pool_keys g100k-raw) '' '' worker-1 100 "$LEASE_MS"
 [[ $(avail g100k-raw) -eq 0 ]] || die "g100k-raw still has $(avail g100k-raw) available"
 g2=$(used_memory)
 R[bytes_leased_100k]=$(((g2 - g0) / 100000))
@@ -345,7 +348,7 @@ for c in "${CONNS[@]}"; do
   log "claim-next at $c connection(s): HTTP (wrk), EVALSHA (redis-benchmark), SKIP LOCKED (pgbench)"
   run_wrk "http_$c" "$c" "$SECS" /v1/pools/bench-http/claim "$(claim_body "wrk")"
   # shellcheck disable=SC2046
-  run_rb_timed "raw_$c" "$c" $(($(avail bench-raw) / 3)) EVALSHA "$SHA_CLAIM" 10 \
+  run_rb_timed "raw_$c" "$c" $(($(avail bench-raw) / 3)) EVALSHA "$SHA_CLAIM" 11 \
     $(pool_keys bench-raw) '' '' rb 1 "$LEASE_MS"
   run_pg "pg_$c" "$c" "$SECS"
   log "  HTTP ${R[http_${c}_rps]}/s, EVALSHA ${R[raw_${c}_rps]}/s, PostgreSQL ${R[pg_${c}_rps]}/s"
@@ -366,6 +369,45 @@ for c in "${CONNS[@]}"; do
   run_rb_timed "incr_$c" "$c" 100000000 INCR "lh:{$TENANT/ctr/bench-incr}:p:-"
   log "  HTTP ${R[ctr_http_${c}_rps]}/s, EVALSHA ${R[ctr_raw_${c}_rps]}/s, INCR ${R[incr_${c}_rps]}/s"
 done
+
+# ---------------------------------------------------------------- 7. the event log's cost
+# claim_next as it runs (with its XADD) against the same script with the XADD taken out,
+# on two pools loaded alike, in alternating rounds at 1 and 64 connections; median of the
+# rounds. Then the memory a pool's full log takes (MEMORY USAGE of the stream ÷ XLEN).
+EV_ROUNDS=3
+EV_N1=$((SECS * 1000)) EV_N64=$((SECS * 6000))
+EV_ITEMS=$((EV_ROUNDS * (EV_N1 + EV_N64) + 1000))
+log "event log: loading ev-on and ev-off with $EV_ITEMS items each"
+load_pool ev-on "$EV_ITEMS" >/dev/null
+load_pool ev-off "$EV_ITEMS" >/dev/null
+XLEN_OFF_BEFORE=$(rcli XLEN "lh:{$TENANT/ev-off}:events")
+for round in $(seq "$EV_ROUNDS"); do
+  for c in 1 64; do
+    n=$((c == 1 ? EV_N1 : EV_N64))
+    # shellcheck disable=SC2046
+    run_rb "ev_on_${c}_$round" "$n" "$c" EVALSHA "$SHA_CLAIM" 11 $(pool_keys ev-on) \
+      '' '' rb 1 "$LEASE_MS"
+    # shellcheck disable=SC2046
+    run_rb "ev_off_${c}_$round" "$n" "$c" EVALSHA "$SHA_CLAIM_QUIET" 11 $(pool_keys ev-off) \
+      '' '' rb 1 "$LEASE_MS"
+  done
+done
+[[ $(rcli XLEN "lh:{$TENANT/ev-off}:events") -eq $XLEN_OFF_BEFORE ]] ||
+  die "the script without XADD still appended events"
+for c in 1 64; do
+  for sys in on off; do
+    for q in rps p50 p99; do
+      vals=()
+      for round in $(seq "$EV_ROUNDS"); do vals+=("${R[ev_${sys}_${c}_${round}_$q]}"); done
+      R[ev_${sys}_${c}_$q]=$(median "${vals[@]}")
+    done
+  done
+  log "  $c conn(s): with the event ${R[ev_on_${c}_rps]}/s, without ${R[ev_off_${c}_rps]}/s"
+done
+R[ev_xlen]=$(rcli XLEN "lh:{$TENANT/ev-on}:events")
+R[ev_bytes]=$(rcli MEMORY USAGE "lh:{$TENANT/ev-on}:events" SAMPLES 0)
+R[ev_bytes_each]=$((R[ev_bytes] / R[ev_xlen]))
+log "  a full log: ${R[ev_xlen]} events, $((R[ev_bytes] / 1024)) KiB (${R[ev_bytes_each]} bytes an event)"
 
 # ---------------------------------------------------------------- 6. RSS at 1,000 connections
 rss_kib() { awk '$1 == "VmRSS:" {print $2}' "/proc/$LH_PID/status"; }
@@ -436,6 +478,17 @@ side_by_side() {
       "${R[exp_http_${k}_p99]}" "${R[exp_raw_${k}_p50]}" "${R[exp_raw_${k}_p99]}" "${R[exp_left_$k]}"
   done
   echo
+  echo "**The event log's cost**: EVALSHA claim_next as it runs (appending its event to the pool's log) and the same script with its XADD taken out, two pools loaded alike, alternating rounds of $EV_N1 (1 conn) / $EV_N64 (64 conns) claims, median of $EV_ROUNDS"
+  echo
+  echo "| conns | with the event/s | p50 | p99 | without/s | p50 | p99 | with ÷ without |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for c in 1 64; do
+    printf '| %s | %s | %s | %s | %s | %s | %s | **%s** |\n' "$c" \
+      "$(f "${R[ev_on_${c}_rps]}")" "${R[ev_on_${c}_p50]}" "${R[ev_on_${c}_p99]}" \
+      "$(f "${R[ev_off_${c}_rps]}")" "${R[ev_off_${c}_p50]}" "${R[ev_off_${c}_p99]}" \
+      "$(ratio "${R[ev_on_${c}_rps]}" "${R[ev_off_${c}_rps]}")"
+  done
+  echo
   echo "**Memory and loading**"
   echo
   echo "| figure | value |"
@@ -443,6 +496,7 @@ side_by_side() {
   echo "| Redis bytes per available item, no data (used_memory delta, pool of $ITEMS) | ${R[bytes_avail_1m]} |"
   echo "| Redis bytes per available item, no data (pool of 100,000) | ${R[bytes_avail_100k]} |"
   echo "| Redis bytes per leased item, no data (the same 100,000, all leased) | ${R[bytes_leased_100k]} |"
+  echo "| a pool's full event log: events kept (XLEN), Redis bytes (MEMORY USAGE), bytes an event | ${R[ev_xlen]}, ${R[ev_bytes]}, ${R[ev_bytes_each]} |"
   echo "| leasehold RSS idle after the runs (MiB) | $(mib "${R[rss_idle]}") |"
   echo "| leasehold RSS at 1,000 open connections, peak while wrk -c 1000 ran counters (MiB) | $(mib "${R[rss_1000]}") |"
   echo "| leasehold peak RSS over the whole run, VmHWM (MiB) | $(mib "${R[rss_hwm]}") |"
@@ -466,6 +520,7 @@ target() {
   target "HTTP claim-next p50 at $ITEMS items ≤ 1.5 × p50 at 1,000 items" "${R[grow_http_1m_p50]}" "${R[grow_http_1k_p50]}" "<=" 1.5 " × (EVALSHA: $(ratio "${R[grow_raw_1m_p50]}" "${R[grow_raw_1k_p50]}") ×)"
   target "≤ 250 bytes of Redis memory per available item without data" "${R[bytes_avail_1m]}" 1 "<=" 250 " bytes"
   target "coordinator RSS ≤ 64 MiB at 1,000 connections" "$(mib "${R[rss_1000]}")" 1 "<=" 64 " MiB"
+  target "the event log costs claim-next ≤ 15 % of Redis throughput at 64 connections (else: a pool setting)" "${R[ev_on_64_rps]}" "${R[ev_off_64_rps]}" ">=" 0.85 " ×"
 } >"$TARGETS"
 
 # ---------------------------------------------------------------- chart
