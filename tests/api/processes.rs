@@ -320,6 +320,45 @@ async fn sigterm_ends_long_polls_at_once_with_an_empty_answer() {
     assert!(status.success(), "exit after SIGTERM: {status}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_live_event_streams_so_the_process_can_stop() {
+    let redis = RedisProcess::start(&[]);
+    let (mut server, port) = Leasehold::serve(&redis.url(), &["--allow-anonymous"], &[]).await;
+    let client = reqwest::Client::new();
+    let pool = format!("http://127.0.0.1:{port}/v1/pools/watched");
+    let added = client
+        .post(format!("{pool}/items"))
+        .json(&json!({"items": [{"id": "a"}]}))
+        .send()
+        .await
+        .expect("add");
+    assert_eq!(added.status(), 200);
+    let mut stream = client
+        .get(format!("{pool}/events/stream"))
+        .send()
+        .await
+        .expect("the stream");
+    assert_eq!(stream.status(), 200);
+    let first = stream.chunk().await.expect("a chunk").expect("the backlog");
+    assert!(String::from_utf8_lossy(&first).contains("event: added"));
+    let stopping = Instant::now();
+    server.terminate();
+    // The stream ends (rather than holding the stop up until the grace period runs out).
+    let rest = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = stream.chunk().await.expect("the stream ends cleanly") {
+            assert!(!chunk.is_empty());
+        }
+    })
+    .await;
+    assert!(
+        rest.is_ok(),
+        "the stream was still open {:?} after SIGTERM",
+        stopping.elapsed()
+    );
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "exit after SIGTERM: {status}");
+}
+
 /// Sends `CLIENT PAUSE <ms> ALL` to `redis`: its clients' commands wait that long.
 async fn pause_redis(redis: &RedisProcess, ms: u64) {
     let client = redis::Client::open(redis.url()).expect("redis url");
