@@ -1,6 +1,7 @@
 // The Leasehold dashboard. It reads the public API every POLL_MS (pools, leased items,
-// /metrics) and draws what it got with DOM nodes and text only: pool, item and holder
-// names and item data are user data, so nothing here ever goes through innerHTML.
+// /metrics), follows one pool's event stream, and draws what it got with DOM nodes and
+// text only: pool, item and holder names and item data are user data, so nothing here
+// ever goes through innerHTML.
 'use strict';
 
 const POLL_MS = 2000;
@@ -98,8 +99,9 @@ class Problem extends Error {
   }
 }
 
-async function api(path, asText) {
-  const headers = { Accept: asText ? 'text/plain' : 'application/json' };
+// A request to the API with the key; the response when it is a success, else a Problem.
+async function request(path, accept, signal, extraHeaders) {
+  const headers = { Accept: accept, ...extraHeaders };
   const key = readKey();
   if (key) headers.Authorization = 'Bearer ' + key;
   const sentAt = Date.now();
@@ -109,8 +111,10 @@ async function api(path, asText) {
       headers,
       cache: 'no-store',
       credentials: 'omit',
+      signal,
     });
-  } catch (_) {
+  } catch (e) {
+    if (signal && signal.aborted) throw e;
     throw new Problem(0, 'unreachable', 'Cannot reach Leasehold at ' + BASE.href);
   }
   observeDate(response, sentAt, Date.now());
@@ -125,6 +129,11 @@ async function api(path, asText) {
     const text = body.detail || body.title || response.statusText || 'request failed';
     throw new Problem(response.status, code, response.status + ' ' + code + ': ' + text);
   }
+  return response;
+}
+
+async function api(path, asText, signal) {
+  const response = await request(path, asText ? 'text/plain' : 'application/json', signal);
   return asText ? response.text() : response.json();
 }
 
@@ -426,6 +435,352 @@ function tick() {
 
 function clearTables() {
   for (const id of ['pools', 'leases', 'routes']) document.querySelector(`#${id} tbody`).replaceChildren();
+  forgetFeed();
+}
+
+// ---- the event feed: one pool's changes, as they happen ------------------------------------
+
+// The stream needs the key in a header, which `EventSource` cannot send: it is read with
+// fetch() instead, parsed here, and followed again after a drop from the last event shown.
+
+const EVENT_ROWS = 50;
+// The seed reads pages this long (the API's largest), in windows reaching this far back.
+const SEED_PAGE = 1000;
+const LOOK_BACK_MS = [60e3, 3600e3, 86400e3, Infinity];
+// After a dropped stream, wait this long before each new try (the last one repeats).
+const RETRY_MS = [500, 1000, 2000, 5000];
+// The server sends a comment every 15 s when idle; this much silence means a dead connection.
+const SILENCE_MS = 45000;
+// The largest sequence an event id may have: after `<ms - 1>-<this>` comes `<ms>-0`.
+const LAST_SEQ = '9999999999999999999';
+
+// Reads `text/event-stream` as the HTML standard does, from text in chunks of any size:
+// lines end in LF, CR or CRLF (a CRLF may be split between chunks), a line starting with
+// ':' is a comment (the server's keep-alive), a field's value loses one leading space,
+// `data` lines join with LF, and a blank line ends a message (one without data is
+// dropped). `retry` is ignored: the page keeps its own backoff.
+class EventStreamParser {
+  constructor(onMessage) {
+    this.onMessage = onMessage;
+    this.buffer = '';
+    this.started = false;
+    this.afterCR = false;
+    this.type = '';
+    this.data = [];
+    this.id = '';
+  }
+
+  push(text) {
+    if (text === '') return;
+    let buffer = this.buffer + text;
+    if (!this.started) {
+      this.started = true;
+      if (buffer[0] === '\uFEFF') buffer = buffer.slice(1);
+    }
+    // A CR that ended the last chunk and an LF that starts this one are one line break.
+    let start = this.afterCR && buffer[0] === '\n' ? 1 : 0;
+    const eol = /\r\n|\r|\n/g;
+    eol.lastIndex = start;
+    for (let end = eol.exec(buffer); end; end = eol.exec(buffer)) {
+      this.line(buffer.slice(start, end.index));
+      start = eol.lastIndex;
+    }
+    this.afterCR = start > 0 && start === buffer.length && buffer.endsWith('\r');
+    this.buffer = buffer.slice(start);
+  }
+
+  line(line) {
+    if (line === '') {
+      if (this.data.length > 0) {
+        this.onMessage({ type: this.type || 'message', data: this.data.join('\n'), id: this.id });
+      }
+      this.type = '';
+      this.data = [];
+      return;
+    }
+    if (line[0] === ':') return;
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? '' : line.slice(colon + 1);
+    if (value[0] === ' ') value = value.slice(1);
+    if (field === 'event') this.type = value;
+    else if (field === 'data') this.data.push(value);
+    else if (field === 'id' && !value.includes('\0')) this.id = value;
+  }
+}
+
+// Event ids are `<ms>-<seq>` without leading zeros: compare them as numbers, digit strings
+// by length first (they can exceed what a JavaScript number holds exactly).
+function compareIds(a, b) {
+  const digits = (x, y) => x.length - y.length || (x < y ? -1 : x > y ? 1 : 0);
+  const [am, as] = a.split('-');
+  const [bm, bs] = b.split('-');
+  return digits(am, bm) || digits(as, bs);
+}
+
+const idMs = (id) => Number(id.split('-')[0]);
+
+const eventsPath = (pool, after, limit) =>
+  poolPath(pool) + '/events?limit=' + limit + (after ? '&after=' + encodeURIComponent(after) : '');
+
+// The pool's last EVENT_ROWS events, oldest first, without reading its whole log (it keeps
+// about 10,000): the oldest event tells where the log starts; then windows of growing
+// length reaching back from now are read, each up to where the later one began, until
+// they hold enough or reach the start. Ids are times by Redis's clock.
+async function lastEvents(pool, signal) {
+  const oldest = (await api(eventsPath(pool, null, 1), false, signal)).events[0];
+  if (!oldest) return [];
+  const start = idMs(oldest.id);
+  let kept = [];
+  let until = Infinity;
+  for (const span of LOOK_BACK_MS) {
+    const from = Math.max(start, Math.floor(serverNow() - span));
+    if (from >= until) continue;
+    const after = from > start ? `${from - 1}-${LAST_SEQ}` : null;
+    kept = (await readWindow(pool, after, until, signal)).concat(kept).slice(-EVENT_ROWS);
+    until = from;
+    if (kept.length >= EVENT_ROWS || from === start) break;
+  }
+  return kept;
+}
+
+// The last EVENT_ROWS events after `after` and before the millisecond `until`, oldest first.
+async function readWindow(pool, after, until, signal) {
+  const kept = [];
+  for (;;) {
+    const page = await api(eventsPath(pool, after, SEED_PAGE), false, signal);
+    for (const event of page.events) {
+      if (idMs(event.id) >= until) return kept;
+      kept.push(event);
+      if (kept.length > EVENT_ROWS) kept.shift();
+    }
+    if (page.events.length < SEED_PAGE || !page.next_after) return kept;
+    after = page.next_after;
+  }
+}
+
+// One pool followed by the panel. `last` is the newest event it has, to go on from.
+class Feed {
+  constructor(pool) {
+    this.pool = pool;
+    this.last = null;
+    this.seeded = false;
+    this.controller = null; // aborts the running attempt; null while stopped
+    this.ended = false; // given up: the pool is gone, or the key was refused
+  }
+}
+
+let feed = null;
+// The pool picked in the panel's list (the first pool until one is picked).
+let pickedPool = '';
+let poolNames = [];
+
+function panel() {
+  return document.getElementById('events-panel');
+}
+
+function setFeedState(state, text) {
+  panel().dataset.state = state;
+  const shown = document.getElementById('events-state');
+  shown.textContent = text;
+  shown.className = 'feed ' + state;
+}
+
+function countOnPanel(name, n) {
+  panel().dataset[name] = String(Number(panel().dataset[name] || 0) + n);
+}
+
+function showEventsNote(text) {
+  const note = document.getElementById('events-note');
+  note.textContent = text;
+  note.hidden = !text;
+}
+
+function drawEventsEmpty(text) {
+  const empty = document.getElementById('events-empty');
+  if (text !== undefined) empty.textContent = text;
+  empty.hidden = document.querySelector('#events tbody').rows.length > 0;
+}
+
+const optional = (value) => (value === null || value === undefined ? '—' : String(value));
+
+// `HH:MM:SS.mmm` in this computer's time zone; the full time is in `datetime`.
+function clockTime(at) {
+  const date = new Date(at);
+  if (Number.isNaN(date.getTime())) return at;
+  return date.toLocaleTimeString('en-GB') + '.' + String(date.getMilliseconds()).padStart(3, '0');
+}
+
+function eventRow(event, fresh) {
+  const time = el('time', { datetime: event.at, title: event.at }, clockTime(event.at));
+  return el(
+    'tr',
+    { 'data-id': event.id, class: fresh ? 'fresh' : undefined },
+    el('td', { 'data-col': 'at', class: 'time mono muted' }, time),
+    cell('type', event.type, 'name type'),
+    cell('item', event.item, 'name mono'),
+    cell('state', event.state, 'name state-' + event.state),
+    cell('holder', optional(event.holder), event.holder ? 'name holder' : 'name muted'),
+    cell('token', optional(event.token), 'num mono' + (event.token === null ? ' muted' : '')),
+    cell('version', number(event.version), 'num muted'),
+  );
+}
+
+// Puts events (oldest first) on top of the table, newest first, past those shown; an
+// event at or before the newest one shown is one already there.
+function addEvents(current, signal, events, fresh) {
+  if (signal.aborted || current !== feed) return;
+  const newer = events.filter((e) => !current.last || compareIds(e.id, current.last) > 0);
+  if (newer.length > 0) {
+    current.last = newer[newer.length - 1].id;
+    const body = document.querySelector('#events tbody');
+    body.prepend(...newer.slice(-EVENT_ROWS).reverse().map((e) => eventRow(e, fresh)));
+    while (body.rows.length > EVENT_ROWS) body.lastElementChild.remove();
+  }
+  drawEventsEmpty();
+}
+
+// One connection to the stream, from after the newest event shown, until it ends, fails,
+// falls silent, or the feed is stopped.
+async function readStream(current, signal, connected) {
+  const connection = new AbortController();
+  const cut = () => connection.abort();
+  signal.addEventListener('abort', cut);
+  let silence = 0;
+  const listen = () => {
+    clearTimeout(silence);
+    silence = setTimeout(cut, SILENCE_MS);
+  };
+  try {
+    listen();
+    const resume = current.last ? { 'Last-Event-ID': current.last } : {};
+    const path = poolPath(current.pool) + '/events/stream';
+    const response = await request(path, 'text/event-stream', connection.signal, resume);
+    countOnPanel('connects', 1);
+    connected();
+    const reader = response.body.getReader();
+    const decoder = new TextDecoder();
+    let batch = [];
+    const parser = new EventStreamParser((message) => {
+      if (message.type === 'trimmed') {
+        showEventsNote('Some events were dropped by the pool\'s cap before this page could read them.');
+        return;
+      }
+      try {
+        batch.push(JSON.parse(message.data));
+      } catch (_) {
+        // Not an event: nothing to show.
+      }
+    });
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      listen();
+      parser.push(decoder.decode(value, { stream: true }));
+      if (batch.length > 0) {
+        countOnPanel('streamed', batch.length);
+        addEvents(current, signal, batch, true);
+        batch = [];
+      }
+    }
+  } finally {
+    clearTimeout(silence);
+    signal.removeEventListener('abort', cut);
+    connection.abort();
+  }
+}
+
+function pause(ms, signal) {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done);
+  });
+}
+
+// Seeds the table once, then follows the stream, connecting again after each drop with a
+// growing pause, until stopped or the server says the pool is gone or the key is refused.
+async function runFeed(current, signal) {
+  let failures = 0;
+  while (!signal.aborted) {
+    try {
+      if (!current.seeded) {
+        setFeedState('loading', 'loading…');
+        const seed = await lastEvents(current.pool, signal);
+        addEvents(current, signal, seed, false);
+        current.seeded = true;
+      }
+      await readStream(current, signal, () => {
+        failures = 0;
+        setFeedState('live', 'live');
+      });
+    } catch (e) {
+      if (signal.aborted) return;
+      if (e instanceof Problem && [401, 403, 404].includes(e.status)) {
+        current.ended = true;
+        current.controller = null;
+        setFeedState('ended', e.status === 404 ? 'pool deleted' : 'stopped: ' + e.message);
+        return;
+      }
+    }
+    if (signal.aborted) return;
+    const wait = RETRY_MS[Math.min(failures, RETRY_MS.length - 1)];
+    failures += 1;
+    setFeedState('reconnecting', `reconnecting in ${wait / 1000} s`);
+    await pause(wait, signal);
+  }
+}
+
+function resumeFeed() {
+  if (!feed || feed.controller || feed.ended) return;
+  feed.controller = new AbortController();
+  runFeed(feed, feed.controller.signal);
+}
+
+function stopFeed(state, text) {
+  if (feed && feed.controller) {
+    feed.controller.abort();
+    feed.controller = null;
+  }
+  setFeedState(state, text);
+}
+
+// Shows `pool` in the panel from its last events on, in place of whatever it showed.
+function follow(pool) {
+  stopFeed('loading', 'loading…');
+  document.querySelector('#events tbody').replaceChildren();
+  showEventsNote('');
+  drawEventsEmpty(pool ? 'No events in this pool yet.' : 'No pool to follow yet.');
+  feed = pool ? new Feed(pool) : null;
+  if (!pool) setFeedState('idle', 'idle');
+  else if (document.hidden) setFeedState('paused', 'paused while the page is hidden');
+  else resumeFeed();
+}
+
+// After each poll: the list of pools to pick from, and the picked one followed (again, if
+// it had ended and is listed).
+function followPools(names) {
+  const select = document.getElementById('events-pool');
+  if (names.join('\n') !== poolNames.join('\n')) {
+    poolNames = names;
+    select.replaceChildren(...names.map((name) => el('option', { value: name }, name)));
+  }
+  const pool = names.includes(pickedPool) ? pickedPool : names[0] || '';
+  select.disabled = names.length === 0;
+  select.value = pool;
+  const following = feed && feed.pool === pool && !feed.ended;
+  if (!following && (pool || feed)) follow(pool);
+}
+
+function forgetFeed() {
+  follow('');
+  poolNames = [];
+  document.getElementById('events-pool').replaceChildren();
+  document.getElementById('events-pool').disabled = true;
 }
 
 // ---- status --------------------------------------------------------------------------------
@@ -495,6 +850,7 @@ async function poll() {
     ]);
     drawPools(pools);
     drawLeases(pools);
+    followPools(pools.map(({ pool }) => pool.name));
     if (typeof metrics === 'string') {
       addSample(metrics);
       drawRoutes();
@@ -530,6 +886,17 @@ function start() {
     poll();
   });
   if (readKey()) input.placeholder = 'key in use for this tab';
+  const picker = document.getElementById('events-pool');
+  picker.addEventListener('change', () => {
+    pickedPool = picker.value;
+    followPools(poolNames);
+  });
+  // A hidden tab keeps no stream open; shown again, it goes on from the last event shown.
+  document.addEventListener('visibilitychange', () => {
+    if (!feed || feed.ended) return;
+    if (document.hidden) stopFeed('paused', 'paused while the page is hidden');
+    else resumeFeed();
+  });
   setInterval(tick, TICK_MS);
   poll();
 }

@@ -4,7 +4,8 @@
 //!
 //! The page holds no data of its own and has no server side: the browser reads the
 //! public API (`/v1/pools…` with the operator's key, `/metrics` without) every few
-//! seconds, so it sees exactly what any client would, under the same keys and limits.
+//! seconds and follows one pool's event stream (`fetch`, since `EventSource` cannot send
+//! the key), so it sees exactly what any client would, under the same keys and limits.
 //! What the browser may do is pinned by a strict Content-Security-Policy: scripts,
 //! styles and requests from this origin only, nothing inline, no frames.
 
@@ -15,8 +16,9 @@ use axum::routing::get;
 
 use crate::app::AppState;
 
-/// Only the page's own files and its own origin's API; no inline script or style (so
-/// a name that slipped through unescaped still could not run), no frames, no forms.
+/// Only the page's own files and its own origin's API (`connect-src` covers the event
+/// stream, read with `fetch`); no inline script or style (so a name that slipped through
+/// unescaped still could not run), no frames, no forms.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
      style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";

@@ -4,7 +4,7 @@
 //! The page reads the API by itself every two seconds, so every check here waits, within
 //! a bound, until what the page shows equals what the API answers, then asserts it. The
 //! numbers are read from the rendered page's text (`innerText`), as a person would see
-//! them. Per-route conflict figures come from the process-wide metrics recorder that every
+//! them; the event panel's rows are compared with what `GET /events` answers. Per-route conflict figures come from the process-wide metrics recorder that every
 //! test of this binary reports into, so they are checked against `/metrics` read before
 //! and after the page's figure, which can only lie between the two.
 
@@ -180,14 +180,21 @@ async fn snapshot(page: &Client) -> Value {
 
 /// Polls the page until `check` finds what it wants in a snapshot, failing with the last
 /// snapshot after `PAGE_WAIT`.
-async fn wait_for_page<T>(
+async fn wait_for_page<T>(page: &Client, what: &str, check: impl FnMut(&Value) -> Option<T>) -> T {
+    wait_for_script(page, SNAPSHOT, what, check).await
+}
+
+/// Runs `script` on the page until `check` finds what it wants in its answer, failing with
+/// the last answer after `PAGE_WAIT`.
+async fn wait_for_script<T>(
     page: &Client,
+    script: &str,
     what: &str,
     mut check: impl FnMut(&Value) -> Option<T>,
 ) -> T {
     let deadline = Instant::now() + PAGE_WAIT;
     loop {
-        let shown = snapshot(page).await;
+        let shown = page.execute(script, vec![]).await.expect(what);
         if let Some(found) = check(&shown) {
             return found;
         }
@@ -695,6 +702,441 @@ async fn dashboard_asks_for_a_key_when_refused_and_uses_the_one_typed_in() {
         let url = page.current_url().await.expect("url");
         assert!(url.path().ends_with("/ui/"), "{url}");
         assert!(!url.as_str().contains(&app.key), "the key in {url}");
+    })
+    .await;
+}
+
+// ---- the event panel ---------------------------------------------------------------------
+
+/// How many events the panel shows.
+const EVENT_ROWS: usize = 50;
+
+/// The event panel as shown: its state and counters (stream connections opened, events read
+/// from the stream), the pool picked and those to pick from, each row as `{id, at (the
+/// `datetime` of its time), time (the text), fresh, type, item, state, holder, token,
+/// version}`, and the tag of every element inside its cells.
+const EVENT_PANEL: &str = r#"
+const panel = document.getElementById('events-panel');
+const select = document.getElementById('events-pool');
+const note = document.getElementById('events-note');
+const text = (node) => (node ? node.innerText.trim() : null);
+return {
+  state: panel.dataset.state,
+  connects: Number(panel.dataset.connects || 0),
+  streamed: Number(panel.dataset.streamed || 0),
+  pool: select.value,
+  pools: [...select.options].map((o) => o.textContent),
+  note: note.hidden ? null : text(note),
+  rows: [...document.querySelectorAll('#events tbody tr')].map((row) => {
+    const time = row.querySelector('time');
+    const cells = [...row.querySelectorAll('[data-col]')].filter((c) => c.dataset.col !== 'at');
+    return {
+      id: row.dataset.id,
+      at: time ? time.getAttribute('datetime') : null,
+      time: text(time),
+      fresh: row.classList.contains('fresh'),
+      ...Object.fromEntries(cells.map((c) => [c.dataset.col, text(c)])),
+    };
+  }),
+  elements: [...document.querySelectorAll('#events tbody td *')].map((n) => n.localName),
+  injected: window.injected === undefined ? null : String(window.injected),
+};
+"#;
+
+/// Every event of `pool` the API keeps, oldest first, read page by page.
+async fn api_events(app: &TestApp, pool: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut path = format!("/v1/pools/{pool}/events?limit=1000");
+    loop {
+        let page = app.get(&path).await.expect(200);
+        let batch = page["events"].as_array().expect("events").clone();
+        if batch.is_empty() {
+            return events;
+        }
+        events.extend(batch);
+        let after = page["next_after"].as_str().expect("next_after");
+        path = format!("/v1/pools/{pool}/events?limit=1000&after={after}");
+    }
+}
+
+/// The panel's rows for `events` (oldest first, as the API pages them): the last
+/// `EVENT_ROWS`, newest first, each field as the page prints it.
+fn expected_event_rows(events: &[Value]) -> Vec<Value> {
+    events
+        .iter()
+        .rev()
+        .take(EVENT_ROWS)
+        .map(|e| {
+            json!({
+                "id": e["id"],
+                "at": e["at"],
+                "type": e["type"],
+                "item": e["item"],
+                "state": e["state"],
+                "holder": e["holder"].as_str().unwrap_or("—"),
+                "token": e["token"].as_u64().map_or("—".to_owned(), |t| t.to_string()),
+                "version": shown_version(e["version"].as_u64().expect("a version")),
+            })
+        })
+        .collect()
+}
+
+/// A version as the page prints numbers (`1,234`).
+fn shown_version(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The same fields of the rows the panel shows.
+fn shown_event_rows(shown: &Value) -> Vec<Value> {
+    shown["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| {
+            let mut out = json!({});
+            for col in [
+                "id", "at", "type", "item", "state", "holder", "token", "version",
+            ] {
+                out[col] = row[col].clone();
+            }
+            out
+        })
+        .collect()
+}
+
+/// Waits until the panel follows `pool` live and shows what the API has of its events now;
+/// returns the panel.
+async fn wait_for_events_as_api_says(app: &TestApp, page: &Client, pool: &str) -> Value {
+    let expected = expected_event_rows(&api_events(app, pool).await);
+    let what = format!("the events of {pool} as the API has them, live");
+    wait_for_script(page, EVENT_PANEL, &what, |shown| {
+        let ready = shown["pool"] == pool
+            && shown["state"] == "live"
+            && shown_event_rows(shown) == expected;
+        ready.then(|| shown.clone())
+    })
+    .await
+}
+
+/// Appends an event to `pool`'s stream in Redis itself, as `lua/lib/pool.lua` writes them:
+/// the way to have events older than the test, or names the API would refuse. `id` is
+/// `*` (now) or `<ms>-<seq>`.
+fn append_event(app: &TestApp, pool: &str, id: &str, fields: &[(&str, &str)]) {
+    let pool = leasehold::names::PoolName::parse("pool", pool).expect("a pool name");
+    let key = leasehold::store::keys::pool_events(&app.tenant, &pool);
+    let mut xadd = redis::cmd("XADD");
+    xadd.arg(&key).arg(id);
+    for (field, value) in fields {
+        xadd.arg(field).arg(value);
+    }
+    let _: String = xadd
+        .query(&mut redis().connection())
+        .expect("XADD to the pool's events");
+}
+
+async fn open_dashboard(page: &Client, url: &str, key: &str) {
+    page.goto(&format!("{url}/ui/#key={key}"))
+        .await
+        .expect("page loads");
+}
+
+#[tokio::test]
+async fn event_panel_shows_the_last_events_newest_first_as_the_api_has_them() {
+    let app = spawn_app().await;
+    app.put("/v1/pools/orders", json!({})).await.expect(201);
+    // Forty events from two hours ago (written into Redis: the API only writes now's), so
+    // the page must reach back past its first windows to find the fifty newest.
+    let two_hours_ago = redis_now_ms() - 2 * 3_600_000;
+    for n in 0..40 {
+        let item = format!("old-{n}");
+        append_event(
+            &app,
+            "orders",
+            &format!("{two_hours_ago}-{n}"),
+            &[
+                ("type", "added"),
+                ("item", &item),
+                ("state", "available"),
+                ("version", "1"),
+            ],
+        );
+    }
+    // Twenty through the API: adds, claims by two holders, renewals, a completion,
+    // releases back and into a delay.
+    app.add_items("orders", &["o1", "o2", "o3", "o4", "o5", "o6"])
+        .await;
+    let mut leases = Vec::new();
+    for (n, holder) in ["alice", "bob@example.com", "alice", "carol", "dana", "erin"]
+        .iter()
+        .enumerate()
+    {
+        leases.push(claim_item(&app, "orders", &format!("o{}", n + 1), holder).await);
+    }
+    for lease in &leases[..3] {
+        let id = lease["id"].as_str().expect("id");
+        app.post(
+            &action_path("orders", id, "renew"),
+            json!({ "holder": lease["holder"], "token": lease["token"], "lease_ms": 60_000 }),
+        )
+        .await
+        .expect(200);
+    }
+    complete(&app, "orders", &leases[0]).await;
+    release(&app, "orders", &leases[1], json!({})).await;
+    release(&app, "orders", &leases[2], json!({ "delay_ms": 600_000 })).await;
+    let events = api_events(&app, "orders").await;
+    assert_eq!(events.len(), 40 + 6 + 6 + 3 + 3);
+    // Another pool, later in name order: not the one shown first.
+    app.add_items("returns", &["r1"]).await;
+
+    with_browser(|page| async move {
+        open_dashboard(&page, &app.url(""), &app.key).await;
+        let shown = wait_for_events_as_api_says(&app, &page, "orders").await;
+        assert_eq!(shown["pools"], json!(["orders", "returns"]));
+        let rows = shown["rows"].as_array().expect("rows");
+        assert_eq!(rows.len(), EVENT_ROWS);
+        // Newest first, down to the fiftieth newest: the first eight old events are not shown.
+        assert_eq!(rows[0]["id"], events[events.len() - 1]["id"]);
+        assert_eq!(rows[EVENT_ROWS - 1]["item"], "old-8");
+        assert_eq!(rows[0]["type"], "released");
+        assert_eq!(rows[0]["state"], "delayed");
+        let claim = rows
+            .iter()
+            .find(|r| r["type"] == "claimed" && r["item"] == "o2")
+            .expect("the claim of o2");
+        assert_eq!(claim["holder"], "bob@example.com");
+        assert_eq!(claim["token"], leases[1]["token"].to_string());
+        assert_eq!(rows[EVENT_ROWS - 1]["holder"], "—");
+        // Times in this browser's zone, to the millisecond: seconds and milliseconds are
+        // those of the event's own time.
+        for row in rows {
+            let time = row["time"].as_str().expect("a time");
+            let at = row["at"].as_str().expect("an at");
+            assert_eq!(time.len(), "HH:MM:SS.mmm".len(), "{row}");
+            assert_eq!(time[6..], at[17..23], "{row}");
+        }
+        // Seeded by pages of the log; nothing came through the stream yet.
+        assert_eq!(shown["streamed"], 0);
+        assert_eq!(shown["note"], Value::Null);
+        assert!(rows.iter().all(|r| r["fresh"] == false));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn event_panel_follows_new_events_live_from_the_stream_and_changes_pools() {
+    let app = spawn_app().await;
+    app.add_items("orders", &["o1", "o2", "o3"]).await;
+    app.add_items("returns", &["r1", "r2"]).await;
+
+    with_browser(|page| async move {
+        open_dashboard(&page, &app.url(""), &app.key).await;
+        let shown = wait_for_events_as_api_says(&app, &page, "orders").await;
+        assert_eq!(shown["rows"].as_array().map(Vec::len), Some(3));
+        assert_eq!(shown["connects"], 1);
+        page.execute("window.notReloaded = true", vec![])
+            .await
+            .expect("mark the page");
+
+        // Six changes after the page loaded: they reach it through its one stream.
+        let lease = claim_item(&app, "orders", "o2", "dana").await;
+        app.post(
+            &action_path("orders", "o2", "renew"),
+            json!({ "holder": "dana", "token": lease["token"], "lease_ms": 60_000 }),
+        )
+        .await
+        .expect(200);
+        release(&app, "orders", &lease, json!({})).await;
+        let lease = claim_item(&app, "orders", "o3", "erin").await;
+        complete(&app, "orders", &lease).await;
+        app.add_items("orders", &["o4"]).await;
+        let shown = wait_for_events_as_api_says(&app, &page, "orders").await;
+        assert_eq!(
+            shown["connects"], 1,
+            "one stream, never reloaded or reseeded"
+        );
+        assert_eq!(shown["streamed"], 6);
+        let fresh: Vec<bool> = shown["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["fresh"] == true)
+            .collect();
+        assert_eq!(
+            fresh,
+            [true, true, true, true, true, true, false, false, false]
+        );
+        let still = page
+            .execute("return window.notReloaded === true", vec![])
+            .await
+            .expect("marker");
+        assert_eq!(still, json!(true), "the page reloaded");
+
+        // Another pool picked: its events, followed live; the first pool's are left behind.
+        page.find(Locator::Id("events-pool"))
+            .await
+            .expect("the pool list")
+            .select_by_value("returns")
+            .await
+            .expect("returns picked");
+        wait_for_events_as_api_says(&app, &page, "returns").await;
+        claim_item(&app, "orders", "o1", "frank").await;
+        claim_item(&app, "returns", "r2", "gina").await;
+        let shown = wait_for_events_as_api_says(&app, &page, "returns").await;
+        assert_eq!(shown["connects"], 2);
+        let items: BTreeSet<&str> = shown["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter_map(|r| r["item"].as_str())
+            .collect();
+        assert_eq!(items, BTreeSet::from(["r1", "r2"]));
+
+        // The picked pool deleted: its stream ends, and the panel follows one still there.
+        app.delete("/v1/pools/returns").await.expect(204);
+        let shown = wait_for_events_as_api_says(&app, &page, "orders").await;
+        assert_eq!(shown["pools"], json!(["orders"]));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn event_panel_shows_markup_in_item_ids_and_holders_as_text() {
+    let app = spawn_app().await;
+    app.add_items("orders", &["o1"]).await;
+    // The API refuses such names; one that got into Redis some other way must still be
+    // shown as the text it is, in the seed and from the stream.
+    let hostile = |item: &str, holder: &str| {
+        [
+            ("type", "claimed"),
+            ("item", item),
+            ("state", "leased"),
+            ("version", "2"),
+            ("holder", holder),
+            ("token", "7"),
+        ]
+        .map(|(k, v)| (k, v.to_owned()))
+    };
+    let fields = hostile(
+        "<b>bold</b>",
+        r#"<img src=x onerror="window.injected='img'">"#,
+    );
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    append_event(&app, "orders", "*", &fields);
+
+    with_browser(|page| async move {
+        open_dashboard(&page, &app.url(""), &app.key).await;
+        let shown = wait_for_events_as_api_says(&app, &page, "orders").await;
+        assert_eq!(shown["rows"][0]["item"], "<b>bold</b>");
+        assert_eq!(
+            shown["rows"][0]["holder"],
+            r#"<img src=x onerror="window.injected='img'">"#
+        );
+
+        let fields = hostile("<script>window.injected='script'</script>", "<i>italic</i>");
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        append_event(&app, "orders", "*", &fields);
+        let shown = wait_for_events_as_api_says(&app, &page, "orders").await;
+        assert_eq!(shown["streamed"], 1);
+        assert_eq!(
+            shown["rows"][0]["item"],
+            "<script>window.injected='script'</script>"
+        );
+        assert_eq!(shown["rows"][0]["holder"], "<i>italic</i>");
+        // No element made from any of it: the time is the only one in the cells.
+        assert_eq!(shown["elements"], json!(["time", "time", "time"]));
+        assert_eq!(shown["injected"], Value::Null);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn event_panel_resumes_after_the_stream_is_cut_from_the_last_event_shown() {
+    let app = spawn_app().await;
+    app.add_items("orders", &["o1", "o2", "o3"]).await;
+    // The browser reaches the app through a proxy that can reset its connections.
+    let proxy = crate::proxy::Proxy::start(app.addr, 1).await;
+
+    with_browser(|page| async move {
+        let through = format!("http://{}", proxy.addr());
+        open_dashboard(&page, &through, &app.key).await;
+        wait_for_events_as_api_says(&app, &page, "orders").await;
+
+        proxy.set_mode(crate::proxy::Mode::Reset);
+        wait_for_script(
+            &page,
+            EVENT_PANEL,
+            "the page seeing its stream cut",
+            |shown| (shown["state"] == "reconnecting").then_some(()),
+        )
+        .await;
+        // Changes while the page cannot reach the app, then the way opens again.
+        claim_item(&app, "orders", "o1", "alice").await;
+        claim_item(&app, "orders", "o2", "bob").await;
+        proxy.set_mode(crate::proxy::Mode::Pass);
+
+        let shown = wait_for_events_as_api_says(&app, &page, "orders").await;
+        assert!(shown["connects"].as_u64() >= Some(2), "{shown:#}");
+        // Only the two new events came down the new stream (it went on after the last event
+        // shown, by `Last-Event-ID`), each shown once.
+        assert_eq!(shown["streamed"], 2, "{shown:#}");
+        assert_eq!(shown["rows"].as_array().map(Vec::len), Some(5));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn event_stream_parser_reads_chunks_split_anywhere_comments_and_multi_line_data() {
+    let app = spawn_app().await;
+    // The page's own parser, fed one text in chunks of every size from 1 up: what it makes
+    // of it must not depend on where the chunks break (a CRLF split in two included).
+    const PARSE_IN_CHUNKS: &str = r#"
+const text = arguments[0];
+const outcomes = [];
+for (let size = 1; size <= text.length; size += 1) {
+  const messages = [];
+  const parser = new EventStreamParser((m) => messages.push(m));
+  for (let i = 0; i < text.length; i += size) parser.push(text.slice(i, i + size));
+  outcomes.push(messages);
+}
+return outcomes;
+"#;
+    let text = concat!(
+        "\u{feff}: a comment, as the keep-alive\r\n",
+        "id: 5-0\r\nevent: claimed\r\ndata: {\"a\":1,\r\ndata:  \"b\":2}\r\n\r\n",
+        ":\n\n",
+        "event: trimmed\ndata: {}\n\n",
+        "data\n\n",
+        "id: 6-0\nevent: no data, so no message\n\n",
+        "retry: 5\rdata:no space\r\r",
+        "data: cut off by the end of the stream",
+    );
+    let expected = json!([
+        {"type": "claimed", "data": "{\"a\":1,\n \"b\":2}", "id": "5-0"},
+        {"type": "trimmed", "data": "{}", "id": "5-0"},
+        {"type": "message", "data": "", "id": "5-0"},
+        {"type": "message", "data": "no space", "id": "6-0"},
+    ]);
+
+    with_browser(|page| async move {
+        page.goto(&app.url("/ui/")).await.expect("page loads");
+        let outcomes = page
+            .execute(PARSE_IN_CHUNKS, vec![json!(text)])
+            .await
+            .expect("parsed");
+        let outcomes = outcomes.as_array().expect("outcomes");
+        assert_eq!(outcomes.len(), text.chars().count());
+        for (n, messages) in outcomes.iter().enumerate() {
+            assert_eq!(messages, &expected, "in chunks of {}", n + 1);
+        }
     })
     .await;
 }
