@@ -320,6 +320,57 @@ async fn sigterm_ends_long_polls_at_once_with_an_empty_answer() {
     assert!(status.success(), "exit after SIGTERM: {status}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_event_streams_so_the_server_stops() {
+    let redis = RedisProcess::start(&[]);
+    let (mut server, port) = Leasehold::serve(&redis.url(), &["--allow-anonymous"], &[]).await;
+    let client = reqwest::Client::new();
+    let added = client
+        .post(format!("http://127.0.0.1:{port}/v1/pools/watched/items"))
+        .json(&json!({"items": [{"id": "a"}]}))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(added.status(), 200);
+    let mut stream = client
+        .get(format!(
+            "http://127.0.0.1:{port}/v1/pools/watched/events/stream"
+        ))
+        .send()
+        .await
+        .expect("the stream opens");
+    assert_eq!(stream.status(), 200);
+    // The stream is under way once its first event has come.
+    let mut text = String::new();
+    while !text.contains("event: added") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("the first event in time")
+            .expect("the stream reads")
+            .expect("the stream goes on");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+
+    let stopping = Instant::now();
+    server.terminate();
+    loop {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("the stream ends within 10 s of SIGTERM")
+            .expect("the stream ends cleanly, not cut off");
+        if chunk.is_none() {
+            break;
+        }
+    }
+    let status = server.wait_exit(Duration::from_secs(15));
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "the stream held up the stop for {:?}",
+        stopping.elapsed()
+    );
+}
+
 /// Sends `CLIENT PAUSE <ms> ALL` to `redis`: its clients' commands wait that long.
 async fn pause_redis(redis: &RedisProcess, ms: u64) {
     let client = redis::Client::open(redis.url()).expect("redis url");
