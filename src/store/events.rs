@@ -415,6 +415,9 @@ async fn read_feed(
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+    use regex_automata::meta::Regex;
+
     #[test]
     fn event_ids_are_two_whole_numbers_ordered_by_time_then_sequence() {
         let id = |text: &str| EventId::parse(text).expect("an event id");
@@ -440,6 +443,20 @@ mod tests {
             "1-2-3",
         ] {
             assert_eq!(EventId::parse(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn an_event_id_is_accepted_exactly_when_its_pattern_matches(
+            id in prop_oneof![
+                "[0-9]{0,21}-[0-9]{0,21}",
+                "[ +-]?[0-9]{0,20}[-.:][0-9]{0,20}[ \n-]?",
+                "[0-9a+ -]{0,8}",
+            ]
+        ) {
+            let pattern = Regex::new(EVENT_ID_PATTERN).expect("the pattern compiles");
+            prop_assert_eq!(EventId::parse(&id).is_some(), pattern.is_match(&id), "{:?}", id);
         }
     }
 
