@@ -11,16 +11,10 @@
 -- events. `last` is the newest event ('0-0' if none yet).
 local start, limit = ARGV[3], int_arg(4, 1, 1000)
 if not pool_exists() then return read_reply({err = 'not_found'}) end
-if redis.call('EXISTS', K_EVENTS) == 0 then
-  return read_reply({ok = {events = {}, trimmed_through = '0-0', last = '0-0'}})
-end
 
-local info = redis.call('XINFO', 'STREAM', K_EVENTS)
-local trimmed_through, last = '0-0', '0-0'
-for i = 1, #info, 2 do
-  if info[i] == 'max-deleted-entry-id' then trimmed_through = info[i + 1] end
-  if info[i] == 'last-generated-id' then last = info[i + 1] end
-end
+local trimmed_through = redis.call('HGET', K_POOL, 'events_trimmed') or '0-0'
+local newest = redis.call('XREVRANGE', K_EVENTS, '+', '-', 'COUNT', '1')
+local last = newest[1] and newest[1][1] or '0-0'
 
 local events = {}
 for _, entry in ipairs(redis.call('XRANGE', K_EVENTS, start, '+', 'COUNT', int_text(limit))) do

@@ -17,7 +17,8 @@
 --               keeps it, so a pool created again under the same name never hands out a
 --               token lower than one a downstream system has already seen.
 --  10 events    stream: one entry per change to an item (type, item, state, version,
---               holder, token), capped at about EVENTS_MAX entries. Its name is also the
+--               holder, token), capped at about EVENTS_MAX entries (the pool hash's
+--               events_trimmed is the newest entry the cap dropped). Its name is also the
 --               pub/sub channel on which a script announces items that became available,
 --               which wakes long-poll claims on every replica.
 --  11 idem      string: the stored answer for this request's Idempotency-Key
@@ -37,7 +38,9 @@ local K_FENCE, K_EVENTS, K_IDEM = KEYS[9], KEYS[10], KEYS[11]
 local NOW = now_ms()
 local NOW_TEXT = int_text(NOW)
 local RECLAIM_LIMIT = '64'
-local EVENTS_MAX = '10000'
+-- A pool keeps its last EVENTS_MAX events. The oldest go EVENTS_SLACK at a time, once
+-- that many more have come, so most changes pay only an XLEN for the cap.
+local EVENTS_MAX, EVENTS_SLACK = 10000, 100
 
 -- How many leases this call ended because their time ran out: every reply says so
 -- (`expired`, when not 0), for the replica's metrics.
@@ -140,7 +143,16 @@ local function event(kind, id, it, holder, token)
     fields[#fields + 1] = 'token'
     fields[#fields + 1] = int_text(token)
   end
-  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', EVENTS_MAX, '*', unpack(fields))
+  redis.call('XADD', K_EVENTS, '*', unpack(fields))
+  -- The cap, trimmed here rather than by XADD's MAXLEN, so as to know what it drops:
+  -- readers tell from events_trimmed whether they missed events (XINFO's
+  -- max-deleted-entry-id does not count trimmed entries, only XDEL's).
+  local over = redis.call('XLEN', K_EVENTS) - EVENTS_MAX
+  if over >= EVENTS_SLACK then
+    local dropped = redis.call('XRANGE', K_EVENTS, '-', '+', 'COUNT', int_text(over))
+    redis.call('XTRIM', K_EVENTS, 'MAXLEN', int_text(EVENTS_MAX))
+    redis.call('HSET', K_POOL, 'events_trimmed', dropped[#dropped][1])
+  end
 end
 
 -- Every change to an item goes through here: out of the index of its state, changed by

@@ -243,6 +243,16 @@ pub enum Followed {
     Trimmed,
 }
 
+/// What a pool's shared reader hands its followers.
+#[derive(Debug, Clone)]
+enum Shared {
+    Event(Arc<EventRecord>),
+    /// The reader itself fell behind the cap (its reads failed for a while, or more than
+    /// the cap came between two reads) and skipped to the oldest event kept: each
+    /// follower reads for itself from its last event to learn whether it missed any.
+    Gap,
+}
+
 /// One live follower of a pool's events.
 pub struct Follower {
     store: Store,
@@ -250,7 +260,7 @@ pub struct Follower {
     pool: PoolName,
     /// Keeps the pool's shared reader running while this follower lives.
     _feed: Arc<Feed>,
-    receiver: broadcast::Receiver<Arc<EventRecord>>,
+    receiver: broadcast::Receiver<Shared>,
     /// The last event sent (or the caller's starting point).
     after: Option<EventId>,
     backlog: VecDeque<Followed>,
@@ -282,9 +292,12 @@ impl Follower {
                 }
             }
             match self.receiver.recv().await {
-                Ok(event) if Some(event.id) <= self.after => {}
-                Ok(event) => self.backlog.push_back(Followed::Event(event)),
-                Err(broadcast::error::RecvError::Lagged(_)) => self.catching_up = true,
+                Ok(Shared::Event(event)) if Some(event.id) <= self.after => {}
+                Ok(Shared::Event(event)) => self.backlog.push_back(Followed::Event(event)),
+                // Events this follower has not had: read them from Redis itself.
+                Ok(Shared::Gap) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.catching_up = true;
+                }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
@@ -300,6 +313,11 @@ impl Follower {
             .await?;
         if page.trimmed {
             self.backlog.push_back(Followed::Trimmed);
+        }
+        // Started before the pool had any event: it has seen all there was, so whatever
+        // the cap drops from now on was missed (from the oldest kept, nothing would be).
+        if self.after.is_none() && page.events.is_empty() {
+            self.after = Some(EventId { ms: 0, seq: 0 });
         }
         self.catching_up = page.events.len() as u64 == READ_PAGE;
         self.backlog.extend(
@@ -318,7 +336,7 @@ pub(super) struct Feeds(Mutex<HashMap<String, Weak<Feed>>>);
 /// A pool's shared reader; it stops when the last follower drops it.
 struct Feed {
     /// A receiver to make new ones from (`resubscribe`); never read itself.
-    receiver: broadcast::Receiver<Arc<EventRecord>>,
+    receiver: broadcast::Receiver<Shared>,
     reader: JoinHandle<()>,
 }
 
@@ -363,7 +381,7 @@ async fn read_feed(
     tenant: Tenant,
     pool: PoolName,
     mut after: EventId,
-    sender: broadcast::Sender<Arc<EventRecord>>,
+    sender: broadcast::Sender<Shared>,
 ) {
     loop {
         let page = store
@@ -373,10 +391,13 @@ async fn read_feed(
         let full = match page {
             Ok(page) => {
                 let full = page.events.len() as u64 == READ_PAGE;
+                // (Sending fails only with no receiver but the template: nobody to tell.)
+                if page.trimmed {
+                    let _ = sender.send(Shared::Gap);
+                }
                 for event in page.events {
                     after = event.id;
-                    // No receiver but the template: nobody to tell.
-                    let _ = sender.send(Arc::new(event));
+                    let _ = sender.send(Shared::Event(Arc::new(event)));
                 }
                 full
             }
@@ -393,6 +414,9 @@ async fn read_feed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use proptest::prelude::*;
+    use regex_automata::meta::Regex;
 
     #[test]
     fn event_ids_are_two_whole_numbers_ordered_by_time_then_sequence() {
@@ -419,6 +443,20 @@ mod tests {
             "1-2-3",
         ] {
             assert_eq!(EventId::parse(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn an_event_id_is_accepted_exactly_when_its_pattern_matches(
+            id in prop_oneof![
+                "[0-9]{0,21}-[0-9]{0,21}",
+                "[ +-]?[0-9]{0,20}[-.:][0-9]{0,20}[ \n-]?",
+                "[0-9a+ -]{0,8}",
+            ]
+        ) {
+            let pattern = Regex::new(EVENT_ID_PATTERN).expect("the pattern compiles");
+            prop_assert_eq!(EventId::parse(&id).is_some(), pattern.is_match(&id), "{:?}", id);
         }
     }
 

@@ -10,6 +10,7 @@ mod contention;
 mod counters;
 mod durability;
 mod errors;
+mod events;
 mod hostile;
 mod idempotency;
 mod items;

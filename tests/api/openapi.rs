@@ -315,6 +315,40 @@ async fn names_and_numbers_carry_the_contract_rules() {
             ("id", "#/components/schemas/ItemId")
         ]
     );
+    // Event ids: the pattern `EventId::parse` accepts exactly (its unit test proves it),
+    // for `after` and `Last-Event-ID` wherever the event log takes them.
+    assert_eq!(
+        schema("EventIdText")["pattern"],
+        "^[0-9]{1,19}-[0-9]{1,19}$"
+    );
+    assert_eq!(
+        schema("EventIdText")["pattern"],
+        leasehold::store::EVENT_ID_PATTERN
+    );
+    for (path, name) in [
+        ("/paths/~1v1~1pools~1{pool}~1events/get/parameters", "after"),
+        (
+            "/paths/~1v1~1pools~1{pool}~1events~1stream/get/parameters",
+            "after",
+        ),
+        (
+            "/paths/~1v1~1pools~1{pool}~1events~1stream/get/parameters",
+            "Last-Event-ID",
+        ),
+    ] {
+        let parameter = at(&spec, path)
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{path} has {name}"));
+        assert!(
+            parameter["schema"]
+                .to_string()
+                .contains("\"#/components/schemas/EventIdText\""),
+            "{path} {name}: {parameter:#?}"
+        );
+    }
     // Time zones are the ones the server knows.
     let zones = schema("TimeZoneName")["enum"].clone();
     for zone in ["UTC", "Europe/Paris", "America/New_York"] {
