@@ -104,7 +104,7 @@ pub struct StreamQuery {
     params(
         ("pool" = PoolName, Path),
         StreamQuery,
-        ("Last-Event-ID" = Option<EventIdText>, Header, description = "The id of the last event received: resume after it"),
+        ("Last-Event-ID" = Option<EventIdText>, Header, description = "The id of the last event received: resume after it (empty: none)"),
     ),
     responses(
         (status = 200, description = "A stream of events that does not end by itself", content_type = "text/event-stream", body = String),
@@ -119,12 +119,11 @@ pub async fn stream_events(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let pool = PoolName::parse("pool", &pool)?;
-    let resume = match headers.get("last-event-id") {
-        Some(value) => Some(event_id(
-            "Last-Event-ID",
-            value.to_str().unwrap_or_default(),
-        )?),
-        None => None,
+    // An empty Last-Event-ID is no last event (a browser sends none then), as is none.
+    let resume = match headers.get("last-event-id").map(|v| v.to_str()) {
+        None | Some(Ok("")) => None,
+        // Not visible ASCII: no event id, refused like any other.
+        Some(text) => Some(event_id("Last-Event-ID", text.unwrap_or("?"))?),
     };
     let after = match (resume, query.after.as_deref()) {
         (Some(id), _) => Some(id),

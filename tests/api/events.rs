@@ -1170,9 +1170,13 @@ async fn last_event_id_takes_precedence_over_after() {
     let mut by_header = follow(&app, p, Some(&second), Some(&first)).await;
     assert_sse_is(&by_header.expect_event().await, &log[1]);
     assert_sse_is(&by_header.expect_event().await, &log[2]);
-    // Without either: from the oldest kept.
+    // Without either: from the oldest kept; an empty Last-Event-ID is none.
     let mut from_start = follow(&app, p, None, None).await;
     assert_sse_is(&from_start.expect_event().await, &log[0]);
+    let mut empty_header = follow(&app, p, None, Some("")).await;
+    assert_sse_is(&empty_header.expect_event().await, &log[0]);
+    let mut empty_header_after = follow(&app, p, Some(&first), Some("")).await;
+    assert_sse_is(&empty_header_after.expect_event().await, &log[1]);
 }
 
 #[tokio::test]
@@ -1184,7 +1188,6 @@ async fn a_bad_last_event_id_or_after_is_refused_before_streaming() {
     for (after, header, field) in [
         (None, Some("nope"), "Last-Event-ID"),
         (None, Some("1-2-3"), "Last-Event-ID"),
-        (None, Some(""), "Last-Event-ID"),
         (Some("1-0"), Some("x"), "Last-Event-ID"),
         (Some("x"), None, "after"),
         (Some("10000000000000000000-0"), None, "after"),
