@@ -11,6 +11,11 @@
 -- events. `last` is the newest event ('0-0' if none yet).
 local start, limit = ARGV[3], int_arg(4, 1, 1000)
 if not pool_exists() then return read_reply({err = 'not_found'}) end
+-- Leases and delays that have ended are applied first (a bounded number), as GET pool
+-- does: the log then says `expired` and `delay_over` when they happen, not only when
+-- something next touches the item. A live stream reads every half second, so they reach
+-- followers promptly.
+reclaim(pool_config())
 
 local trimmed_through = redis.call('HGET', K_POOL, 'events_trimmed') or '0-0'
 local newest = redis.call('XREVRANGE', K_EVENTS, '+', '-', 'COUNT', '1')

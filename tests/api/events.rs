@@ -1216,6 +1216,36 @@ async fn the_stream_of_a_pool_that_does_not_exist_is_404() {
 }
 
 #[tokio::test]
+async fn a_follower_sees_leases_expire_and_delays_end_with_nobody_touching_the_items() {
+    let app = spawn_app().await;
+    let replica = replica_of(&app, Options::default()).await;
+    let pool = pool_name();
+    let p = pool.as_str();
+    app.add_items(p, &["a", "b"]).await;
+    // Long enough to open the stream first; the ends then come while it is open.
+    let lease = claim_for(&app, p, "a", "w1", 1500).await;
+    let b = claim_for(&app, p, "b", "w2", 60_000).await;
+    release(&app, p, &b, json!({"delay_ms": 1500})).await;
+    let mut stream = follow(&replica, p, None, None).await;
+    let backlog = stream.expect_events(5).await;
+    let kinds: Vec<&str> = backlog.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(kinds, ["added", "added", "claimed", "claimed", "released"]);
+    // Nothing but the stream asks anything: the ends still come, by Redis's clock.
+    let mut ended = stream.expect_events(2).await;
+    ended.sort_by(|x, y| x.event.cmp(&y.event));
+    let data = |sse: &Sse| -> Value { serde_json::from_str(&sse.data).expect("JSON data") };
+    let (delay_over, expired) = (data(&ended[0]), data(&ended[1]));
+    assert_eq!(ended[0].event, "delay_over");
+    assert_eq!(delay_over["item"], "b");
+    assert_eq!(delay_over["state"], "available");
+    assert_eq!(ended[1].event, "expired");
+    assert_eq!(expired["item"], "a");
+    assert_eq!(expired["holder"], "w1");
+    assert_eq!(expired["token"], lease["token"]);
+    assert_eq!(expired["state"], "available");
+}
+
+#[tokio::test]
 async fn the_stream_ends_when_the_pool_is_deleted() {
     let app = spawn_app().await;
     let replica = replica_of(&app, Options::default()).await;
