@@ -1,13 +1,16 @@
 //! A worker: claims items from a pool one at a time, works on each under a lease that the
 //! client keeps alive, completes it, and stops gracefully — on Ctrl-C or SIGTERM (the item
 //! in hand goes back to the pool), after `--max-items`, or with `--drain` once the pool has
-//! nothing left to claim.
+//! nothing left to claim. Without `--drain`, an empty pool is waited on with long-poll
+//! claims: the service answers the moment an item is available (on any replica), so the
+//! worker neither sleeps nor polls.
 //!
 //! ```sh
 //! cargo run --example worker -- --url http://127.0.0.1:8080 --pool cases --holder w1 --drain
 //! ```
 //!
-//! It prints one line per event (`claimed`, `completed`, `released`, `lost`) and a summary.
+//! It prints one line per event (`waiting`, `claimed`, `completed`, `released`, `lost`) and
+//! a summary.
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -43,9 +46,10 @@ struct Args {
     /// Stop when a claim finds nothing (instead of waiting for more work).
     #[arg(long)]
     drain: bool,
-    /// How long to wait before claiming again when the pool had nothing.
-    #[arg(long, default_value_t = 1000)]
-    idle_ms: u64,
+    /// How long one claim waits for an item when the pool has none (at most 30000); an
+    /// empty answer after it is simply claimed again.
+    #[arg(long, default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=30_000))]
+    wait_ms: u64,
 }
 
 /// What happened to one lease.
@@ -76,11 +80,17 @@ async fn main() -> ExitCode {
     tokio::pin!(stop);
     let mut tally = Tally::default();
     let claim = Claim::new(&args.holder).lease_ms(args.lease_ms);
+    // Once a claim has found nothing, the next ones wait for work on the service's side.
+    let waiting = claim.clone().wait_ms(args.wait_ms);
+    let mut idle = false;
 
     while args.max_items.is_none_or(|max| tally.completed < max) {
+        let claim = if idle { &waiting } else { &claim };
+        // Stopping drops a waiting claim: the service may still grant an item to it just
+        // then, which nobody holds, and which comes back when its lease time ends.
         let claimed = tokio::select! {
             () = &mut stop => break,
-            claimed = client.claim_next(&args.pool, &claim) => claimed,
+            claimed = client.claim_next(&args.pool, claim) => claimed,
         };
         let lease = match claimed {
             Ok(mut leases) => leases.pop(),
@@ -94,11 +104,14 @@ async fn main() -> ExitCode {
                 println!("drained {}", args.pool);
                 break;
             }
-            tokio::select! {
-                () = &mut stop => break,
-                () = tokio::time::sleep(Duration::from_millis(args.idle_ms)) => continue,
+            if !idle {
+                println!("waiting for work in {}", args.pool);
             }
+            // Nothing now, or nothing during the whole wait: wait (again).
+            idle = true;
+            continue;
         };
+        idle = false;
         println!("claimed {} token {}", lease.id(), lease.token());
 
         let outcome = tokio::select! {

@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs the client examples against a real `leasehold dev` (its own redis-server, a free
 # loopback port, a throwaway data directory) and checks what they print: two workers
-# draining a seeded pool together completed every item exactly once, and each firm's case
-# IDs are distinct and numbered 1..N. Each item's work outlasts its lease time, so only
-# the lease guard's renewals let it complete. Stops leasehold by its own pid on the way out.
+# draining a seeded pool together completed every item exactly once, and the pool's audit
+# trail says who held an item and that it was completed; a worker waiting on an empty pool
+# (a long-poll claim) takes an item the moment it is added; a worker stopped by SIGTERM
+# gives its item back, which a following audit sees live until the pool is deleted; and
+# each firm's case IDs are distinct and numbered 1..N. Each item's work outlasts its lease
+# time, so only the lease guard's renewals let it complete. Stops leasehold by its own pid
+# on the way out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
@@ -69,6 +73,44 @@ expected="$(for i in $(seq 1 "$ITEMS"); do printf 'case-%02d\n' "$i"; done)"
 $completed"
 curl -fsS "$url/v1/pools/$pool" | grep -q "\"done\":$ITEMS" || fail "the pool does not show $ITEMS done"
 
+# The audit trail of one item: who held it, under which token, and how it ended.
+done_by="$(grep -l '^completed case-01 ' "$work/w1.out" "$work/w2.out" | head -n 1)"
+done_by="$(basename "${done_by:-none}" .out)"
+token="$(sed -n 's/^completed case-01 token \([0-9]*\)$/\1/p' "$work/w1.out" "$work/w2.out")"
+timeout 60 "$bin/examples/audit" --url "$url" --pool "$pool" --item case-01 >"$work/audit.out" \
+  || fail "audit failed"
+cat "$work/audit.out"
+grep -q ' case-01 added available v1$' "$work/audit.out" || fail "audit: case-01 was not added"
+grep -q " case-01 completed done v[0-9]* $done_by token $token\$" "$work/audit.out" \
+  || fail "audit: case-01 was not completed by $done_by under token $token"
+grep -q "^held case-01 by $done_by token $token from .* (completed)\$" "$work/audit.out" \
+  || fail "audit: no lease of $done_by ending in completion"
+
+# A worker on an empty pool waits with a long-poll claim, and takes an item the moment
+# it is added (well before its 30 s wait is over).
+curl -fsS -X PUT "$url/v1/pools/later" -H 'content-type: application/json' -d '{}' >/dev/null \
+  || fail "cannot create the pool later"
+timeout 60 "$bin/examples/worker" --url "$url" --pool later --holder w4 --max-items 1 \
+  >"$work/w4.out" 2>&1 &
+pid_w4=$!
+for _ in $(seq 1 300); do
+  grep -q '^waiting for work in later$' "$work/w4.out" && break
+  sleep 0.1
+done
+grep -q '^waiting for work in later$' "$work/w4.out" || fail "worker w4 never waited"
+added_at="$(date +%s%3N)"
+curl -fsS "$url/v1/pools/later/items" -H 'content-type: application/json' \
+  -d '{"items":[{"id":"fresh"}]}' >/dev/null || fail "cannot add to the pool later"
+for _ in $(seq 1 1000); do
+  grep -q '^claimed fresh ' "$work/w4.out" && break
+  sleep 0.01
+done
+claimed_ms=$(( $(date +%s%3N) - added_at ))
+wait "$pid_w4" || { cat "$work/w4.out" >&2; fail "worker w4 failed"; }
+grep -q '^completed fresh ' "$work/w4.out" || { cat "$work/w4.out" >&2; fail "worker w4 did not complete fresh"; }
+[ "$claimed_ms" -lt 3000 ] || fail "worker w4 took ${claimed_ms} ms to claim an item added while it waited"
+grep -h '^worker ' "$work/w4.out"
+
 # SIGTERM mid-work: the worker gives its item back and exits cleanly.
 curl -fsS "$url/v1/pools/stopping/items" -H 'content-type: application/json' \
   -d '{"items":[{"id":"long"}]}' >/dev/null || fail "cannot seed the second pool"
@@ -87,6 +129,20 @@ grep -h '^worker ' "$work/w3.out"
 curl -fsS "$url/v1/pools/stopping/items/long" | grep -q '"state":"available"' \
   || fail "the item w3 held is not available again"
 
+# Following that pool's events: the history so far, then the end when the pool is deleted.
+timeout 60 "$bin/examples/audit" --url "$url" --pool stopping --follow >"$work/follow.out" 2>&1 &
+pid_follow=$!
+for _ in $(seq 1 300); do
+  grep -q ' long released available ' "$work/follow.out" && break
+  sleep 0.1
+done
+grep -q ' long released available v[0-9]* w3 token ' "$work/follow.out" \
+  || { cat "$work/follow.out" >&2; fail "the following audit did not see w3 release long"; }
+curl -fsS -X DELETE "$url/v1/pools/stopping" || fail "cannot delete the pool stopping"
+wait "$pid_follow" || { cat "$work/follow.out" >&2; fail "the following audit failed"; }
+grep -q '^pool stopping is gone$' "$work/follow.out" \
+  || { cat "$work/follow.out" >&2; fail "the following audit did not end with the pool"; }
+
 # Case IDs for two firms, drawn all at once per firm.
 timeout 60 "$bin/examples/case_ids" --url "$url" --count "$CASES" \
   --firm acme:Europe/Paris --firm globex:America/New_York >"$work/case_ids.out" \
@@ -98,4 +154,4 @@ for firm in acme globex; do
   [ "$(printf '%s\n' "$ids" | sort -u | wc -l)" -eq "$CASES" ] || fail "$firm: not $CASES distinct ids"
   [ "$(printf '%s\n' "$ids" | cut -d- -f3)" = "$numbers" ] || fail "$firm: not numbered 1..$CASES in order"
 done
-echo "examples: OK ($ITEMS items, each worked on past its lease time, completed once each by two workers, a worker stopped by SIGTERM gave its item back, $CASES case ids per firm)"
+echo "examples: OK ($ITEMS items, each worked on past its lease time, completed once each by two workers, as the audit trail shows; a waiting worker claimed a new item in ${claimed_ms} ms; a worker stopped by SIGTERM gave its item back, seen live by a follower that ended with the pool; $CASES case ids per firm)"

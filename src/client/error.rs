@@ -138,20 +138,32 @@ impl Error {
     /// The answer of a request the transport has finished with: the 2xx answer, or the
     /// error it amounts to.
     pub(super) fn check(sent: Sent) -> Result<Answer, Error> {
+        match sent.last {
+            Attempt::Answer(answer) if answer.status.is_success() => Ok(answer),
+            _ => Err(Error::of_failed(sent)),
+        }
+    }
+
+    /// The error a request amounts to that the transport has finished with, its last
+    /// attempt not a 2xx answer.
+    pub(super) fn of_failed(sent: Sent) -> Error {
         let outcome_unknown = sent.outcome_unknown();
         let error = match sent.last {
-            Attempt::Answer(answer) if answer.status.is_success() => return Ok(answer),
+            Attempt::Answer(answer) if answer.status.is_success() => Error::Unexpected {
+                status: answer.status.as_u16(),
+                detail: "a success counted as a failure".to_owned(),
+            },
             Attempt::Answer(answer) => Error::Problem(Box::new(Problem::from_answer(&answer))),
             Attempt::NoAnswer(e) => Error::Transport(e),
         };
         if sent.gave_up {
-            return Err(Error::GaveUp {
+            return Error::GaveUp {
                 attempts: sent.attempts,
                 elapsed: sent.elapsed,
                 outcome_unknown,
                 last: Box::new(error),
-            });
+            };
         }
-        Err(error)
+        error
     }
 }

@@ -11,6 +11,11 @@
 //! - **Leases that keep themselves alive**: a claim returns [`Lease`] guards that renew in
 //!   the background at a third of the lease time, report when the lease is lost, and give
 //!   the item back when dropped without being completed.
+//! - **Waiting for work without polling**: [`Claim::wait_ms`] makes a claim wait (up to
+//!   30 s) until an item is available; the call's timeout and retry time grow by the wait.
+//! - **Following a pool**: [`Client::list_events`] pages through a pool's change log
+//!   ("who held item X, and when"), and [`Client::follow_events`] follows it live over
+//!   Server-Sent Events, reconnecting by itself after the last event it yielded.
 //!
 //! ```no_run
 //! use leasehold::client::{Claim, Client, NewItem, ProblemCode};
@@ -46,6 +51,7 @@
 
 mod counters;
 mod error;
+mod events;
 mod items;
 mod lease;
 mod leases;
@@ -61,10 +67,14 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
 pub use error::{Current, Error, Problem, ProblemCode};
+pub use events::{EventStream, Followed};
 pub use lease::{Lease, Lost};
 pub use retry::RetryPolicy;
 use transport::{Answer, Call, Transport};
 pub use types::*;
+
+/// The longest a long-poll claim waits (`wait_ms` up to 30,000).
+pub const LONGEST_WAIT: Duration = Duration::from_secs(30);
 
 /// A client of one Leasehold deployment. Cheap to clone: clones share connections.
 #[derive(Debug, Clone)]
@@ -98,7 +108,9 @@ impl ClientBuilder {
     }
 
     /// How long one attempt may take, from connecting to the last byte (default 10 s).
-    /// A long-poll claim gets its `wait_ms` on top.
+    /// A long-poll claim gets its `wait_ms` on top. A connection may stay silent for this
+    /// plus the longest wait, [`LONGEST_WAIT`], before it counts as broken: the bound on an
+    /// event stream (see [`Client::follow_events`]), whose body does not end.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -119,6 +131,7 @@ impl ClientBuilder {
     pub fn build(self) -> Result<Client, Error> {
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
+            .read_timeout(self.timeout + LONGEST_WAIT)
             .user_agent(concat!("leasehold-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Invalid(format!("cannot build an HTTP client: {e}")))?;
@@ -193,6 +206,15 @@ impl Client {
         }
         let sent = self.inner.transport.send(&call, 0, policy).await;
         Error::check(sent)
+    }
+
+    /// Opens a streaming answer under `policy`: the 2xx response with its body unread, or
+    /// the error.
+    async fn open(&self, call: Call, policy: &RetryPolicy) -> Result<reqwest::Response, Error> {
+        match self.inner.transport.open(&call, 0, policy).await {
+            Ok(response) => Ok(response),
+            Err(sent) => Err(Error::of_failed(sent)),
+        }
     }
 
     /// Sends with the client's policy and reads the JSON answer.

@@ -8,6 +8,7 @@
 //! turns a [`Sent`] into typed values and errors; `leasehold contend` turns the same
 //! [`Sent`] into the ok / refused / unknown outcomes its history checkers need.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -248,6 +249,54 @@ impl Transport {
     /// the attempt is retryable. A write gets a fresh `Idempotency-Key` (UUID v4) unless
     /// the call already carries one; every attempt carries the same key.
     pub async fn send(&self, call: &Call, start: usize, policy: &RetryPolicy) -> Sent {
+        let timeout = call.timeout.unwrap_or(self.timeout);
+        let sent = self
+            .retrying(call, start, policy, |request, remaining| async move {
+                // Bounded by the call's timeout and by the time the policy has left.
+                let timeout = timeout.min(remaining).max(Duration::from_millis(1));
+                Err::<Infallible, _>(read(request.timeout(timeout).send().await).await)
+            })
+            .await;
+        match sent {
+            Ok(never) => match never {},
+            Err(sent) => sent,
+        }
+    }
+
+    /// Opens a streaming answer (Server-Sent Events): sends `call` as [`Transport::send`]
+    /// does, again under `policy` while the attempt is retryable, and hands back the first
+    /// 2xx response with its body unread; or, as a [`Sent`], how it failed. No total
+    /// timeout applies, as the body does not end by itself: the HTTP client's read timeout
+    /// bounds the wait for the answer and for each piece of the body.
+    pub async fn open(
+        &self,
+        call: &Call,
+        start: usize,
+        policy: &RetryPolicy,
+    ) -> Result<reqwest::Response, Sent> {
+        self.retrying(call, start, policy, |request, _| async move {
+            match request.send().await {
+                Ok(response) if response.status().is_success() => Ok(response),
+                answered => Err(read(answered).await),
+            }
+        })
+        .await
+    }
+
+    /// The retry loop under every request: `attempt` sends the request it is given (with
+    /// the time the policy has left) and ends the loop with `Ok`, or hands back what it
+    /// got, which is tried again while it is retryable and the policy allows.
+    async fn retrying<T, F, Fut>(
+        &self,
+        call: &Call,
+        start: usize,
+        policy: &RetryPolicy,
+        mut attempt: F,
+    ) -> Result<T, Sent>
+    where
+        F: FnMut(reqwest::RequestBuilder, Duration) -> Fut,
+        Fut: Future<Output = Result<T, Attempt>>,
+    {
         let started = Instant::now();
         let mut key = call.idempotency_key().map(str::to_owned);
         let mut added = None;
@@ -260,10 +309,13 @@ impl Transport {
         let mut earlier_unknown = false;
         loop {
             let remaining = policy.max_elapsed.saturating_sub(started.elapsed());
-            let attempt = self
-                .attempt(call, start + attempts as usize, added.as_ref(), remaining)
-                .await;
+            let request = self.request(call, start + attempts as usize, added.as_ref());
+            let attempted = attempt(request, remaining).await;
             attempts += 1;
+            let attempt = match attempted {
+                Ok(done) => return Ok(done),
+                Err(attempt) => attempt,
+            };
             let done = |last: Attempt, gave_up: bool| Sent {
                 last,
                 attempts,
@@ -273,14 +325,14 @@ impl Transport {
                 idempotency_key: key.clone(),
             };
             if !attempt.is_retryable() {
-                return done(attempt, false);
+                return Err(done(attempt, false));
             }
             if attempts >= policy.max_attempts {
-                return done(attempt, true);
+                return Err(done(attempt, true));
             }
             let wait = policy.delay(attempts - 1, attempt.retry_after());
             if started.elapsed() + wait >= policy.max_elapsed {
-                return done(attempt, true);
+                return Err(done(attempt, true));
             }
             earlier_unknown |= attempt.outcome_unknown();
             self.retries.fetch_add(1, Ordering::Relaxed);
@@ -296,21 +348,15 @@ impl Transport {
         }
     }
 
-    /// One attempt, bounded by the call's timeout and by the time the policy has left.
-    async fn attempt(
+    /// The request of one attempt, to the `base`-th base URL (round robin).
+    fn request(
         &self,
         call: &Call,
         base: usize,
         added_key: Option<&HeaderValue>,
-        remaining: Duration,
-    ) -> Attempt {
+    ) -> reqwest::RequestBuilder {
         let url = format!("{}{}", self.bases[base % self.bases.len()], call.path);
-        let timeout = call
-            .timeout
-            .unwrap_or(self.timeout)
-            .min(remaining)
-            .max(Duration::from_millis(1));
-        let mut request = self.http.request(call.method.clone(), url).timeout(timeout);
+        let mut request = self.http.request(call.method.clone(), url);
         if let Some(key) = &self.key {
             request = request.header(reqwest::header::AUTHORIZATION, key.clone());
         }
@@ -325,20 +371,25 @@ impl Transport {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.clone());
         }
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => return Attempt::NoAnswer(e),
-        };
-        let status = response.status();
-        let headers = response.headers().clone();
-        match response.bytes().await {
-            Ok(body) => Attempt::Answer(Answer {
-                status,
-                headers,
-                body,
-            }),
-            Err(e) => Attempt::NoAnswer(e),
-        }
+        request
+    }
+}
+
+/// What an attempt came back with, its whole body read.
+async fn read(sent: Result<reqwest::Response, reqwest::Error>) -> Attempt {
+    let response = match sent {
+        Ok(response) => response,
+        Err(e) => return Attempt::NoAnswer(e),
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    match response.bytes().await {
+        Ok(body) => Attempt::Answer(Answer {
+            status,
+            headers,
+            body,
+        }),
+        Err(e) => Attempt::NoAnswer(e),
     }
 }
 

@@ -3,13 +3,13 @@
 //! Answers are read leniently (unknown fields are ignored), so a client keeps working
 //! against a newer server. The server writes its answers from its own records
 //! (`crate::model`, with the stored data passed through unparsed); here data is parsed
-//! JSON and the shared pieces (`ItemState`, `PoolCounts`, `PoolStats`) are the server's own
-//! types.
+//! JSON and the shared pieces (`ItemState`, `EventKind`, `PoolCounts`, `PoolStats`) are the
+//! server's own types.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use crate::store::{ItemState, PoolCounts, PoolStats};
+pub use crate::store::{EventKind, ItemState, PoolCounts, PoolStats};
 
 /// A pool's settings, as the service answers them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -342,4 +342,41 @@ pub struct CounterValue {
     pub name: String,
     pub period: Option<String>,
     pub value: u64,
+}
+
+/// One change to an item of a pool, from its event log: who held it, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Its place in the pool's log, `<ms>-<seq>`: the `after` (or `Last-Event-ID`) to go
+    /// on from here.
+    pub id: String,
+    /// What happened.
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    /// The item's id.
+    pub item: String,
+    /// The state the change left the item in (for `deleted`, the state it had).
+    pub state: ItemState,
+    /// The item's version after the change (for `deleted`, the version it had).
+    pub version: u64,
+    /// The holder the change concerned: the new one of a grant or an assignment, else the
+    /// one it had; `None` when none.
+    pub holder: Option<String>,
+    /// That holder's fencing token; `None` when none.
+    pub token: Option<u64>,
+    /// When it happened: RFC 3339 UTC, by Redis's clock.
+    pub at: String,
+}
+
+/// A page of a pool's events, oldest first.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    /// The `after` of the next page: the last event's id, or the `after` given when the
+    /// page is empty (`None` if neither). An empty page means nothing newer yet: ask
+    /// again with the same `next_after`.
+    pub next_after: Option<String>,
+    /// Events after the `after` given were dropped by the pool's cap (about the last
+    /// 10,000 are kept) before they were read: this page starts at the oldest kept.
+    pub trimmed: bool,
 }
