@@ -1745,47 +1745,6 @@ async fn an_event_stream_reconnects_through_503s_while_redis_is_stopped() {
     assert_eq!(followed, all_events(&direct, &pool).await);
 }
 
-/// A follower that had seen the first event and comes back after the second was dropped
-/// (here by `XDEL`, which the service reads as it reads the cap's trimming) is told so,
-/// in a page and in the stream, before the events that follow the gap.
-#[tokio::test]
-async fn a_gap_in_the_log_reaches_the_client_as_trimmed() {
-    let app = spawn_app().await;
-    let client = client_of(&app);
-    let pool = pool_name();
-    client
-        .add_items(&pool, &added_items(&["a", "b", "c"]))
-        .await
-        .expect("add");
-    let events = all_events(&client, &pool).await;
-    let key = leasehold::store::keys::pool_events(
-        &app.tenant,
-        &leasehold::names::PoolName::parse("pool", &pool).expect("a pool name"),
-    );
-    let deleted: u64 = redis::cmd("XDEL")
-        .arg(&key)
-        .arg(&events[1].id)
-        .query(&mut redis().connection())
-        .expect("XDEL");
-    assert_eq!(deleted, 1);
-
-    let page = client
-        .list_events(&pool, Some(&events[0].id), None)
-        .await
-        .expect("a page");
-    assert!(page.trimmed);
-    assert_eq!(page.events, [events[2].clone()]);
-    let whole = client.list_events(&pool, None, None).await.expect("a page");
-    assert!(!whole.trimmed, "from the oldest kept, nothing was missed");
-
-    let mut stream = client.follow_events(&pool, Some(&events[0].id));
-    assert_eq!(next_followed(&mut stream).await, Followed::Trimmed);
-    assert_eq!(
-        next_followed(&mut stream).await,
-        Followed::Event(events[2].clone())
-    );
-}
-
 #[tokio::test]
 async fn events_dropped_by_the_cap_are_reported_as_trimmed() {
     let app = spawn_app().await;
