@@ -11,7 +11,7 @@ use crate::names::{Holder, ItemId};
 
 use super::ItemRecord;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Leases {
     #[serde(deserialize_with = "lua_list")]
     leases: Vec<ItemRecord>,
@@ -66,37 +66,51 @@ impl PoolRef<'_> {
         let waiters = self.waiters();
         let stopping = wakeups::stopping();
         tokio::pin!(stopping);
-        loop {
+        // Whether this waiter holds the watcher's role (see `wakeups`), once it has taken it.
+        let mut watch = None;
+        let mut waited = false;
+        let outcome = loop {
             // Listen before trying, so an announcement between the try and the wait counts.
             let woken = waiters.notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let answer = claim(true).await?;
+            let answer = match claim(true).await {
+                Ok(answer) => answer,
+                Err(e) => break Err(e),
+            };
             let now = Instant::now();
             if !answer.value.leases.is_empty() || now >= deadline {
-                return Ok(Answer {
-                    value: answer.value.leases,
-                    replayed: answer.replayed,
-                });
+                break Ok(answer);
             }
-            let mut until = deadline.min(now + self.store.inner.wakeups.retry_after());
-            let probe = answer.value.next_in.and_then(|ms| {
-                let at = now + Duration::from_millis(ms).min(wakeups::PROBE_EVERY);
-                (at < until)
-                    .then(|| waiters.probe())
-                    .flatten()
-                    .map(|p| (p, at))
-            });
-            if let Some((_, at)) = &probe {
-                until = *at;
-            }
+            watch = watch.or_else(|| waiters.watch());
+            let until = if watch.is_some() {
+                let next_in = answer.value.next_in.map(Duration::from_millis);
+                deadline.min(now + self.store.inner.wakeups.watch_for(next_in))
+            } else {
+                deadline
+            };
             tokio::select! {
                 () = &mut woken => {}
                 () = tokio::time::sleep_until(until.into()) => {}
-                () = &mut stopping => return Ok(Answer { value: vec![], replayed: false }),
+                () = &mut stopping => break Ok(Answer { value: Leases::default(), replayed: false }),
             }
-            drop(probe);
+            waited = true;
+        };
+        // A waiter that leaves after waiting, granted something or failed, wakes the next:
+        // more items may have become available than were announced (a lost message, found
+        // by the watcher's timed try), or it may have been woken to take up the watcher's
+        // role, which would stay vacant. A watcher wakes one as it leaves anyway.
+        let granted_or_failed = outcome
+            .as_ref()
+            .map_or(true, |answer| !answer.value.leases.is_empty());
+        if waited && watch.is_none() && granted_or_failed {
+            waiters.notify.notify_one();
         }
+        let answer = outcome?;
+        Ok(Answer {
+            value: answer.value.leases,
+            replayed: answer.replayed,
+        })
     }
 
     pub async fn claim_item(

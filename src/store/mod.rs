@@ -538,7 +538,7 @@ impl PoolRef<'_> {
         self.store
             .inner
             .wakeups
-            .watch(keys::pool_events(self.tenant, self.pool))
+            .pool(keys::pool_events(self.tenant, self.pool))
     }
 
     /// Runs a read script (no idempotency, no waiting for replicas).

@@ -8,11 +8,15 @@
 //! script call.
 //!
 //! Pub/sub may drop a message (a reconnect, a failover), and time alone makes items
-//! available (a lease expires, a delay ends), which no script announces. So a waiter also
-//! tries again on a timer: while leases with an expiry or delays exist in the pool, one
-//! waiter per pool and replica tries when the first of them ends, and at least every
-//! second (its try reclaims what ended, and the script announces what it freed); and every
-//! waiter now and then as a safety net, more often while the subscription is down.
+//! available (a lease expires, a delay ends), which no script announces. So one waiter
+//! per pool and replica, the watcher, also tries on a timer: when the pool's first lease
+//! or delay ends, at least every second while there are such, and every few seconds as a
+//! safety net otherwise (more often while the subscription is down). Its try reclaims
+//! what ended, and the script announces what it freed; should a lost message have left
+//! items unannounced, each waiter granted one after waiting wakes the next, so they are
+//! handed out one after another. The other waiters sleep until woken or their time is up:
+//! a thousand waiters cost a handful of tries a second, not a thousand every few seconds.
+//! A watcher that leaves wakes another waiter to take its place.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,11 +31,11 @@ use super::Topology;
 use super::backend::client;
 use super::keys::POOL_EVENTS_PATTERN;
 
-/// How often a waiter tries again without being woken, while the subscription is up.
+/// How often the watcher tries again without being woken, while the subscription is up.
 const SAFETY_RETRY: Duration = Duration::from_secs(5);
-/// The longest the clock-watching waiter of a pool waits before trying again: a lease
-/// granted after its last try may end before the one it was watching.
-pub const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// The longest the watcher waits before trying again while the pool has leases with an
+/// expiry or delays: one granted after its last try may end before the one it watched.
+const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// The same while it is down (then pub/sub wakes nobody).
 const UNSUBSCRIBED_RETRY: Duration = Duration::from_millis(500);
 /// How often the subscription is checked with a PING.
@@ -67,35 +71,36 @@ pub struct Wakeups {
     subscribed: AtomicBool,
 }
 
-/// The waiters on one pool: woken one per item announced; one of them at a time also
-/// watches the clock for the pool's next expiry.
+/// The waiters on one pool: woken one per item announced; one of them at a time, the
+/// watcher, also tries on a timer.
 #[derive(Default)]
 pub struct PoolWaiters {
     pub notify: Notify,
-    probing: AtomicBool,
+    watched: AtomicBool,
 }
 
 impl PoolWaiters {
-    /// Takes the role of the waiter that tries again when the next lease or delay ends;
-    /// `None` if another waiter has it.
-    pub fn probe(&self) -> Option<Probe<'_>> {
-        (!self.probing.swap(true, Ordering::AcqRel)).then_some(Probe(self))
+    /// Takes the watcher's role; `None` if another waiter has it.
+    pub fn watch(&self) -> Option<Watch<'_>> {
+        (!self.watched.swap(true, Ordering::AcqRel)).then(|| Watch(self))
     }
 }
 
-/// The clock-watching role, given back when dropped.
-pub struct Probe<'a>(&'a PoolWaiters);
+/// The watcher's role. Given back when dropped, waking another waiter to take it up:
+/// the one left then tries, and watches in turn if it still has nothing.
+pub struct Watch<'a>(&'a PoolWaiters);
 
-impl Drop for Probe<'_> {
+impl Drop for Watch<'_> {
     fn drop(&mut self) {
-        self.0.probing.store(false, Ordering::Release);
+        self.0.watched.store(false, Ordering::Release);
+        self.0.notify.notify_one();
     }
 }
 
 impl Wakeups {
     /// The waiters on the pool whose channel is `channel`, shared with every other waiter
     /// on it in this replica.
-    pub fn watch(&self, channel: String) -> Arc<PoolWaiters> {
+    pub fn pool(&self, channel: String) -> Arc<PoolWaiters> {
         let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(waiters) = pools.get(&channel).and_then(Weak::upgrade) {
             return waiters;
@@ -108,13 +113,16 @@ impl Wakeups {
         waiters
     }
 
-    /// How long a waiter may go without trying again.
-    pub fn retry_after(&self) -> Duration {
-        if self.subscribed.load(Ordering::Relaxed) {
+    /// How long the watcher waits before trying again: until the pool's first lease or
+    /// delay ends (`next_in`, from its last try; `None` when there is none), but no longer
+    /// than `PROBE_EVERY` then, nor than the safety net's interval.
+    pub fn watch_for(&self, next_in: Option<Duration>) -> Duration {
+        let retry = if self.subscribed.load(Ordering::Relaxed) {
             SAFETY_RETRY
         } else {
             UNSUBSCRIBED_RETRY
-        }
+        };
+        next_in.map_or(retry, |next| next.min(PROBE_EVERY).min(retry))
     }
 
     fn wake(&self, channel: &str, count: usize) {

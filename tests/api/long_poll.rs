@@ -226,23 +226,17 @@ async fn waiters_on_other_replicas_get_items_added_released_requeued_expired_and
     }
 }
 
-/// Three hundred waiters on one pool over three replicas; one item comes back. Each
-/// replica wakes one waiter per item announced, so Redis sees a handful of tries, not
-/// three hundred.
-#[tokio::test]
-async fn one_item_coming_back_wakes_a_few_waiters_not_all() {
-    const WAITERS: usize = 300;
-    let deployment = Deployment::start(3).await;
-    let pool = pool_name();
-    let p = pool.as_str();
-    deployment.replicas[0]
-        .put(&format!("/v1/pools/{p}"), json!({}))
-        .await
-        .expect(201);
-    let before = deployment.scripts_run();
+/// `count` long-poll claims of `wait_ms` on pool `p`, spread over `replicas` in turn. Each
+/// answers how many leases it got and when.
+fn crowd(
+    replicas: &[TestApp],
+    p: &str,
+    count: usize,
+    wait_ms: u64,
+) -> tokio::task::JoinSet<(usize, Instant)> {
     let mut waiters = tokio::task::JoinSet::new();
-    for n in 0..WAITERS {
-        let app = &deployment.replicas[n % 3];
+    for n in 0..count {
+        let app = &replicas[n % replicas.len()];
         let (client, url, key) = (
             app.client.clone(),
             app.url(&format!("/v1/pools/{p}/claim")),
@@ -252,21 +246,40 @@ async fn one_item_coming_back_wakes_a_few_waiters_not_all() {
             let response = client
                 .post(url)
                 .bearer_auth(key)
-                .json(&json!({"holder": format!("w{n}"), "wait_ms": 15_000}))
+                .json(&json!({"holder": format!("w{n}"), "wait_ms": wait_ms}))
                 .send()
                 .await
                 .expect("answer");
             assert_eq!(response.status(), 200);
             let body: Value = response.json().await.expect("json");
-            body["leases"].as_array().expect("leases").len()
+            let leases = body["leases"].as_array().expect("leases").len();
+            (leases, Instant::now())
         });
     }
+    waiters
+}
+
+/// A thousand waiters on one pool over three replicas; one item comes back. Each replica
+/// wakes one waiter per item announced (and the one granted it wakes one more), so Redis
+/// sees a handful of tries, not a thousand.
+#[tokio::test]
+async fn one_item_coming_back_wakes_a_few_waiters_not_all() {
+    const WAITERS: usize = 1000;
+    let deployment = Deployment::start(3).await;
+    let pool = pool_name();
+    let p = pool.as_str();
+    deployment.replicas[0]
+        .put(&format!("/v1/pools/{p}"), json!({}))
+        .await
+        .expect(201);
+    let before = deployment.scripts_run();
+    let mut waiters = crowd(&deployment.replicas, p, WAITERS, 25_000);
     deployment
         .wait_for_scripts(before, WAITERS as u64, "every waiter's first try")
         .await;
     let added = deployment.scripts_run();
     deployment.replicas[0].add_items(p, &["one"]).await;
-    let granted = waiters
+    let (granted, _) = waiters
         .join_next()
         .await
         .expect("a waiter")
@@ -278,4 +291,81 @@ async fn one_item_coming_back_wakes_a_few_waiters_not_all() {
         "{tries} scripts ran between the item's return and its grant: the waiters rushed"
     );
     waiters.abort_all();
+}
+
+/// A thousand waiters on one pool over three replicas, and nothing comes: each tries when
+/// it arrives and once more when its time is up, and in between only one waiter per
+/// replica tries on the safety timer, not every one of them every 5 s.
+#[tokio::test]
+async fn idle_waiters_leave_the_timed_tries_to_one_watcher_per_replica() {
+    const WAITERS: u64 = 1000;
+    let deployment = Deployment::start(3).await;
+    let pool = pool_name();
+    let p = pool.as_str();
+    deployment.replicas[0]
+        .put(&format!("/v1/pools/{p}"), json!({}))
+        .await
+        .expect(201);
+    let before = deployment.scripts_run();
+    // 11 s: two rounds of the 5 s safety retry fall inside every wait.
+    let answers = crowd(&deployment.replicas, p, WAITERS as usize, 11_000)
+        .join_all()
+        .await;
+    let tries = deployment.scripts_run() - before;
+    assert!(answers.iter().all(|(leases, _)| *leases == 0));
+    assert!(
+        (2 * WAITERS + 3..=2 * WAITERS + 30).contains(&tries),
+        "{tries} tries by {WAITERS} waiters: expected one on arrival and one at the end \
+         each, and the watchers' few timed tries in between"
+    );
+}
+
+/// A lost announcement (the replica's subscription is cut and cannot come back, so the
+/// items added meanwhile wake nobody): the watcher's timed try finds one item, and each
+/// waiter granted one wakes the next, so every waiter has its item soon after, not at the
+/// end of its wait.
+#[tokio::test]
+async fn items_whose_announcement_was_lost_reach_every_waiter_after_the_watchers_try() {
+    const WAITERS: usize = 4;
+    let deployment = Deployment::start(1).await;
+    let pool = pool_name();
+    let p = pool.as_str();
+    let app = &deployment.replicas[0];
+    app.put(&format!("/v1/pools/{p}"), json!({}))
+        .await
+        .expect(201);
+    let before = deployment.scripts_run();
+    let waiters = crowd(&deployment.replicas, p, WAITERS, 25_000);
+    deployment
+        .wait_for_scripts(before, WAITERS as u64, "every waiter's first try")
+        .await;
+
+    let mut admin = deployment.redis.connection();
+    let () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("leasehold")
+        .arg("-psubscribe")
+        .query(&mut admin)
+        .expect("ACL SETUSER");
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .query(&mut admin)
+        .expect("CLIENT KILL");
+    assert_eq!(killed, 1, "the replica's one subscription");
+    let added = Instant::now();
+    app.add_items(p, &["a", "b", "c", "d"]).await;
+
+    let answers = waiters.join_all().await;
+    assert!(
+        answers.iter().all(|(leases, _)| *leases == 1),
+        "{answers:?}"
+    );
+    let last = answers.iter().map(|(_, at)| *at).max().expect("answers");
+    assert!(
+        last - added < Duration::from_secs(10),
+        "the last waiter got its item {:?} after the add (its wait ends at 25 s)",
+        last - added
+    );
 }
