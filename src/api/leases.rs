@@ -109,8 +109,8 @@ pub struct ClaimItemBody {
     lease_ms: Option<i64>,
 }
 
-/// Leases one named item; claiming an item this holder holds already answers the same
-/// lease (same token).
+/// Leases one named item; claiming an item this holder holds already renews the same lease
+/// (same token) for `lease_ms` from now.
 #[utoipa::path(
     post,
     path = "/v1/pools/{pool}/items/{id}/claim",

@@ -6,7 +6,10 @@
 //! reassigned, requeued, deleted or had expired), or no renewal succeeded before the lease
 //! time ran out (by the contract, a lease is lost the instant its time has passed). The
 //! holder's clock decides the second case, counted from when the claim or renewal was
-//! *sent*, so it errs on the early side.
+//! *sent*, so it errs on the early side. Where that count cannot be made (a lease adopted
+//! after a restart, claimed again by its holder, or replayed from an earlier call), or has
+//! run out before the guard began (a long-poll claim granted late in its wait), the guard
+//! renews at once and that one answer decides.
 //!
 //! Completing or releasing consumes the guard. A guard dropped without either releases
 //! its item in the background (best effort, if a Tokio runtime is still running), so an
@@ -68,20 +71,27 @@ pub struct Lease {
 
 impl Lease {
     /// Starts the guard (and its renewing task, for a lease that expires). `lease_ms` is
-    /// what the claim asked for, `None` for the pool's lease time; `sent_at` is when the
-    /// claim was first sent.
+    /// what the claim asked for, `None` for the pool's lease time. `granted_after` is when
+    /// the call that granted it was first sent, or `None` for a lease of unknown age, which
+    /// is renewed at once. The guard's calls carry fresh Idempotency-Keys, whatever key
+    /// the claim was made with.
     pub(super) fn start(
         client: Client,
         pool: &str,
         info: LeaseInfo,
         lease_ms: Option<u64>,
-        sent_at: Instant,
+        granted_after: Option<Instant>,
     ) -> Lease {
+        let client = client.with_fresh_keys();
         let shared = Arc::new(Shared {
             lost: watch::Sender::new(None),
             latest: Mutex::new(info.clone()),
         });
-        let renewer = local_expiry(&info, lease_ms, sent_at).map(|expires| {
+        let period = match granted_after {
+            Some(sent_at) => local_expiry(&info, lease_ms, sent_at).map(|end| Some((sent_at, end))),
+            None => info.lease_expires_at.is_some().then_some(None),
+        };
+        let renewer = period.map(|period| {
             let renewal = Renewal {
                 client: client.clone(),
                 pool: pool.to_owned(),
@@ -89,9 +99,10 @@ impl Lease {
                 holder: info.holder.clone(),
                 token: info.token,
                 lease_ms,
+                deciding: (lease_time(&info, lease_ms).unwrap_or_default() / 3).max(MIN_DECIDING),
                 shared: shared.clone(),
             };
-            tokio::spawn(renewal.run(sent_at, expires))
+            tokio::spawn(renewal.run(period))
         });
         Lease {
             client,
@@ -222,14 +233,30 @@ impl Drop for Lease {
 /// claim named its lease time; else by the lease's expiry as Redis's clock put it (which
 /// trusts the two clocks to agree). `None` for a lease without expiry.
 fn local_expiry(info: &LeaseInfo, lease_ms: Option<u64>, sent_at: Instant) -> Option<Instant> {
+    let time = lease_time(info, lease_ms)?;
+    let from = if named(lease_ms).is_some() {
+        sent_at
+    } else {
+        Instant::now()
+    };
+    Some(from + time)
+}
+
+/// The lease time: `lease_ms` when the claim named one, else what is left of the lease by
+/// Redis's clock. `None` for a lease without expiry.
+fn lease_time(info: &LeaseInfo, lease_ms: Option<u64>) -> Option<Duration> {
     let expires_at = info.lease_expires_at.as_deref()?;
-    if let Some(ms) = lease_ms.filter(|ms| *ms > 0) {
-        return Some(sent_at + Duration::from_millis(ms));
+    if let Some(ms) = named(lease_ms) {
+        return Some(Duration::from_millis(ms));
     }
     let expires_at: jiff::Timestamp = expires_at.parse().ok()?;
     let left = expires_at.duration_since(jiff::Timestamp::now());
-    let left = Duration::try_from(left).unwrap_or(Duration::ZERO);
-    Some(Instant::now() + left)
+    Some(Duration::try_from(left).unwrap_or(Duration::ZERO))
+}
+
+/// A lease time the claim named (0 is none: the pool's).
+fn named(lease_ms: Option<u64>) -> Option<u64> {
+    lease_ms.filter(|ms| *ms > 0)
 }
 
 /// The renewing task's view of the lease.
@@ -240,25 +267,34 @@ struct Renewal {
     holder: String,
     token: u64,
     lease_ms: Option<u64>,
+    /// How long the one try that decides a lease of unknown age may take: a third of its
+    /// lease time, so that no answer is reported as lost soon.
+    deciding: Duration,
     shared: Arc<Shared>,
 }
 
+/// The least time a deciding try gets.
+const MIN_DECIDING: Duration = Duration::from_millis(100);
+
 impl Renewal {
     /// Renews at a third of each lease period until the lease is lost (or the task is
-    /// aborted). `granted` is when the current period began (the request was sent),
-    /// `expires` when it ends.
-    async fn run(self, mut granted: Instant, mut expires: Instant) {
+    /// aborted). A period is when it began (the claim or renewal was sent) and when it
+    /// ends by the holder's clock; `None` when that is not known: renew at once.
+    async fn run(self, mut period: Option<(Instant, Instant)>) {
         loop {
-            tokio::time::sleep_until(granted + expires.saturating_duration_since(granted) / 3)
-                .await;
+            if let Some((began, ends)) = period {
+                tokio::time::sleep_until(began + ends.saturating_duration_since(began) / 3).await;
+            }
             loop {
                 let now = Instant::now();
-                if now >= expires {
-                    self.lose(Lost::Expired);
-                    return;
-                }
+                // Retries while the period lasts; once it is over by this count (or was
+                // never known), one try, whose answer decides.
                 let mut policy = self.client.retry_policy().clone();
-                policy.max_elapsed = expires - now;
+                let ends = period.map(|(_, ends)| ends).filter(|ends| now < *ends);
+                match ends {
+                    Some(ends) => policy.max_elapsed = ends - now,
+                    None => (policy.max_attempts, policy.max_elapsed) = (1, self.deciding),
+                }
                 let renewed = self
                     .client
                     .renew_under(
@@ -278,7 +314,7 @@ impl Renewal {
                         }
                         match next {
                             Some(next) => {
-                                (granted, expires) = (now, next);
+                                period = Some((now, next));
                                 break;
                             }
                             None => return,
@@ -292,7 +328,13 @@ impl Renewal {
                     // No answer, or retries given up: try again while there is time.
                     Err(e) => {
                         tracing::debug!(pool = self.pool, item = self.id, error = %e, "renewal failed");
-                        let left = expires.saturating_duration_since(Instant::now());
+                        let left = ends.map_or(Duration::ZERO, |ends| {
+                            ends.saturating_duration_since(Instant::now())
+                        });
+                        if left.is_zero() {
+                            self.lose(Lost::Expired);
+                            return;
+                        }
                         let pause =
                             (left / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
                         tokio::time::sleep(pause.min(left)).await;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::transport::Call;
+use super::transport::{Answer, Call};
 use super::{
     Assign, Claim, Client, Error, Item, Lease, LeaseInfo, LeasePage, Release, RetryPolicy,
     json_call, path,
@@ -17,6 +17,13 @@ use super::{
 #[derive(Deserialize)]
 struct Leases {
     leases: Vec<LeaseInfo>,
+}
+
+/// When a claim's leases began, at the earliest: when the call was first sent; not known
+/// for a replayed answer, which may be of a claim made long before (under a key from
+/// [`Client::with_idempotency_key`]).
+fn granted_after(answer: &Answer, sent_at: Instant) -> Option<Instant> {
+    (!answer.replayed()).then_some(sent_at)
 }
 
 fn item_path(pool: &str, id: &str, action: &str) -> String {
@@ -42,16 +49,17 @@ impl Client {
         }
         let answer = self.send(call, &policy).await?;
         let leases: Leases = super::decode(&answer)?;
+        let granted_after = granted_after(&answer, sent_at);
         Ok(leases
             .leases
             .into_iter()
-            .map(|info| Lease::start(self.clone(), pool, info, claim.lease_ms, sent_at))
+            .map(|info| Lease::start(self.clone(), pool, info, claim.lease_ms, granted_after))
             .collect())
     }
 
-    /// `POST /v1/pools/{pool}/items/{id}/claim`: leases the named item if it is available
-    /// or already this holder's (the same lease again); 409 `already_leased` if another
-    /// holder has it.
+    /// `POST /v1/pools/{pool}/items/{id}/claim`: leases the named item if it is available,
+    /// or renews it if it is already this holder's (the same lease, the same token); 409
+    /// `already_leased` if another holder has it.
     pub async fn claim_item(
         &self,
         pool: &str,
@@ -61,21 +69,23 @@ impl Client {
     ) -> Result<Lease, Error> {
         let sent_at = Instant::now();
         let body = json!({ "holder": holder, "lease_ms": lease_ms });
-        let info: LeaseInfo = self
-            .call(json_call(
-                Method::POST,
-                item_path(pool, id, "claim"),
-                &strip(body),
-            )?)
-            .await?;
-        Ok(Lease::start(self.clone(), pool, info, lease_ms, sent_at))
+        let call = json_call(Method::POST, item_path(pool, id, "claim"), &strip(body))?;
+        let answer = self.send(call, &self.inner.policy).await?;
+        let info: LeaseInfo = super::decode(&answer)?;
+        Ok(Lease::start(
+            self.clone(),
+            pool,
+            info,
+            lease_ms,
+            granted_after(&answer, sent_at),
+        ))
     }
 
     /// A guard for a lease this holder already has (from [`Client::list_leases`] after a
-    /// restart): it renews it from now on, and releases it if dropped. `lease_ms` as in
-    /// [`Claim::lease_ms`].
+    /// restart): it renews it at once and from then on, and releases it if dropped.
+    /// `lease_ms` as in [`Claim::lease_ms`].
     pub fn adopt(&self, pool: &str, lease: LeaseInfo, lease_ms: Option<u64>) -> Lease {
-        Lease::start(self.clone(), pool, lease, lease_ms, Instant::now())
+        Lease::start(self.clone(), pool, lease, lease_ms, None)
     }
 
     /// `POST .../items/{id}/renew`: extends the lease (by `lease_ms`, or the pool's lease

@@ -180,6 +180,15 @@ impl Client {
         }
     }
 
+    /// This client with a fresh `Idempotency-Key` per write again (undoing
+    /// [`Client::with_idempotency_key`]).
+    pub(super) fn with_fresh_keys(&self) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            idempotency_key: None,
+        }
+    }
+
     /// How many retries this client (and its clones) has made, over all calls.
     pub fn retries(&self) -> u64 {
         self.inner.transport.retries()

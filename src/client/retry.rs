@@ -59,7 +59,7 @@ impl RetryPolicy {
     pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
         let mut rng = rand::rng();
         match retry_after {
-            Some(after) => after + jitter(&mut rng, self.base_delay),
+            Some(after) => after.saturating_add(jitter(&mut rng, self.base_delay)),
             None => jitter(&mut rng, self.ceiling(retry)),
         }
     }
@@ -109,5 +109,11 @@ mod tests {
             assert!(d >= Duration::from_secs(3), "{d:?}");
             assert!(d <= Duration::from_millis(3100), "{d:?}");
         }
+    }
+
+    #[test]
+    fn a_retry_after_past_any_clock_does_not_overflow() {
+        let huge = Duration::from_secs(u64::MAX);
+        assert!(policy().delay(0, Some(huge)) >= huge);
     }
 }

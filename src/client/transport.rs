@@ -331,7 +331,7 @@ impl Transport {
                 return Err(done(attempt, true));
             }
             let wait = policy.delay(attempts - 1, attempt.retry_after());
-            if started.elapsed() + wait >= policy.max_elapsed {
+            if started.elapsed().saturating_add(wait) >= policy.max_elapsed {
                 return Err(done(attempt, true));
             }
             earlier_unknown |= attempt.outcome_unknown();

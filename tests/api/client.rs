@@ -19,7 +19,7 @@ use leasehold::client::{
     ItemFilter, ItemState, Lost, NewItem, Next, Period, PoolSettings, Preconditions, ProblemCode,
     PutItem, Release, RetryPolicy,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::helpers::*;
@@ -1316,6 +1316,165 @@ async fn a_lease_without_expiry_is_not_renewed_but_is_released_on_drop() {
         || async { client.get_item(&pool, "a").await.expect("get").state == ItemState::Available },
     )
     .await;
+}
+
+/// A claim made under a fixed key (a serverless invocation's id) gives a guard whose own
+/// calls carry fresh keys: renewing and completing are not refused as a reuse of the
+/// claim's key. The key still replays the claim, as a guard of unknown age that asks the
+/// service at once and learns the lease is over.
+#[tokio::test]
+async fn a_lease_claimed_under_a_fixed_key_renews_and_completes_under_fresh_keys() {
+    let (_app, front, client, pool) = one_item().await;
+    let once = client.with_idempotency_key("invocation-7");
+    let claim = Claim::new("alice").lease_ms(LEASE_MS);
+    let claimed = Instant::now();
+    let lease = once
+        .claim_next(&pool, &claim)
+        .await
+        .expect("claim")
+        .pop()
+        .expect("a lease");
+    let token = lease.token();
+    renewed(&client, &pool, lease.info().version, 3, claimed).await;
+    assert!(!lease.is_lost());
+    assert!(front.to("/a/renew").iter().all(|s| s.status == 200));
+    let done = lease
+        .complete(None)
+        .await
+        .expect("completed under its own key");
+    assert_eq!(done.state, ItemState::Done);
+
+    let replayed = once
+        .claim_next(&pool, &claim)
+        .await
+        .expect("the claim replayed")
+        .pop()
+        .expect("the same lease");
+    assert_eq!(replayed.token(), token);
+    let lost = tokio::time::timeout(Duration::from_secs(3), replayed.lost())
+        .await
+        .expect("found lost at once, not after a third of the lease");
+    match &lost {
+        Lost::Refused(problem) => assert_eq!(problem.code, ProblemCode::LeaseLost),
+        Lost::Expired => panic!("the service said so: {lost}"),
+    }
+}
+
+/// A long-poll claim granted after more than its lease time of waiting: the guard cannot
+/// count the lease from when the claim was sent, so it renews at once, and keeps it.
+#[tokio::test]
+async fn a_long_poll_claim_granted_after_its_lease_time_is_kept() {
+    let app = spawn_app().await;
+    let client = client_of(&app);
+    let pool = pool_name();
+    client
+        .put_pool(&pool, &PoolSettings::default())
+        .await
+        .expect("pool");
+    let waiting = tokio::spawn({
+        let (client, pool) = (client.clone(), pool.clone());
+        async move {
+            let claim = Claim::new("alice").lease_ms(LEASE_MS).wait_ms(20_000);
+            client.claim_next(&pool, &claim).await
+        }
+    });
+    // The scenario itself: the wait outlasts the lease time before anything comes.
+    tokio::time::sleep(Duration::from_millis(2 * LEASE_MS)).await;
+    assert!(!waiting.is_finished(), "nothing to claim yet: it waits");
+    client
+        .add_items(&pool, &added_items(&["a"]))
+        .await
+        .expect("add");
+    let granted = Instant::now();
+    let lease = waiting
+        .await
+        .expect("the task")
+        .expect("the claim")
+        .pop()
+        .expect("a lease");
+    renewed(&client, &pool, lease.info().version, 3, granted).await;
+    assert!(!lease.is_lost());
+    lease
+        .complete(None)
+        .await
+        .expect("still ours after 3 lease times");
+}
+
+/// Leases held for most of their time already (by a process that has since restarted):
+/// claimed again by their holder, the lease runs again from the claim; adopted from the
+/// holder's list, the guard renews it at once. Either way it outlives the time it had,
+/// where a guard counting a lease time from its own start would renew too late.
+#[tokio::test]
+async fn a_lease_held_already_is_kept_when_claimed_again_or_adopted() {
+    const HELD_MS: u64 = 3000;
+    let app = spawn_app().await;
+    let client = client_of(&app);
+    let pool = pool_name();
+    client
+        .add_items(&pool, &added_items(&["a", "b"]))
+        .await
+        .expect("add");
+    let mut first = Vec::new();
+    for id in ["a", "b"] {
+        let lease = app
+            .post(
+                &action_path(&pool, id, "claim"),
+                json!({"holder": "alice", "lease_ms": HELD_MS}),
+            )
+            .await
+            .expect(200);
+        first.push(lease);
+    }
+    let held = Instant::now();
+    // The scenario itself: past two thirds of the lease time.
+    tokio::time::sleep(Duration::from_millis(HELD_MS * 3 / 4)).await;
+
+    let again = client
+        .claim_item(&pool, "a", "alice", Some(HELD_MS))
+        .await
+        .expect("claimed again by its holder");
+    assert_eq!(again.token(), first[0]["token"]);
+    let expires = |lease: &Value| lease["lease_expires_at"].as_str().map(str::to_owned);
+    assert!(
+        again.info().lease_expires_at > expires(&first[0]),
+        "the claim ran the lease again: {:?} after {:?}",
+        again.info().lease_expires_at,
+        expires(&first[0])
+    );
+
+    let listed = client
+        .list_leases(&pool, "alice", None, None)
+        .await
+        .expect("alice's leases");
+    let b = listed
+        .leases
+        .into_iter()
+        .find(|lease| lease.id == "b")
+        .expect("b is alice's");
+    let adopted = client.adopt(&pool, b, Some(HELD_MS));
+    let adopted_version = adopted.info().version;
+    eventually(
+        Duration::from_millis(HELD_MS),
+        "the adopted lease renewed",
+        || async { adopted.info().version > adopted_version },
+    )
+    .await;
+    assert!(
+        held.elapsed() < Duration::from_millis(HELD_MS),
+        "renewed {:?} after the claims, past their lease time",
+        held.elapsed()
+    );
+
+    // Past the time they had: still theirs.
+    tokio::time::sleep_until(held + Duration::from_millis(HELD_MS + 500)).await;
+    assert!(!again.is_lost() && !adopted.is_lost());
+    for id in ["a", "b"] {
+        let item = client.get_item(&pool, id).await.expect("get");
+        assert_eq!(
+            (item.state, item.holder.as_deref()),
+            (ItemState::Leased, Some("alice"))
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------

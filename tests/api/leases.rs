@@ -239,6 +239,44 @@ async fn claim_item_again_by_same_holder_returns_same_token() {
     assert_eq!(again["holder"], "alice");
 }
 
+/// Claiming again is a renewal: the lease runs again from the claim, for the lease time
+/// it asks (here none: it no longer expires), as one more change of the item.
+#[tokio::test]
+async fn claim_item_again_by_same_holder_runs_the_lease_again() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let first = app
+        .post(
+            &action_path(&pool, "a", "claim"),
+            json!({"holder": "alice", "lease_ms": 30_000}),
+        )
+        .await
+        .expect(200);
+    let again = app
+        .post(
+            &action_path(&pool, "a", "claim"),
+            json!({"holder": "alice", "lease_ms": 0}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(token(&again), token(&first));
+    assert_eq!(
+        again["version"],
+        first["version"].as_u64().expect("version") + 1
+    );
+    assert!(first["lease_expires_at"].is_string());
+    assert_eq!(again["lease_expires_at"], Value::Null);
+    let longer = app
+        .post(
+            &action_path(&pool, "a", "claim"),
+            json!({"holder": "alice", "lease_ms": 60_000}),
+        )
+        .await
+        .expect(200);
+    assert!(longer["lease_expires_at"].as_str() > first["lease_expires_at"].as_str());
+}
+
 #[tokio::test]
 async fn claim_item_held_by_another_holder_is_already_leased() {
     let app = spawn_app().await;
