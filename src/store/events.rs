@@ -9,11 +9,11 @@
 //! one that falls too far behind the channel reads from Redis again.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
-use tokio::sync::{Mutex, broadcast};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::{ItemState, PoolRef, Store, keys, lua_list};
@@ -350,16 +350,20 @@ impl Feeds {
     /// The pool's running reader, started if there is none. A reader starts after the
     /// pool's newest event, read before anyone subscribes: whatever a follower reads
     /// itself after subscribing reaches at least that far, so nothing falls between.
+    /// (That read is made outside the lock: a slow Redis holds up only this pool's new
+    /// followers, not every pool's.)
     async fn feed(&self, pool: &PoolRef<'_>) -> Result<Arc<Feed>, ApiError> {
         let key = keys::pool_events(pool.tenant, pool.pool);
-        let mut feeds = self.0.lock().await;
-        feeds.retain(|_, feed| feed.strong_count() > 0);
-        if let Some(feed) = feeds.get(&key).and_then(Weak::upgrade)
-            && !feed.reader.is_finished()
-        {
+        if let Some(feed) = self.running(&key) {
             return Ok(feed);
         }
         let last = pool.last_event().await?;
+        let mut feeds = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Another follower may have started one meanwhile.
+        if let Some(feed) = running(&feeds, &key) {
+            return Ok(feed);
+        }
+        feeds.retain(|_, feed| feed.strong_count() > 0);
         let (sender, receiver) = broadcast::channel(CHANNEL_CAPACITY);
         let reader = tokio::spawn(read_feed(
             pool.store.clone(),
@@ -372,6 +376,18 @@ impl Feeds {
         feeds.insert(key, Arc::downgrade(&feed));
         Ok(feed)
     }
+
+    fn running(&self, key: &str) -> Option<Arc<Feed>> {
+        running(&self.0.lock().unwrap_or_else(|e| e.into_inner()), key)
+    }
+}
+
+/// The reader of `key` in `feeds`, if it is still running.
+fn running(feeds: &HashMap<String, Weak<Feed>>, key: &str) -> Option<Arc<Feed>> {
+    feeds
+        .get(key)
+        .and_then(Weak::upgrade)
+        .filter(|feed| !feed.reader.is_finished())
 }
 
 /// A pool's shared reader: every new event, in order, to every follower, until the pool
