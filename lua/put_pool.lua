@@ -2,17 +2,22 @@
 -- (or the default, for a new pool).
 -- KEYS: the eleven pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 lease_ms, 4 max_leases_per_holder,
---       5 max_attempts, 6 require_if_match (0/1); each '' = unchanged.
+--       5 max_attempts, 6 require_if_match (0/1), 7 max_events (0..100000); each '' =
+--       unchanged. A smaller max_events trims the log to it at once.
 -- Returns {ok = {pool = pool view, pool_created}}.
 int_arg(3, 0, MAX_MS, true)
 int_arg(4, 0, 1000000, true)
 int_arg(5, 0, 1000000, true)
 int_arg(6, 0, 1, true)
+int_arg(7, 0, 100000, true)
 local pool_created = ensure_pool()
-local fields = {'lease_ms', 'max_leases_per_holder', 'max_attempts', 'require_if_match'}
+local fields = {'lease_ms', 'max_leases_per_holder', 'max_attempts', 'require_if_match',
+  'max_events'}
 for i, field in ipairs(fields) do
   local value = ARGV[i + 2]
   if value ~= '' then redis.call('HSET', K_POOL, field, value) end
 end
 redis.call('HSET', K_POOL, 'updated_at', NOW)
-return finish({ok = {pool = pool_view(pool_config()), pool_created = pool_created}})
+local cfg = pool_config()
+trim_events(cfg.max_events, 1)
+return finish({ok = {pool = pool_view(cfg), pool_created = pool_created}})

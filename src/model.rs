@@ -196,8 +196,8 @@ pub struct Events {
     /// The `after` of the next page: the last event's id, or the `after` given when there
     /// were none (null if neither).
     pub next_after: Option<String>,
-    /// True when events after `after` were dropped by the pool's cap (about 10,000 are
-    /// kept) before they were read: this page starts at the oldest kept.
+    /// True when events after `after` were dropped by the pool's cap (its `max_events`)
+    /// before they were read: this page starts at the oldest kept.
     pub trimmed: bool,
 }
 

@@ -2,8 +2,8 @@
 --
 -- KEYS (the same eleven, in this order, for every pool script; all share the pool's hash tag):
 --   1 pool      hash: config (lease_ms, max_leases_per_holder, max_attempts,
---               require_if_match), created_at, updated_at, the arrival counter seq,
---               stats claims, conflicts, expired
+--               require_if_match, max_events), created_at, updated_at, the arrival
+--               counter seq, stats claims, conflicts, expired
 --   2 items     hash: item id -> MessagePack record (see below)
 --   3 avail     zset: available items, score = 1e6 - priority (lowest first = highest
 --               priority), member = "<arrival seq, 16 digits>:<id>", so equal scores sort
@@ -17,8 +17,9 @@
 --               keeps it, so a pool created again under the same name never hands out a
 --               token lower than one a downstream system has already seen.
 --  10 events    stream: one entry per change to an item (type, item, state, version,
---               holder, token), capped at about EVENTS_MAX entries (the pool hash's
---               events_trimmed is the newest entry the cap dropped). Its name is also the
+--               holder, token), capped at about the pool's max_events entries (none when
+--               0; the pool hash's events_trimmed is the newest entry the cap dropped).
+--               Its name is also the
 --               pub/sub channel on which a script announces items that became available,
 --               which wakes long-poll claims on every replica.
 --  11 idem      string: the stored answer for this request's Idempotency-Key
@@ -38,9 +39,10 @@ local K_FENCE, K_EVENTS, K_IDEM = KEYS[9], KEYS[10], KEYS[11]
 local NOW = now_ms()
 local NOW_TEXT = int_text(NOW)
 local RECLAIM_LIMIT = '64'
--- A pool keeps its last EVENTS_MAX events. The oldest go EVENTS_SLACK at a time, once
--- that many more have come, so most changes pay only an XLEN for the cap.
-local EVENTS_MAX, EVENTS_SLACK = 10000, 100
+-- A pool keeps its last max_events events (DEFAULT_MAX_EVENTS unless set; 0: none).
+local DEFAULT_MAX_EVENTS = 10000
+-- The pool's max_events, read once a call (by pool_config or the first event).
+local MAX_EVENTS = nil
 
 -- How many leases this call ended because their time ran out: every reply says so
 -- (`expired`, when not 0), for the replica's metrics.
@@ -62,20 +64,30 @@ local function pool_exists() return redis.call('EXISTS', K_POOL) == 1 end
 
 local function pool_config()
   local v = redis.call('HMGET', K_POOL, 'lease_ms', 'max_leases_per_holder', 'max_attempts',
-    'require_if_match')
+    'require_if_match', 'max_events')
+  MAX_EVENTS = tonumber(v[5]) or DEFAULT_MAX_EVENTS
   return {
     lease_ms = tonumber(v[1]) or 30000,
     max_leases_per_holder = tonumber(v[2]) or 0,
     max_attempts = tonumber(v[3]) or 0,
     require_if_match = tonumber(v[4]) or 0,
+    max_events = MAX_EVENTS,
   }
+end
+
+local function max_events()
+  if MAX_EVENTS == nil then
+    MAX_EVENTS = tonumber(redis.call('HGET', K_POOL, 'max_events')) or DEFAULT_MAX_EVENTS
+  end
+  return MAX_EVENTS
 end
 
 -- Creates the pool with default settings if it does not exist; true when it was created.
 local function ensure_pool()
   if pool_exists() then return false end
   redis.call('HSET', K_POOL, 'lease_ms', 30000, 'max_leases_per_holder', 0, 'max_attempts', 0,
-    'require_if_match', 0, 'created_at', NOW, 'updated_at', NOW)
+    'require_if_match', 0, 'max_events', DEFAULT_MAX_EVENTS, 'created_at', NOW,
+    'updated_at', NOW)
   return true
 end
 
@@ -129,10 +141,32 @@ local function index(id, it)
   end
 end
 
--- Appends a change of an item to the pool's events: `kind`, the item's state and version
--- after it, and the holder and token it concerns (the new ones of a grant, else the ones
--- it had: a release names who released).
+-- Drops the pool's oldest events beyond `cap`, once `slack` or more are over, and notes
+-- the newest it dropped in events_trimmed: readers tell from it whether they missed
+-- events (XINFO's max-deleted-entry-id counts only XDEL's deletions, not trimming). That
+-- id is found by reading the shorter side of it: min(over, cap + 1) entries.
+local function trim_events(cap, slack)
+  local over = redis.call('XLEN', K_EVENTS) - cap
+  if over < slack then return end
+  local newest_dropped
+  if over <= cap + 1 then
+    local dropped = redis.call('XRANGE', K_EVENTS, '-', '+', 'COUNT', int_text(over))
+    newest_dropped = dropped[#dropped][1]
+  else
+    local kept_and_one = redis.call('XREVRANGE', K_EVENTS, '+', '-', 'COUNT', int_text(cap + 1))
+    newest_dropped = kept_and_one[#kept_and_one][1]
+  end
+  redis.call('XTRIM', K_EVENTS, 'MAXLEN', int_text(cap))
+  redis.call('HSET', K_POOL, 'events_trimmed', newest_dropped)
+end
+
+-- Appends a change of an item to the pool's events (none when max_events is 0): `kind`,
+-- the item's state and version after it, and the holder and token it concerns (the new
+-- ones of a grant, else the ones it had: a release names who released). The oldest go
+-- 1% of the cap at a time (at most 100), so most changes pay only an XLEN for the cap.
 local function event(kind, id, it, holder, token)
+  local cap = max_events()
+  if cap == 0 then return end
   local fields = {'type', kind, 'item', id, 'state', it.s, 'version', int_text(it.v)}
   holder, token = it.h or holder, it.t or token
   if holder then
@@ -144,15 +178,7 @@ local function event(kind, id, it, holder, token)
     fields[#fields + 1] = int_text(token)
   end
   redis.call('XADD', K_EVENTS, '*', unpack(fields))
-  -- The cap, trimmed here rather than by XADD's MAXLEN, so as to know what it drops:
-  -- readers tell from events_trimmed whether they missed events (XINFO's
-  -- max-deleted-entry-id does not count trimmed entries, only XDEL's).
-  local over = redis.call('XLEN', K_EVENTS) - EVENTS_MAX
-  if over >= EVENTS_SLACK then
-    local dropped = redis.call('XRANGE', K_EVENTS, '-', '+', 'COUNT', int_text(over))
-    redis.call('XTRIM', K_EVENTS, 'MAXLEN', int_text(EVENTS_MAX))
-    redis.call('HSET', K_POOL, 'events_trimmed', dropped[#dropped][1])
-  end
+  trim_events(cap, math.max(1, math.min(100, math.floor(cap / 100))))
 end
 
 -- Every change to an item goes through here: out of the index of its state, changed by

@@ -41,8 +41,8 @@ pub struct EventsQuery {
 
 /// A page of the pool's events, oldest first: every change to one of its items, with the
 /// state and version it left and the holder and token it concerned. The audit trail
-/// ("who held case X, and when"). The pool keeps about its last 10,000 events; deleting
-/// the pool deletes them.
+/// ("who held case X, and when"). The pool keeps about its last `max_events` (10,000 by
+/// default); deleting the pool deletes them.
 #[utoipa::path(
     get,
     path = "/v1/pools/{pool}/events",

@@ -452,6 +452,7 @@ integer_schemas! {
         "An item version (0: the item must not exist)";
     PageLimit: 1, super::MAX_PAGE as i64, "The most entries on one page";
     PoolLimit: 0, super::pools::MAX_LIMIT, "0 = unlimited";
+    EventLogSize: 0, super::pools::MAX_EVENTS, "0 = no event log";
     ClaimCount: 1, super::leases::MAX_CLAIM, "How many items to lease at most";
     WaitMs: 0, super::leases::MAX_WAIT_MS,
         "How long to wait for items when none is available (long-poll); 0: answer at once";

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::extract::{PathParams, Write};
-use super::openapi::{DurationMs, PoolLimit};
+use super::openapi::{DurationMs, EventLogSize, PoolLimit};
 use super::{check_duration, check_range, no_content, reply};
 use crate::app::AppState;
 use crate::error::ApiError;
@@ -36,9 +36,16 @@ pub struct PutPoolBody {
     /// Require a precondition (If-Match, If-None-Match, expected_version or Lease-Token)
     /// on item writes (default false).
     require_if_match: Option<bool>,
+    /// How many of its latest events the pool's log keeps (default 10000; 0: no log).
+    /// A smaller number drops the oldest at once.
+    #[schema(value_type = Option<EventLogSize>)]
+    #[serde(default, deserialize_with = "super::whole::optional")]
+    max_events: Option<i64>,
 }
 
 pub(super) const MAX_LIMIT: i64 = 1_000_000;
+/// The most events a pool's log may keep (about 5 MiB of Redis memory).
+pub(super) const MAX_EVENTS: i64 = 100_000;
 
 /// Creates a pool, or changes its settings.
 #[utoipa::path(
@@ -67,11 +74,13 @@ pub async fn put_pool(
         MAX_LIMIT,
     )?;
     check_range("max_attempts", body.max_attempts, 0, MAX_LIMIT)?;
+    check_range("max_events", body.max_events, 0, MAX_EVENTS)?;
     let settings = PoolSettings {
         lease_ms: check_duration("lease_ms", body.lease_ms)?,
         max_leases_per_holder: body.max_leases_per_holder.map(|v| v as u64),
         max_attempts: body.max_attempts.map(|v| v as u64),
         require_if_match: body.require_if_match,
+        max_events: body.max_events.map(|v| v as u64),
     };
     let answer = app
         .store()

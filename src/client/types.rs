@@ -22,6 +22,14 @@ pub struct PoolConfig {
     pub max_attempts: u64,
     /// Whether every write must carry a precondition.
     pub require_if_match: bool,
+    /// How many of its latest events the pool's log keeps (0: none; 10,000 from a server
+    /// that does not say).
+    #[serde(default = "default_max_events")]
+    pub max_events: u64,
+}
+
+fn default_max_events() -> u64 {
+    10_000
 }
 
 /// `GET /v1/pools/{pool}` and `PUT /v1/pools/{pool}`.
@@ -56,6 +64,8 @@ pub struct PoolSettings {
     pub max_attempts: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub require_if_match: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_events: Option<u64>,
 }
 
 /// An item. Its `version` is the one its `ETag` names; `token` is only there in the
@@ -376,7 +386,7 @@ pub struct EventPage {
     /// page is empty (`None` if neither). An empty page means nothing newer yet: ask
     /// again with the same `next_after`.
     pub next_after: Option<String>,
-    /// Events after the `after` given were dropped by the pool's cap (about the last
-    /// 10,000 are kept) before they were read: this page starts at the oldest kept.
+    /// Events after the `after` given were dropped by the pool's cap (its `max_events`)
+    /// before they were read: this page starts at the oldest kept.
     pub trimmed: bool,
 }

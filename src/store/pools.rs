@@ -14,6 +14,7 @@ pub struct PoolSettings {
     pub max_leases_per_holder: Option<u64>,
     pub max_attempts: Option<u64>,
     pub require_if_match: Option<bool>,
+    pub max_events: Option<u64>,
 }
 
 /// A pool's settings.
@@ -29,6 +30,8 @@ pub struct PoolConfig {
     /// Item writes must carry a precondition (428 `precondition_required` otherwise).
     #[serde(deserialize_with = "flag")]
     pub require_if_match: bool,
+    /// How many of its latest events the pool's log keeps (0: none).
+    pub max_events: u64,
 }
 
 /// How many items the pool has in each state.
@@ -91,6 +94,7 @@ impl PoolRef<'_> {
             opt(settings.max_leases_per_holder),
             opt(settings.max_attempts),
             opt(settings.require_if_match.map(u64::from)),
+            opt(settings.max_events),
         ];
         let answer: Answer<PutPoolReply> = self
             .script(&self.scripts().put_pool, idempotency, &args)

@@ -524,7 +524,7 @@ const eventsPath = (pool, after, limit) =>
   poolPath(pool) + '/events?limit=' + limit + (after ? '&after=' + encodeURIComponent(after) : '');
 
 // The pool's last EVENT_ROWS events, oldest first, without reading its whole log (it keeps
-// about 10,000): the oldest event tells where the log starts; then windows of growing
+// up to max_events, 10,000 by default): the oldest event tells where the log starts; then windows of growing
 // length reaching back from now are read, each up to where the later one began, until
 // they hold enough or reach the start. Ids are times by Redis's clock.
 async function lastEvents(pool, signal) {

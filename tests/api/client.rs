@@ -201,14 +201,17 @@ async fn pool_calls_round_trip() {
     assert_eq!(created.config.lease_ms, 5000);
     assert_eq!(created.config.max_attempts, 3);
     assert!(!created.config.require_if_match);
+    assert_eq!(created.config.max_events, 10_000);
 
     let settings = PoolSettings {
         require_if_match: Some(true),
+        max_events: Some(0),
         ..PoolSettings::default()
     };
     let (changed, was_created) = client.put_pool(&pool, &settings).await.expect("put");
     assert!(!was_created);
     assert!(changed.config.require_if_match);
+    assert_eq!(changed.config.max_events, 0);
     assert_eq!(changed.config.lease_ms, 5000, "unchanged settings are kept");
 
     client
@@ -1492,15 +1495,6 @@ async fn three_replicas_over_own_redis() -> (RedisProcess, [TestApp; 3]) {
     let b = replica_of(&a, options()).await;
     let c = replica_of(&a, options()).await;
     (redis, [a, b, c])
-}
-
-/// How many scripts Redis has run (every claim try is one).
-fn scripts_run(redis: &RedisProcess) -> u64 {
-    command_calls(&mut redis.connection())
-        .into_iter()
-        .filter(|(name, _)| name == "evalsha" || name == "eval")
-        .map(|(_, calls)| calls)
-        .sum()
 }
 
 #[tokio::test]

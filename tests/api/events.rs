@@ -18,8 +18,8 @@ const WAIT: Duration = Duration::from_secs(15);
 /// A lease short enough to expire within a test.
 const SHORT_LEASE_MS: u64 = 150;
 
-/// How many events a pool keeps (`EVENTS_MAX` in `lua/lib/pool.lua`), and how many more
-/// it may hold for a while: the oldest go a hundred at a time (`EVENTS_SLACK`).
+/// How many events a pool keeps by default (`max_events`), and how many more it may hold
+/// for a while: the oldest go 1% of the cap at a time (`event` in `lua/lib/pool.lua`).
 const KEPT: u64 = 10_000;
 const KEPT_SLACK: u64 = 100;
 
@@ -1019,6 +1019,168 @@ async fn the_log_keeps_about_the_last_10000_events_and_says_when_some_were_misse
     assert_eq!(events_of(&kept), all[1..2]);
 }
 
+/// Adds `count` items named `<prefix><n>` in one request: one event each.
+async fn add_batch(app: &TestApp, pool: &str, prefix: &str, count: usize) {
+    let items: Vec<Value> = (0..count)
+        .map(|n| json!({"id": format!("{prefix}{n:03}")}))
+        .collect();
+    app.post(&format!("/v1/pools/{pool}/items"), json!({"items": items}))
+        .await
+        .expect(200);
+}
+
+fn items_of(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["item"].as_str().expect("an item").to_owned())
+        .collect()
+}
+
+/// `max_events` sets the cap: a pool of 20 keeps its last 20 events (a cap that small
+/// trims at every change), and a reader that had seen one dropped is told so.
+#[tokio::test]
+async fn a_pool_keeps_as_many_events_as_its_max_events_says() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let p = pool.as_str();
+    let created = app
+        .put(&format!("/v1/pools/{p}"), json!({"max_events": 20}))
+        .await
+        .expect(201);
+    assert_eq!(created["config"]["max_events"], 20);
+    app.add_items(p, &["first"]).await;
+    let first = id_of(&events_of(&page(&app, p, "").await)[0]);
+    add_batch(&app, p, "i", 50).await;
+
+    let kept = read_all(&app, p, None, 1000).await;
+    let expected: Vec<String> = (30..50).map(|n| format!("i{n:03}")).collect();
+    assert_eq!(items_of(&kept), expected);
+    let length: u64 = redis::cmd("XLEN")
+        .arg(events_key(&app, p))
+        .query(&mut redis().connection())
+        .expect("XLEN");
+    assert_eq!(length, 20);
+    let missed = page(&app, p, &format!("after={first}")).await;
+    assert_eq!(missed["trimmed"], true, "{missed:#?}");
+    assert_eq!(events_of(&missed), kept);
+}
+
+/// Lowering `max_events` trims the log at once; 0 keeps none (and long-poll claims, which
+/// do not read the log, still wake); raising it again starts keeping events again. On a
+/// redis-server of its own, to tell when the waiting claim has tried.
+#[tokio::test]
+async fn lowering_max_events_trims_at_once_and_zero_keeps_no_log() {
+    let redis = RedisProcess::start_locked(&[]);
+    let app = spawn_app_with(Options {
+        redis_url: Some(redis.app_url()),
+        ..Options::default()
+    })
+    .await;
+    let pool = pool_name();
+    let p = pool.as_str();
+    add_batch(&app, p, "i", 30).await;
+    let all = read_all(&app, p, None, 1000).await;
+    assert_eq!(all.len(), 30);
+
+    let changed = app
+        .put(&format!("/v1/pools/{p}"), json!({"max_events": 5}))
+        .await
+        .expect(200);
+    assert_eq!(changed["config"]["max_events"], 5);
+    assert_eq!(read_all(&app, p, None, 1000).await, all[25..]);
+    let missed = page(&app, p, &format!("after={}", id_of(&all[0]))).await;
+    assert_eq!(missed["trimmed"], true);
+
+    app.put(&format!("/v1/pools/{p}"), json!({"max_events": 0}))
+        .await
+        .expect(200);
+    assert!(read_all(&app, p, None, 1000).await.is_empty());
+    let taken = app
+        .post(
+            &format!("/v1/pools/{p}/claim"),
+            json!({"holder": "w", "count": 100}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(taken["leases"].as_array().expect("leases").len(), 30);
+    let before = scripts_run(&redis);
+    let waiter = tokio::spawn({
+        let (client, url, key) = (
+            app.client.clone(),
+            app.url(&format!("/v1/pools/{p}/claim")),
+            app.key.clone(),
+        );
+        async move {
+            let body: Value = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"holder": "w", "wait_ms": 20_000}))
+                .send()
+                .await
+                .expect("answer")
+                .json()
+                .await
+                .expect("json");
+            body
+        }
+    });
+    let deadline = Instant::now() + WAIT;
+    while scripts_run(&redis) == before {
+        assert!(Instant::now() < deadline, "the waiter never tried");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let added = Instant::now();
+    app.add_items(p, &["late"]).await;
+    let body = waiter.await.expect("the waiter");
+    assert_eq!(body["leases"][0]["id"], "late", "{body:#?}");
+    assert!(
+        added.elapsed() < Duration::from_secs(3),
+        "woken {:?} after the add, as by a timed retry",
+        added.elapsed()
+    );
+    assert!(
+        read_all(&app, p, None, 1000).await.is_empty(),
+        "claims and adds wrote no event"
+    );
+    assert_eq!(
+        app.get(&format!("/v1/pools/{p}")).await.expect(200)["config"]["max_events"],
+        0
+    );
+
+    app.put(&format!("/v1/pools/{p}"), json!({"max_events": 10}))
+        .await
+        .expect(200);
+    app.add_items(p, &["after"]).await;
+    assert_eq!(items_of(&read_all(&app, p, None, 1000).await), ["after"]);
+}
+
+#[tokio::test]
+async fn max_events_out_of_range_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let p = pool.as_str();
+    app.put(&format!("/v1/pools/{p}"), json!({"max_events": 7}))
+        .await
+        .expect(201);
+    for bad in [-1, 100_001] {
+        let problem = app
+            .put(&format!("/v1/pools/{p}"), json!({"max_events": bad}))
+            .await
+            .expect_problem(400, "invalid_request");
+        assert_eq!(problem["field"], "max_events", "{bad}: {problem:#?}");
+    }
+    for not_a_count in [json!(1.5), json!("10")] {
+        app.put(
+            &format!("/v1/pools/{p}"),
+            json!({"max_events": not_a_count}),
+        )
+        .await
+        .expect_problem(400, "invalid_request");
+    }
+    let pool = app.get(&format!("/v1/pools/{p}")).await.expect(200);
+    assert_eq!(pool["config"]["max_events"], 7);
+}
+
 #[tokio::test]
 async fn a_stream_resuming_from_a_dropped_event_says_trimmed_first() {
     let app = spawn_app().await;
@@ -1267,15 +1429,6 @@ async fn the_stream_ends_when_the_pool_is_deleted() {
 
 // ---------------------------------------------------------------------------------------
 // Many followers, one reader
-
-/// How many scripts a redis-server has run.
-fn scripts_run(redis: &RedisProcess) -> u64 {
-    command_calls(&mut redis.connection())
-        .into_iter()
-        .filter(|(name, _)| name == "evalsha" || name == "eval")
-        .map(|(_, calls)| calls)
-        .sum()
-}
 
 /// Fifty followers of one pool on one replica: Redis reads the pool's log about once per
 /// poll interval (500 ms), not once per follower, and every follower still gets every

@@ -360,6 +360,15 @@ pub fn redis_now_ms() -> i64 {
 }
 
 /// How many times Redis ran each command (`INFO commandstats`), by lower-case name.
+/// How many scripts a redis-server has run (`EVALSHA` and `EVAL`).
+pub fn scripts_run(redis: &RedisProcess) -> u64 {
+    command_calls(&mut redis.connection())
+        .into_iter()
+        .filter(|(name, _)| name == "evalsha" || name == "eval")
+        .map(|(_, calls)| calls)
+        .sum()
+}
+
 pub fn command_calls(redis: &mut impl redis::ConnectionLike) -> Vec<(String, u64)> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")

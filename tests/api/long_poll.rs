@@ -38,11 +38,7 @@ impl Deployment {
 
     /// How many scripts Redis has run (every claim try is one).
     fn scripts_run(&self) -> u64 {
-        command_calls(&mut self.redis.connection())
-            .into_iter()
-            .filter(|(name, _)| name == "evalsha" || name == "eval")
-            .map(|(_, calls)| calls)
-            .sum()
+        scripts_run(&self.redis)
     }
 
     /// Waits until Redis has run `count` more scripts than `before` (letting the waiters,

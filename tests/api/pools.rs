@@ -24,6 +24,7 @@ async fn put_pool_creates_with_201_then_updates_with_200() {
             "max_leases_per_holder": 0,
             "max_attempts": 0,
             "require_if_match": false,
+            "max_events": 10000,
         })
     );
     assert!(created["created_at"].is_string(), "{created:#?}");
@@ -46,6 +47,7 @@ async fn put_pool_keeps_settings_not_given() {
             "max_leases_per_holder": 3,
             "max_attempts": 4,
             "require_if_match": true,
+            "max_events": 500,
         }),
     )
     .await
@@ -59,6 +61,7 @@ async fn put_pool_keeps_settings_not_given() {
         "max_leases_per_holder": 3,
         "max_attempts": 9,
         "require_if_match": true,
+        "max_events": 500,
     });
     assert_eq!(updated["config"], expected);
     let read = app.get(&pool_path(&pool)).await.expect(200);
@@ -77,6 +80,7 @@ async fn new_pool_has_default_settings() {
             "max_leases_per_holder": 0,
             "max_attempts": 0,
             "require_if_match": false,
+            "max_events": 10000,
         })
     );
     assert_eq!(
