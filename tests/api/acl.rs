@@ -197,12 +197,7 @@ fn the_default_user_is_off_and_the_leasehold_user_reaches_only_its_own_keys() {
 
 #[tokio::test]
 async fn a_right_missing_from_the_list_fails_requests_cleanly_until_it_is_given_back() {
-    let redis = RedisProcess::start_locked(&[]);
-    let app = spawn_app_with(Options {
-        redis_url: Some(redis.app_url()),
-        ..Options::default()
-    })
-    .await;
+    let (redis, app) = app_on_own_redis().await;
     let pool = pool_name();
     app.add_items(&pool, &["a"]).await;
     let mut admin = redis.connection();

@@ -1070,12 +1070,7 @@ async fn a_pool_keeps_as_many_events_as_its_max_events_says() {
 /// redis-server of its own, to tell when the waiting claim has tried.
 #[tokio::test]
 async fn lowering_max_events_trims_at_once_and_zero_keeps_no_log() {
-    let redis = RedisProcess::start_locked(&[]);
-    let app = spawn_app_with(Options {
-        redis_url: Some(redis.app_url()),
-        ..Options::default()
-    })
-    .await;
+    let (redis, app) = app_on_own_redis().await;
     let pool = pool_name();
     let p = pool.as_str();
     add_batch(&app, p, "i", 30).await;
@@ -1441,12 +1436,7 @@ async fn the_stream_ends_when_the_pool_is_deleted() {
 async fn fifty_followers_on_one_replica_share_one_reader() {
     const FOLLOWERS: usize = 50;
     const CHANGES: usize = 4;
-    let redis = RedisProcess::start_locked(&[]);
-    let app = spawn_app_with(Options {
-        redis_url: Some(redis.app_url()),
-        ..Options::default()
-    })
-    .await;
+    let (redis, app) = app_on_own_redis().await;
     let pool = pool_name();
     let p = pool.as_str();
     app.add_items(p, &["first"]).await;
@@ -1538,12 +1528,7 @@ async fn make_the_reader_fall_behind(redis: &RedisProcess, app: &TestApp, pool: 
 /// `trimmed` before the events after the gap, as one reading alone would be.
 #[tokio::test]
 async fn a_follower_is_told_when_its_shared_reader_fell_behind_the_cap() {
-    let redis = RedisProcess::start_locked(&[]);
-    let app = spawn_app_with(Options {
-        redis_url: Some(redis.app_url()),
-        ..Options::default()
-    })
-    .await;
+    let (redis, app) = app_on_own_redis().await;
     let pool = pool_name();
     let p = pool.as_str();
     app.add_items(p, &["first"]).await;
@@ -1570,12 +1555,7 @@ async fn a_follower_is_told_when_its_shared_reader_fell_behind_the_cap() {
 /// events the cap dropped too.
 #[tokio::test]
 async fn a_follower_from_before_the_first_event_is_told_what_the_cap_dropped() {
-    let redis = RedisProcess::start_locked(&[]);
-    let app = spawn_app_with(Options {
-        redis_url: Some(redis.app_url()),
-        ..Options::default()
-    })
-    .await;
+    let (redis, app) = app_on_own_redis().await;
     let pool = pool_name();
     let p = pool.as_str();
     app.put(&format!("/v1/pools/{p}"), json!({}))

@@ -360,6 +360,18 @@ pub fn redis_now_ms() -> i64 {
 }
 
 /// How many times Redis ran each command (`INFO commandstats`), by lower-case name.
+/// An app over a redis-server of its own (with the ACL users, as the shared one), for a
+/// test that counts Redis's work or changes its users' rights.
+pub async fn app_on_own_redis() -> (RedisProcess, TestApp) {
+    let redis = RedisProcess::start_locked(&[]);
+    let app = spawn_app_with(Options {
+        redis_url: Some(redis.app_url()),
+        ..Options::default()
+    })
+    .await;
+    (redis, app)
+}
+
 /// How many scripts a redis-server has run (`EVALSHA` and `EVAL`).
 pub fn scripts_run(redis: &RedisProcess) -> u64 {
     command_calls(&mut redis.connection())

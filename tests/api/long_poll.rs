@@ -16,12 +16,7 @@ struct Deployment {
 
 impl Deployment {
     async fn start(replicas: usize) -> Deployment {
-        let redis = RedisProcess::start_locked(&[]);
-        let first = spawn_app_with(Options {
-            redis_url: Some(redis.app_url()),
-            ..Options::default()
-        })
-        .await;
+        let (redis, first) = app_on_own_redis().await;
         let mut apps = vec![first];
         for _ in 1..replicas {
             let options = Options {
@@ -34,6 +29,16 @@ impl Deployment {
             redis,
             replicas: apps,
         }
+    }
+
+    /// A new, empty pool.
+    async fn new_pool(&self) -> String {
+        let pool = pool_name();
+        self.replicas[0]
+            .put(&format!("/v1/pools/{pool}"), json!({}))
+            .await
+            .expect(201);
+        pool
     }
 
     /// How many scripts Redis has run (every claim try is one).
@@ -262,12 +267,8 @@ fn crowd(
 async fn one_item_coming_back_wakes_a_few_waiters_not_all() {
     const WAITERS: usize = 1000;
     let deployment = Deployment::start(3).await;
-    let pool = pool_name();
+    let pool = deployment.new_pool().await;
     let p = pool.as_str();
-    deployment.replicas[0]
-        .put(&format!("/v1/pools/{p}"), json!({}))
-        .await
-        .expect(201);
     let before = deployment.scripts_run();
     let mut waiters = crowd(&deployment.replicas, p, WAITERS, 25_000);
     deployment
@@ -296,12 +297,8 @@ async fn one_item_coming_back_wakes_a_few_waiters_not_all() {
 async fn idle_waiters_leave_the_timed_tries_to_one_watcher_per_replica() {
     const WAITERS: u64 = 1000;
     let deployment = Deployment::start(3).await;
-    let pool = pool_name();
+    let pool = deployment.new_pool().await;
     let p = pool.as_str();
-    deployment.replicas[0]
-        .put(&format!("/v1/pools/{p}"), json!({}))
-        .await
-        .expect(201);
     let before = deployment.scripts_run();
     // 11 s: two rounds of the 5 s safety retry fall inside every wait.
     let answers = crowd(&deployment.replicas, p, WAITERS as usize, 11_000)
@@ -324,12 +321,9 @@ async fn idle_waiters_leave_the_timed_tries_to_one_watcher_per_replica() {
 async fn items_whose_announcement_was_lost_reach_every_waiter_after_the_watchers_try() {
     const WAITERS: usize = 4;
     let deployment = Deployment::start(1).await;
-    let pool = pool_name();
+    let pool = deployment.new_pool().await;
     let p = pool.as_str();
     let app = &deployment.replicas[0];
-    app.put(&format!("/v1/pools/{p}"), json!({}))
-        .await
-        .expect(201);
     let before = deployment.scripts_run();
     let waiters = crowd(&deployment.replicas, p, WAITERS, 25_000);
     deployment
