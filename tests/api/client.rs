@@ -1110,6 +1110,22 @@ async fn renewed(client: &Client, pool: &str, version: u64, times: u64, since: I
     .await;
 }
 
+/// Waits for `renewed`, then completes the lease, which must still be the holder's.
+async fn completes_after_renewals(
+    client: &Client,
+    pool: &str,
+    lease: leasehold::client::Lease,
+    times: u64,
+    since: Instant,
+) {
+    renewed(client, pool, lease.info().version, times, since).await;
+    assert!(!lease.is_lost());
+    lease
+        .complete(None)
+        .await
+        .expect("still ours after 3 lease times");
+}
+
 #[tokio::test]
 async fn a_lease_guard_renews_past_several_lease_times() {
     let (_app, front, client, pool) = one_item().await;
@@ -1166,12 +1182,7 @@ async fn a_lease_guard_renews_at_the_pools_lease_time_when_the_claim_names_none(
         .await
         .expect("claim");
     let lease = leases.pop().expect("a lease");
-    renewed(&client, &pool, lease.info().version, 6, claimed).await;
-    assert!(!lease.is_lost());
-    lease
-        .complete(None)
-        .await
-        .expect("still ours after 3 lease times");
+    completes_after_renewals(&client, &pool, lease, 6, claimed).await;
 }
 
 #[tokio::test]
@@ -1395,12 +1406,7 @@ async fn a_long_poll_claim_granted_after_its_lease_time_is_kept() {
         .expect("the claim")
         .pop()
         .expect("a lease");
-    renewed(&client, &pool, lease.info().version, 3, granted).await;
-    assert!(!lease.is_lost());
-    lease
-        .complete(None)
-        .await
-        .expect("still ours after 3 lease times");
+    completes_after_renewals(&client, &pool, lease, 3, granted).await;
 }
 
 /// Leases held for most of their time already (by a process that has since restarted):
