@@ -21,6 +21,11 @@
 //!   whose answer is stored by the same script as the effect and replayed on retry.
 //! - A **counter** hands out contiguous batches of sequence numbers per tenant,
 //!   optionally starting again at 1 each day in a time zone, the day decided by Redis.
+//! - Every change to an item is also an **event** in the pool's capped log, appended by
+//!   the same script: the audit trail, paged or followed live (Server-Sent Events). A
+//!   claim may **wait** for an item (long-poll): a script that makes items available
+//!   announces it on the pool's pub/sub channel, which wakes waiters on every replica
+//!   (`src/store/wakeups.rs`).
 //!
 //! ## Where things are
 //!
