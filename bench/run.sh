@@ -576,7 +576,7 @@ if [[ -n "$DOC" ]]; then
     echo
     cat "$TABLE"
     echo
-    echo "Targets (issue 5):"
+    echo "Targets (issue 5; the event log's, issue 7):"
     echo
     echo '```'
     cat "$TARGETS"
