@@ -281,20 +281,30 @@ impl Renewal {
     /// aborted). A period is when it began (the claim or renewal was sent) and when it
     /// ends by the holder's clock; `None` when that is not known: renew at once.
     async fn run(self, mut period: Option<(Instant, Instant)>) {
+        // Whether `period` comes from this guard's own renewal, rather than the claim.
+        let mut renewed_here = false;
         loop {
             if let Some((began, ends)) = period {
                 tokio::time::sleep_until(began + ends.saturating_duration_since(began) / 3).await;
             }
+            let mut tried = false;
             loop {
                 let now = Instant::now();
-                // Retries while the period lasts; once it is over by this count (or was
-                // never known), one try, whose answer decides.
+                // Retries while the period lasts. Once it is over by this count: lost, if
+                // a renewal was tried in it or it came from one; else (the claim's period
+                // was over before the guard began, or never known) one try, whose answer
+                // decides.
                 let mut policy = self.client.retry_policy().clone();
                 let ends = period.map(|(_, ends)| ends).filter(|ends| now < *ends);
                 match ends {
                     Some(ends) => policy.max_elapsed = ends - now,
+                    None if tried || renewed_here => {
+                        self.lose(Lost::Expired);
+                        return;
+                    }
                     None => (policy.max_attempts, policy.max_elapsed) = (1, self.deciding),
                 }
+                tried = true;
                 let renewed = self
                     .client
                     .renew_under(
@@ -314,7 +324,7 @@ impl Renewal {
                         }
                         match next {
                             Some(next) => {
-                                period = Some((now, next));
+                                (period, renewed_here) = (Some((now, next)), true);
                                 break;
                             }
                             None => return,
@@ -331,10 +341,6 @@ impl Renewal {
                         let left = ends.map_or(Duration::ZERO, |ends| {
                             ends.saturating_duration_since(Instant::now())
                         });
-                        if left.is_zero() {
-                            self.lose(Lost::Expired);
-                            return;
-                        }
                         let pause =
                             (left / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
                         tokio::time::sleep(pause.min(left)).await;

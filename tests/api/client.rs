@@ -1270,6 +1270,28 @@ async fn a_lease_guard_reports_lost_when_no_renewal_succeeds_in_time() {
     assert!(bobs > token);
 }
 
+/// The whole process stalls past the lease time (a long pause, a stopped VM): when it
+/// resumes, the guard reports the lease lost by its own clock at once, without asking the
+/// service first. (The test and the app share one thread, so both stall.)
+#[tokio::test]
+async fn a_lease_guard_stalled_past_its_lease_time_reports_it_expired_when_it_resumes() {
+    let (_app, _front, client, pool) = one_item().await;
+    let lease = client
+        .claim_item(&pool, "a", "alice", Some(LEASE_MS))
+        .await
+        .expect("claim");
+    let version = lease.info().version;
+    eventually(Duration::from_secs(5), "a renewal", || async {
+        lease.info().version > version
+    })
+    .await;
+    std::thread::sleep(Duration::from_millis(LEASE_MS + 200));
+    let lost = tokio::time::timeout(Duration::from_millis(LEASE_MS), lease.lost())
+        .await
+        .expect("reported once it resumed");
+    assert!(matches!(lost, Lost::Expired), "{lost}");
+}
+
 #[tokio::test]
 async fn a_dropped_lease_guard_releases_its_item() {
     let (_app, front, client, pool) = one_item().await;
