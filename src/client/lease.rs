@@ -267,8 +267,8 @@ struct Renewal {
     holder: String,
     token: u64,
     lease_ms: Option<u64>,
-    /// How long the one try that decides a lease of unknown age may take: a third of its
-    /// lease time, so that no answer is reported as lost soon.
+    /// How long the one renewal that decides a lease of unknown age may take, retries
+    /// included: a third of its lease time, so that no answer is reported as lost soon.
     deciding: Duration,
     shared: Arc<Shared>,
 }
@@ -292,8 +292,8 @@ impl Renewal {
                 let now = Instant::now();
                 // Retries while the period lasts. Once it is over by this count: lost, if
                 // a renewal was tried in it or it came from one; else (the claim's period
-                // was over before the guard began, or never known) one try, whose answer
-                // decides.
+                // was over before the guard began, or never known) one renewal, with its
+                // retries for up to `deciding`, whose answer decides.
                 let mut policy = self.client.retry_policy().clone();
                 let ends = period.map(|(_, ends)| ends).filter(|ends| now < *ends);
                 match ends {
@@ -302,7 +302,7 @@ impl Renewal {
                         self.lose(Lost::Expired);
                         return;
                     }
-                    None => (policy.max_attempts, policy.max_elapsed) = (1, self.deciding),
+                    None => policy.max_elapsed = self.deciding,
                 }
                 tried = true;
                 let renewed = self

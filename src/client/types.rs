@@ -29,7 +29,7 @@ pub struct PoolConfig {
 }
 
 fn default_max_events() -> u64 {
-    10_000
+    crate::store::DEFAULT_MAX_EVENTS
 }
 
 /// `GET /v1/pools/{pool}` and `PUT /v1/pools/{pool}`.

@@ -64,26 +64,21 @@ impl PoolRef<'_> {
         }
         let deadline = Instant::now() + wait;
         let waiters = self.waiters();
+        let mut waiting = waiters.join();
         let stopping = wakeups::stopping();
         tokio::pin!(stopping);
-        // Whether this waiter holds the watcher's role (see `wakeups`), once it has taken it.
-        let mut watch = None;
         let mut waited = false;
-        let outcome = loop {
+        let answer = loop {
             // Listen before trying, so an announcement between the try and the wait counts.
             let woken = waiters.notify.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let answer = match claim(true).await {
-                Ok(answer) => answer,
-                Err(e) => break Err(e),
-            };
+            let answer = claim(true).await?;
             let now = Instant::now();
             if !answer.value.leases.is_empty() || now >= deadline {
-                break Ok(answer);
+                break answer;
             }
-            watch = watch.or_else(|| waiters.watch());
-            let until = if watch.is_some() {
+            let until = if waiting.watch() {
                 let next_in = answer.value.next_in.map(Duration::from_millis);
                 deadline.min(now + self.store.inner.wakeups.watch_for(next_in))
             } else {
@@ -92,21 +87,15 @@ impl PoolRef<'_> {
             tokio::select! {
                 () = &mut woken => {}
                 () = tokio::time::sleep_until(until.into()) => {}
-                () = &mut stopping => break Ok(Answer { value: Leases::default(), replayed: false }),
+                () = &mut stopping => break Answer { value: Leases::default(), replayed: false },
             }
             waited = true;
         };
-        // A waiter that leaves after waiting, granted something or failed, wakes the next:
-        // more items may have become available than were announced (a lost message, found
-        // by the watcher's timed try), or it may have been woken to take up the watcher's
-        // role, which would stay vacant. A watcher wakes one as it leaves anyway.
-        let granted_or_failed = outcome
-            .as_ref()
-            .map_or(true, |answer| !answer.value.leases.is_empty());
-        if waited && watch.is_none() && granted_or_failed {
-            waiters.notify.notify_one();
+        // Granted after waiting: more items may have become available than were announced
+        // (a lost message, found by the watcher's timed try), so the next waiter tries too.
+        if waited && !answer.value.leases.is_empty() {
+            waiting.pass_on();
         }
-        let answer = outcome?;
         Ok(Answer {
             value: answer.value.leases,
             replayed: answer.replayed,

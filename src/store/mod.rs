@@ -36,7 +36,9 @@ pub use events::{
 pub use items::{
     AddedItems, ItemRecord, ItemState, ListCursor, NewItem, Preconditions, PutItem, data_text,
 };
-pub use pools::{PoolConfig, PoolCounts, PoolSettings, PoolStats, PoolSummary, PoolView};
+pub use pools::{
+    DEFAULT_MAX_EVENTS, PoolConfig, PoolCounts, PoolSettings, PoolStats, PoolSummary, PoolView,
+};
 pub use redis::{ClientTlsConfig, TlsCertificates};
 pub use scripts::Scripts;
 use wakeups::Wakeups;

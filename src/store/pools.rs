@@ -30,8 +30,17 @@ pub struct PoolConfig {
     /// Item writes must carry a precondition (428 `precondition_required` otherwise).
     #[serde(deserialize_with = "flag")]
     pub require_if_match: bool,
-    /// How many of its latest events the pool's log keeps (0: none).
+    /// How many of its latest events the pool's log keeps (0: none). Defaulted for an
+    /// answer stored before the setting existed (an Idempotency-Key replay).
+    #[serde(default = "default_max_events")]
     pub max_events: u64,
+}
+
+/// A pool's `max_events` unless it sets another (`DEFAULT_MAX_EVENTS` in lib/pool.lua).
+pub const DEFAULT_MAX_EVENTS: u64 = 10_000;
+
+fn default_max_events() -> u64 {
+    DEFAULT_MAX_EVENTS
 }
 
 /// How many items the pool has in each state.

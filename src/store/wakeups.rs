@@ -16,7 +16,8 @@
 //! items unannounced, each waiter granted one after waiting wakes the next, so they are
 //! handed out one after another. The other waiters sleep until woken or their time is up:
 //! a thousand waiters cost a handful of tries a second, not a thousand every few seconds.
-//! A watcher that leaves wakes another waiter to take its place.
+//! A waiter that leaves with the role vacant (it held it, or was woken to take it up)
+//! wakes the newest waiter to take it.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -80,20 +81,47 @@ pub struct PoolWaiters {
 }
 
 impl PoolWaiters {
-    /// Takes the watcher's role; `None` if another waiter has it.
-    pub fn watch(&self) -> Option<Watch<'_>> {
-        (!self.watched.swap(true, Ordering::AcqRel)).then(|| Watch(self))
+    /// A long-poll claim's place among the pool's waiters, until it is dropped.
+    pub fn join(&self) -> Waiting<'_> {
+        Waiting {
+            waiters: self,
+            watching: false,
+        }
     }
 }
 
-/// The watcher's role. Given back when dropped, waking another waiter to take it up:
-/// the one left then tries, and watches in turn if it still has nothing.
-pub struct Watch<'a>(&'a PoolWaiters);
+/// One long-poll claim among its pool's waiters. It may take up the watcher's role. When
+/// it leaves (answered, failed or cancelled), the role is not left vacant while others
+/// wait: if nobody holds it then, the newest waiter (the one likely to wait longest) is
+/// woken to try and take it up.
+pub struct Waiting<'a> {
+    waiters: &'a PoolWaiters,
+    watching: bool,
+}
 
-impl Drop for Watch<'_> {
+impl Waiting<'_> {
+    /// Takes the watcher's role if it is free; whether this claim holds it.
+    pub fn watch(&mut self) -> bool {
+        if !self.watching {
+            self.watching = !self.waiters.watched.swap(true, Ordering::AcqRel);
+        }
+        self.watching
+    }
+
+    /// Wakes the next waiter: more items may have become available than were announced.
+    pub fn pass_on(&self) {
+        self.waiters.notify.notify_one();
+    }
+}
+
+impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.watched.store(false, Ordering::Release);
-        self.0.notify.notify_one();
+        if self.watching {
+            self.waiters.watched.store(false, Ordering::Release);
+        }
+        if !self.waiters.watched.load(Ordering::Acquire) {
+            self.waiters.notify.notify_last();
+        }
     }
 }
 
@@ -226,4 +254,53 @@ fn timed_out() -> redis::RedisError {
 
 fn closed() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::FutureExt;
+
+    /// Three waiters on a pool: `a` watches. When `a` leaves, the newest (`c`) is woken
+    /// to take up the role; should `c` leave without taking it (its time was up, or its
+    /// request was dropped), `b` is woken in turn: the role is never left vacant.
+    #[tokio::test]
+    async fn the_watchers_role_is_handed_on_until_a_waiter_takes_it() {
+        let pool = PoolWaiters::default();
+        let mut a = pool.join();
+        assert!(a.watch());
+        let mut b = pool.join();
+        assert!(!b.watch(), "one watcher at a time");
+        let woken_b = pool.notify.notified();
+        tokio::pin!(woken_b);
+        woken_b.as_mut().enable();
+        let c = pool.join();
+        let woken_c = pool.notify.notified();
+        tokio::pin!(woken_c);
+        woken_c.as_mut().enable();
+
+        drop(a);
+        assert!(
+            woken_c.as_mut().now_or_never().is_some(),
+            "the newest is woken"
+        );
+        assert!(woken_b.as_mut().now_or_never().is_none(), "one at a time");
+        drop(c);
+        assert!(woken_b.as_mut().now_or_never().is_some(), "then the next");
+        assert!(b.watch(), "and it can take the role");
+    }
+
+    /// A waiter that leaves while another watches wakes nobody.
+    #[tokio::test]
+    async fn leaving_beside_a_watcher_wakes_nobody() {
+        let pool = PoolWaiters::default();
+        let mut a = pool.join();
+        assert!(a.watch());
+        let b = pool.join();
+        let woken_a = pool.notify.notified();
+        tokio::pin!(woken_a);
+        woken_a.as_mut().enable();
+        drop(b);
+        assert!(woken_a.as_mut().now_or_never().is_none());
+    }
 }

@@ -1437,7 +1437,7 @@ async fn a_long_poll_claim_granted_after_its_lease_time_is_kept() {
 /// where a guard counting a lease time from its own start would renew too late.
 #[tokio::test]
 async fn a_lease_held_already_is_kept_when_claimed_again_or_adopted() {
-    const HELD_MS: u64 = 3000;
+    const HELD_MS: u64 = 6000;
     let app = spawn_app().await;
     let client = client_of(&app);
     let pool = pool_name();

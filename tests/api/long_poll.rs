@@ -331,6 +331,16 @@ async fn items_whose_announcement_was_lost_reach_every_waiter_after_the_watchers
         .await;
 
     let mut admin = deployment.redis.connection();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while redis::cmd("PUBSUB")
+        .arg("NUMPAT")
+        .query::<u64>(&mut admin)
+        .expect("PUBSUB NUMPAT")
+        == 0
+    {
+        assert!(Instant::now() < deadline, "the replica never subscribed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let () = redis::cmd("ACL")
         .arg("SETUSER")
         .arg("leasehold")
