@@ -85,7 +85,7 @@ impl PoolRef<'_> {
                 deadline
             };
             tokio::select! {
-                () = &mut woken => {}
+                () = &mut woken => waiting.woken(),
                 () = tokio::time::sleep_until(until.into()) => {}
                 () = &mut stopping => break Answer { value: Leases::default(), replayed: false },
             }

@@ -86,26 +86,35 @@ impl PoolWaiters {
         Waiting {
             waiters: self,
             watching: false,
+            woken: false,
         }
     }
 }
 
 /// One long-poll claim among its pool's waiters. It may take up the watcher's role. When
 /// it leaves (answered, failed or cancelled), the role is not left vacant while others
-/// wait: if nobody holds it then, the newest waiter (the one likely to wait longest) is
-/// woken to try and take it up.
+/// wait: if it held the role, or was woken (perhaps to take it up) and nobody holds it,
+/// the newest waiter (the one likely to wait longest) is woken to try and take it up.
 pub struct Waiting<'a> {
     waiters: &'a PoolWaiters,
     watching: bool,
+    woken: bool,
 }
 
 impl Waiting<'_> {
-    /// Takes the watcher's role if it is free; whether this claim holds it.
+    /// Takes the watcher's role if it is free; whether this claim holds it. Either way a
+    /// wake it had is used: the role is held.
     pub fn watch(&mut self) -> bool {
         if !self.watching {
             self.watching = !self.waiters.watched.swap(true, Ordering::AcqRel);
         }
+        self.woken = false;
         self.watching
+    }
+
+    /// Notes that this claim was woken (a wake it must use: try, then watch or pass on).
+    pub fn woken(&mut self) {
+        self.woken = true;
     }
 
     /// Wakes the next waiter: more items may have become available than were announced.
@@ -116,10 +125,13 @@ impl Waiting<'_> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        if self.watching {
+        let vacant = if self.watching {
             self.waiters.watched.store(false, Ordering::Release);
-        }
-        if !self.waiters.watched.load(Ordering::Acquire) {
+            true
+        } else {
+            self.woken && !self.waiters.watched.load(Ordering::Acquire)
+        };
+        if vacant {
             self.waiters.notify.notify_last();
         }
     }
@@ -274,7 +286,7 @@ mod tests {
         let woken_b = pool.notify.notified();
         tokio::pin!(woken_b);
         woken_b.as_mut().enable();
-        let c = pool.join();
+        let mut c = pool.join();
         let woken_c = pool.notify.notified();
         tokio::pin!(woken_c);
         woken_c.as_mut().enable();
@@ -285,22 +297,39 @@ mod tests {
             "the newest is woken"
         );
         assert!(woken_b.as_mut().now_or_never().is_none(), "one at a time");
+        c.woken();
         drop(c);
         assert!(woken_b.as_mut().now_or_never().is_some(), "then the next");
         assert!(b.watch(), "and it can take the role");
     }
 
-    /// A waiter that leaves while another watches wakes nobody.
+    /// A waiter that leaves while another watches wakes nobody; nor does one that was not
+    /// woken, while the role passes to another (a crowd leaving at its deadline does not
+    /// wake the rest).
     #[tokio::test]
-    async fn leaving_beside_a_watcher_wakes_nobody() {
+    async fn leaving_beside_a_watcher_or_unwoken_wakes_nobody() {
         let pool = PoolWaiters::default();
         let mut a = pool.join();
         assert!(a.watch());
-        let b = pool.join();
-        let woken_a = pool.notify.notified();
-        tokio::pin!(woken_a);
-        woken_a.as_mut().enable();
+        let mut b = pool.join();
+        b.woken();
+        let c = pool.join();
+        let woken = pool.notify.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         drop(b);
-        assert!(woken_a.as_mut().now_or_never().is_none());
+        assert!(woken.as_mut().now_or_never().is_none(), "a watches");
+        let d = pool.join();
+        let woken_d = pool.notify.notified();
+        tokio::pin!(woken_d);
+        woken_d.as_mut().enable();
+        drop(a);
+        assert!(
+            woken_d.as_mut().now_or_never().is_some(),
+            "the role goes to d"
+        );
+        drop(c);
+        assert!(woken.as_mut().now_or_never().is_none(), "c was not woken");
+        drop(d);
     }
 }
