@@ -67,7 +67,6 @@ impl PoolRef<'_> {
         let mut waiting = waiters.join();
         let stopping = wakeups::stopping();
         tokio::pin!(stopping);
-        let mut waited = false;
         let answer = loop {
             // Listen before trying, so an announcement between the try and the wait counts.
             let woken = waiters.notify.notified();
@@ -89,13 +88,7 @@ impl PoolRef<'_> {
                 () = tokio::time::sleep_until(until.into()) => {}
                 () = &mut stopping => break Answer { value: Leases::default(), replayed: false },
             }
-            waited = true;
         };
-        // Granted after waiting: more items may have become available than were announced
-        // (a lost message, found by the watcher's timed try), so the next waiter tries too.
-        if waited && !answer.value.leases.is_empty() {
-            waiting.pass_on();
-        }
         Ok(Answer {
             value: answer.value.leases,
             replayed: answer.replayed,

@@ -12,12 +12,12 @@
 //! per pool and replica, the watcher, also tries on a timer: when the pool's first lease
 //! or delay ends, at least every second while there are such, and every few seconds as a
 //! safety net otherwise (more often while the subscription is down). Its try reclaims
-//! what ended, and the script announces what it freed; should a lost message have left
-//! items unannounced, each waiter granted one after waiting wakes the next, so they are
-//! handed out one after another. The other waiters sleep until woken or their time is up:
-//! a thousand waiters cost a handful of tries a second, not a thousand every few seconds.
-//! A waiter that leaves with the role vacant (it held it, or was woken to take it up)
-//! wakes the newest waiter to take it.
+//! what ended, and the script announces what it freed. The other waiters sleep until
+//! woken or their time is up: a thousand waiters cost a handful of tries a second, not a
+//! thousand every few seconds. A waiter that leaves with the role vacant (it held it, or
+//! was woken and nobody holds it) wakes the newest waiter to take it up; so should a lost
+//! message have left items unannounced, the watcher's timed try takes one and each waiter
+//! woken after it takes the next, until one finds nothing and watches.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,11 +115,6 @@ impl Waiting<'_> {
     /// Notes that this claim was woken (a wake it must use: try, then watch or pass on).
     pub fn woken(&mut self) {
         self.woken = true;
-    }
-
-    /// Wakes the next waiter: more items may have become available than were announced.
-    pub fn pass_on(&self) {
-        self.waiters.notify.notify_one();
     }
 }
 

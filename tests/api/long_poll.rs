@@ -261,8 +261,8 @@ fn crowd(
 }
 
 /// A thousand waiters on one pool over three replicas; one item comes back. Each replica
-/// wakes one waiter per item announced (and the one granted it wakes one more), so Redis
-/// sees a handful of tries, not a thousand.
+/// wakes one waiter per item announced, so Redis sees a handful of tries, not a
+/// thousand.
 #[tokio::test]
 async fn one_item_coming_back_wakes_a_few_waiters_not_all() {
     const WAITERS: usize = 1000;
@@ -314,9 +314,9 @@ async fn idle_waiters_leave_the_timed_tries_to_one_watcher_per_replica() {
 }
 
 /// A lost announcement (the replica's subscription is cut and cannot come back, so the
-/// items added meanwhile wake nobody): the watcher's timed try finds one item, and each
-/// waiter granted one wakes the next, so every waiter has its item soon after, not at the
-/// end of its wait.
+/// items added meanwhile wake nobody): the watcher's timed try finds one item and, leaving
+/// with it, wakes the newest waiter to watch; that one, leaving with the next item, wakes
+/// another, and so on: every waiter has its item soon after, not at the end of its wait.
 #[tokio::test]
 async fn items_whose_announcement_was_lost_reach_every_waiter_after_the_watchers_try() {
     const WAITERS: usize = 4;
