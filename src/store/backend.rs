@@ -98,7 +98,14 @@ impl ConnectionMode {
 }
 
 /// The connections of one replica to Redis, in either mode.
-pub(super) enum Backend {
+pub(super) struct Backend {
+    connections: Connections,
+    /// How many times Sentinel has switched primaries since start (as far as this replica
+    /// heard): a connection handed out before the last switch is not used again.
+    switches: AtomicU64,
+}
+
+enum Connections {
     Shared(Box<Shared>),
     Pooled(Pools),
 }
@@ -111,19 +118,25 @@ impl Backend {
         size: usize,
         timeout: Duration,
     ) -> Result<Self, String> {
-        Ok(match mode {
-            ConnectionMode::Pooled => Backend::Pooled(Pools::new(topology, tls, size, timeout)?),
-            ConnectionMode::Shared | ConnectionMode::Auto => {
-                Backend::Shared(Box::new(Shared::new(topology, tls, size, timeout)?))
+        let connections = match mode {
+            ConnectionMode::Pooled => {
+                Connections::Pooled(Pools::new(topology, tls, size, timeout)?)
             }
+            ConnectionMode::Shared | ConnectionMode::Auto => {
+                Connections::Shared(Box::new(Shared::new(topology, tls, size, timeout)?))
+            }
+        };
+        Ok(Backend {
+            connections,
+            switches: AtomicU64::new(0),
         })
     }
 
     /// Connections open, and (pooled) how many of them are idle in the pool.
     pub fn status(&self) -> (usize, Option<usize>) {
-        match self {
-            Backend::Shared(shared) => (shared.open(), None),
-            Backend::Pooled(pools) => {
+        match &self.connections {
+            Connections::Shared(shared) => (shared.open(), None),
+            Connections::Pooled(pools) => {
                 let status = pools.status();
                 (status.size, Some(status.available))
             }
@@ -131,15 +144,34 @@ impl Backend {
     }
 
     pub async fn get(&self) -> Result<Handle<'_>, RedisError> {
-        match self {
-            Backend::Shared(shared) => shared.get().await,
+        let switches = self.switches.load(Ordering::Acquire);
+        let (conn, origin) = match &self.connections {
+            Connections::Shared(shared) => shared.get().await?,
             // Boxed, like connecting below: these futures are large, and a request's
             // future would otherwise carry their size (and be copied with it).
-            Backend::Pooled(pools) => Ok(Handle {
-                conn: Box::pin(pools.get()).await?,
-                origin: Origin::Pool,
-            }),
+            Connections::Pooled(pools) => (Box::pin(pools.get()).await?, Origin::Pool),
+        };
+        Ok(Handle {
+            conn,
+            origin,
+            switches,
+        })
+    }
+
+    /// Sentinel switched primaries: every connection open now leads to the old one, which
+    /// may still be alive and believe it is primary. Idle ones are closed now, the ones in
+    /// use when they are given back ([`Backend::switched_since`]).
+    pub fn forget_connections(&self) {
+        self.switches.fetch_add(1, Ordering::AcqRel);
+        match &self.connections {
+            Connections::Shared(shared) => shared.forget(),
+            Connections::Pooled(pools) => pools.forget_idle(),
         }
+    }
+
+    /// Whether Sentinel switched primaries since `handle` was handed out.
+    pub fn switched_since(&self, handle: &Handle<'_>) -> bool {
+        self.switches.load(Ordering::Acquire) != handle.switches
     }
 }
 
@@ -147,6 +179,8 @@ impl Backend {
 pub(super) struct Handle<'a> {
     conn: Conn,
     origin: Origin<'a>,
+    /// The backend's count of primary switches when it was handed out.
+    switches: u64,
 }
 
 enum Origin<'a> {
@@ -317,7 +351,14 @@ impl Shared {
             .count()
     }
 
-    async fn get(&self) -> Result<Handle<'_>, RedisError> {
+    /// Forgets every open connection (requests using one finish on it).
+    fn forget(&self) {
+        for slot in &self.slots {
+            *slot.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
+    }
+
+    async fn get(&self) -> Result<(Conn, Origin<'_>), RedisError> {
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
         let (generation, conn) = match slot.current() {
             Some(open) => open,
@@ -335,10 +376,7 @@ impl Shared {
                 }
             }
         };
-        Ok(Handle {
-            conn: conn.into(),
-            origin: Origin::Shared { slot, generation },
-        })
+        Ok((conn.into(), Origin::Shared { slot, generation }))
     }
 }
 
@@ -417,6 +455,15 @@ impl Pools {
                 Pools::Sentinel(config.create_pool(runtime).map_err(|e| e.to_string())?)
             }
         })
+    }
+
+    /// Closes every connection idle in the pool.
+    fn forget_idle(&self) {
+        match self {
+            Pools::Single(pool) => drop(pool.retain(|_, _| false)),
+            Pools::Cluster(pool) => drop(pool.retain(|_, _| false)),
+            Pools::Sentinel(pool) => drop(pool.retain(|_, _| false)),
+        }
     }
 
     fn status(&self) -> deadpool_redis::Status {

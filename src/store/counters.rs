@@ -218,12 +218,9 @@ impl Store {
         name: &CounterName,
         period: Option<&str>,
     ) -> Result<u64, ApiError> {
+        let key = keys::counter(tenant, name, period);
         let value: Option<u64> = self
-            .query(
-                redis::cmd("GET")
-                    .arg(keys::counter(tenant, name, period))
-                    .clone(),
-            )
+            .read_query(redis::cmd("GET").arg(&key).clone(), &key)
             .await?;
         Ok(value.unwrap_or(0))
     }

@@ -174,12 +174,11 @@ impl PoolRef<'_> {
                 ]
             })
             .collect();
-        let answer: Answer<AddedItems> = self
+        let ran = self
             .script(&self.scripts().add_items, idempotency, &args)
-            .await?
-            .done()?;
-        self.register().await;
-        Ok(answer)
+            .await;
+        self.register_if_ran(&ran).await;
+        ran?.done()
     }
 
     pub async fn get_item(&self, id: &ItemId) -> Result<ItemRecord, ApiError> {
@@ -282,15 +281,15 @@ impl PoolRef<'_> {
             base.map(|b| b.0.to_string()).unwrap_or_default(),
             base.map(|b| b.1.to_string()).unwrap_or_default(),
         ];
-        let outcome: Outcome<PutItem> = self
+        let ran: Result<Outcome<PutItem>, ApiError> = self
             .script(&self.scripts().put_item, idempotency, &args)
-            .await?;
-        if let Outcome::Done(answer) = &outcome {
-            if answer.value.pool_created {
-                self.register().await;
-            }
+            .await;
+        match &ran {
+            Ok(Outcome::Done(answer)) if answer.value.pool_created => self.register().await,
+            Err(ApiError::DurabilityTimeout(_)) => self.register().await,
+            _ => {}
         }
-        Ok(outcome)
+        ran
     }
 
     pub async fn delete_item(

@@ -21,6 +21,7 @@
 //! | `lh:{t}:rate` | string | the tenant's rate limiter (GCRA arrival time, µs) |
 //! | `lh:{t/ctr/c}:p:<period>` | string | a counter's last value in a period |
 //! | `lh:{t/ctr/c}:idem:<sha256>` | string | a stored answer for an `Idempotency-Key` |
+//! | `lh:{…}:ack` | string | written before `WAIT` under `replicas:N`, so that a read waits for the replicas too; expires after a minute |
 
 use sha2::{Digest, Sha256};
 
@@ -77,6 +78,16 @@ pub fn counter_idempotency(tenant: &Tenant, name: &CounterName, key: Option<&str
     idempotency(&format!("lh:{{{tenant}/ctr/{name}}}"), key)
 }
 
+/// The key written before `WAIT` under `--durability replicas:N`, in the slot of `key` (a
+/// key of this layout, which carries its tag right after `lh:`).
+pub fn ack(key: &str) -> String {
+    let tag = key
+        .strip_prefix("lh:")
+        .and_then(|rest| rest.find('}').map(|end| &rest[..=end]))
+        .unwrap_or("{}");
+    format!("lh:{tag}:ack")
+}
+
 /// Idempotency keys are hashed: whatever characters a client sends, the key name stays
 /// within the tag's slot and a fixed length. Without a key, the script ignores this name.
 fn idempotency(prefix: &str, key: Option<&str>) -> String {
@@ -109,6 +120,10 @@ mod tests {
         assert_eq!(keys[10], pool_idempotency(&tenant, &pool, "retry-1"));
         assert_eq!(keys[0], pool_settings(&tenant, &pool));
         assert_eq!(keys[9], pool_events(&tenant, &pool));
+        for key in &keys {
+            assert_eq!(ack(key), "lh:{acme/cases}:ack");
+        }
+        assert_eq!(ack(&tenant_pools(&tenant)), "lh:{acme}:ack");
     }
 
     #[test]
@@ -117,6 +132,7 @@ mod tests {
         let counter_name = CounterName::parse("name", "cases").expect("valid");
         let counter_key = counter(&tenant, &counter_name, Some("2026-01-10"));
         assert_eq!(counter_key, "lh:{acme/ctr/cases}:p:2026-01-10");
+        assert_eq!(ack(&counter_key), "lh:{acme/ctr/cases}:ack");
         assert!(!pool_keys(&tenant, &pool, None).contains(&counter_key));
     }
 

@@ -8,6 +8,7 @@
 mod backend;
 mod counters;
 mod events;
+mod failover;
 mod items;
 pub mod keys;
 mod leases;
@@ -225,6 +226,16 @@ impl Store {
             settings.tls.clone(),
             settings.timeout,
         ));
+        if let Topology::Sentinel { urls, master } = &settings.topology {
+            for url in urls {
+                tokio::spawn(failover::follow_switches(
+                    Arc::downgrade(&store.inner),
+                    url.clone(),
+                    master.clone(),
+                    settings.timeout,
+                ));
+            }
+        }
         Ok(store)
     }
 
@@ -325,10 +336,11 @@ impl Store {
 
     /// Runs one script under the request timeout and decodes its tagged reply.
     ///
-    /// Under `replicas:N`, a write is acknowledged only once N replicas have it, and a read
-    /// too waits for N replicas to confirm they are in step: a primary that Sentinel has
-    /// replaced (stopped, then resumed, still believing it is primary) has lost its
-    /// replicas, so a read from it fails with 503 instead of answering stale data.
+    /// Under `replicas:N`, no answer leaves before N replicas have everything it could
+    /// reflect: a write only once they have it (else 503 `durability_timeout`), and a read
+    /// (or a replayed answer) only once they have all the state it read (else 503
+    /// `backend_unavailable`). A primary Sentinel has replaced, still believing it is primary,
+    /// has lost its replicas: it answers nothing, instead of state a failover takes back.
     async fn run<T: DeserializeOwned>(
         &self,
         access: Access,
@@ -337,13 +349,8 @@ impl Store {
         head: &[String],
         args: &[String],
     ) -> Result<Outcome<T>, ApiError> {
-        let wait_for = match self.durability() {
-            Durability::Replicas(n) => Some(n),
-            _ => None,
-        };
-        let wait_ms = (self.inner.settings.timeout / 2).as_millis() as u64;
         let started = Instant::now();
-        let ((json, replayed), acked) = self
+        let (json, replayed) = self
             .with_connection(async |conn: &mut Handle<'_>| {
                 let mut invocation = script.prepare_invoke();
                 for key in keys {
@@ -352,37 +359,59 @@ impl Store {
                 for arg in head.iter().chain(args) {
                     invocation.arg(arg);
                 }
-                let reply: (String, bool) = invocation.invoke_async(conn).await?;
-                // On a Cluster, WAIT goes to every primary and the least count wins: the
-                // primary that ran the script counts its own replicas. A WAIT that fails (a
-                // primary mid-failover) has confirmed nothing: no acknowledgement.
-                let acked = match wait_for {
-                    Some(n) => Some(
-                        redis::cmd("WAIT")
-                            .arg(n)
-                            .arg(wait_ms)
-                            .query_async::<u32>(conn)
-                            .await
-                            .unwrap_or(0),
-                    ),
-                    None => None,
-                };
-                Ok((reply, acked))
+                let reply: (String, bool) =
+                    invocation.invoke_async(conn).await.map_err(backend_error)?;
+                self.acknowledged(conn, access, &keys[0]).await?;
+                Ok(reply)
             })
             .await?;
         metrics::histogram!(crate::metrics::REDIS_SECONDS, "script" => self.scripts().name_of(script))
             .record(started.elapsed().as_secs_f64());
-        if let (Some(wanted), Some(acked)) = (wait_for, acked) {
-            if acked < wanted {
-                let cause =
-                    format!("{acked} of {wanted} replicas acknowledged within {wait_ms} ms");
-                return Err(match access {
-                    Access::Write => ApiError::DurabilityTimeout(cause),
-                    Access::Read => ApiError::BackendUnavailable(cause),
-                });
-            }
-        }
         decode(&json, replayed)
+    }
+
+    /// Under `replicas:N`, waits until N replicas have everything the primary holding
+    /// `key` had when the call on `conn` before this ran; fewer in time is an error.
+    /// Elsewhere, nothing to wait for.
+    ///
+    /// `WAIT` counts a connection's own last write: after a call that wrote nothing (a
+    /// read, an answer replayed, a claim that found nothing) it would count an older write,
+    /// or none, and pass at once. So a tiny write to `key`'s slot goes first (in the same
+    /// round trip): the replicas that have it have every write before it, and the primary
+    /// that holds the slot, whichever node that is, is the one asked.
+    async fn acknowledged(
+        &self,
+        conn: &mut Handle<'_>,
+        access: Access,
+        key: &str,
+    ) -> Result<(), ApiError> {
+        let Durability::Replicas(wanted) = self.durability() else {
+            return Ok(());
+        };
+        let wait_ms = (self.inner.settings.timeout / 2).as_millis() as u64;
+        // A WAIT that fails (a primary mid-failover, a demoted one refusing the write) has
+        // confirmed nothing.
+        let acked = redis::pipe()
+            .cmd("SET")
+            .arg(keys::ack(key))
+            .arg(1)
+            .arg("PX")
+            .arg(ACK_KEY_TTL_MS)
+            .ignore()
+            .cmd("WAIT")
+            .arg(wanted)
+            .arg(wait_ms)
+            .query_async::<(u32,)>(conn)
+            .await
+            .map_or(0, |(acked,)| acked);
+        if acked >= wanted {
+            return Ok(());
+        }
+        let cause = format!("{acked} of {wanted} replicas acknowledged within {wait_ms} ms");
+        Err(match access {
+            Access::Write => ApiError::DurabilityTimeout(cause),
+            Access::Read => ApiError::BackendUnavailable(cause),
+        })
     }
 
     /// Admits one request of `tenant` under `limit`, or refuses it with 429 and when to
@@ -401,6 +430,7 @@ impl Store {
                     .arg(limit.burst)
                     .invoke_async(conn)
                     .await
+                    .map_err(backend_error)
             })
             .await?;
         metrics::histogram!(crate::metrics::REDIS_SECONDS, "script" => "rate_limit")
@@ -420,18 +450,41 @@ impl Store {
         Ok(secs * 1000 + micros / 1000)
     }
 
-    /// Runs a plain command (reads that need no script) under the request timeout.
+    /// Runs a plain command under the request timeout, for what need not be acknowledged
+    /// by replicas: Redis's clock, the pool index's upkeep.
     async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, ApiError> {
-        self.with_connection(async |conn: &mut Handle<'_>| cmd.query_async(conn).await)
-            .await
+        self.with_connection(async |conn: &mut Handle<'_>| {
+            cmd.query_async(conn).await.map_err(backend_error)
+        })
+        .await
+    }
+
+    /// Runs a plain read of `key` (no script needed) under the request timeout; under
+    /// `replicas:N`, answered only once N replicas have the state it read.
+    async fn read_query<T: redis::FromRedisValue>(
+        &self,
+        cmd: redis::Cmd,
+        key: &str,
+    ) -> Result<T, ApiError> {
+        self.with_connection(async |conn: &mut Handle<'_>| {
+            let value = cmd.query_async(conn).await.map_err(backend_error)?;
+            self.acknowledged(conn, Access::Read, key).await?;
+            Ok(value)
+        })
+        .await
     }
 
     /// Runs `work` on a pooled connection, bounded by the request timeout: a stalled Redis
-    /// answers 503 fast instead of hanging. A connection that timed out or failed is
-    /// discarded, so the next call connects afresh (after a failover: to the new primary).
+    /// answers 503 fast instead of hanging.
+    ///
+    /// A connection that met a fault (it timed out, failed, was refused as a replica's, or
+    /// its replicas did not acknowledge), or that was open when Sentinel switched primaries,
+    /// is closed rather than used again: the next call connects afresh, to the primary the
+    /// sentinels name now. A primary that was replaced but still believes it is primary
+    /// answers its old connections without error, until they are dropped.
     async fn with_connection<R>(
         &self,
-        work: impl AsyncFnOnce(&mut Handle<'_>) -> Result<R, RedisError>,
+        work: impl AsyncFnOnce(&mut Handle<'_>) -> Result<R, ApiError>,
     ) -> Result<R, ApiError> {
         let _in_flight = InFlight::start();
         let timeout = self.inner.settings.timeout;
@@ -440,26 +493,24 @@ impl Store {
                 .bounded(self.inner.backend.get())
                 .await?
                 .map_err(backend_error)?;
-            match tokio::time::timeout(timeout, work(&mut conn)).await {
-                Ok(Ok(result)) => Ok(result),
-                Ok(Err(e)) => {
-                    let error = backend_error(e);
-                    if matches!(error, ApiError::BackendUnavailable(_)) {
-                        conn.discard();
-                    }
-                    Err(error)
-                }
-                Err(_) => {
-                    conn.discard();
-                    Err(ApiError::BackendUnavailable(TIMED_OUT.to_owned()))
-                }
+            let result = tokio::time::timeout(timeout, work(&mut conn))
+                .await
+                .unwrap_or_else(|_| Err(ApiError::BackendUnavailable(TIMED_OUT.to_owned())));
+            let faulted = matches!(
+                result,
+                Err(ApiError::BackendUnavailable(_) | ApiError::DurabilityTimeout(_))
+            );
+            if faulted || self.inner.backend.switched_since(&conn) {
+                conn.discard();
             }
+            result
         }
         .await;
         if let Err(error) = &result {
             let kind = match error {
                 ApiError::BackendUnavailable(cause) if cause == TIMED_OUT => "timeout",
                 ApiError::BackendUnavailable(_) => "unavailable",
+                ApiError::DurabilityTimeout(_) => "unacknowledged",
                 _ => "internal",
             };
             metrics::counter!(crate::metrics::REDIS_ERRORS, "kind" => kind).increment(1);
@@ -483,6 +534,9 @@ impl Store {
             .map_err(|_| ApiError::BackendUnavailable(TIMED_OUT.to_owned()))
     }
 }
+
+/// How long the key a read writes before `WAIT` (see [`Store::acknowledged`]) stays.
+const ACK_KEY_TTL_MS: u64 = 60_000;
 
 /// Why a call that took longer than the request timeout failed.
 const TIMED_OUT: &str = "Redis call timed out";
@@ -571,7 +625,10 @@ impl PoolRef<'_> {
         idempotency: &Idempotency,
     ) -> Result<Option<Answer<T>>, ApiError> {
         let key = keys::pool_idempotency(self.tenant, self.pool, &idempotency.key);
-        let stored: Option<String> = self.store.query(redis::cmd("GET").arg(key).clone()).await?;
+        let stored: Option<String> = self
+            .store
+            .read_query(redis::cmd("GET").arg(&key).clone(), &key)
+            .await?;
         let Some(stored) = stored else {
             return Ok(None);
         };

@@ -105,11 +105,11 @@ impl PoolRef<'_> {
             opt(settings.require_if_match.map(u64::from)),
             opt(settings.max_events),
         ];
-        let answer: Answer<PutPoolReply> = self
+        let ran = self
             .script(&self.scripts().put_pool, idempotency, &args)
-            .await?
-            .done()?;
-        self.register().await;
+            .await;
+        self.register_if_ran(&ran).await;
+        let answer: Answer<PutPoolReply> = ran?.done()?;
         Ok(Answer {
             value: (answer.value.pool, answer.value.pool_created),
             replayed: answer.replayed,
@@ -137,6 +137,15 @@ impl PoolRef<'_> {
             value: (),
             replayed: answer.replayed,
         })
+    }
+
+    /// Adds the pool to the index after a script that may have created it ran: also when
+    /// its replicas did not acknowledge it in time (it ran, and may well be kept; if it is
+    /// lost instead, listing drops the name).
+    pub(super) async fn register_if_ran<T>(&self, ran: &Result<T, ApiError>) {
+        if matches!(ran, Ok(_) | Err(ApiError::DurabilityTimeout(_))) {
+            self.register().await;
+        }
     }
 
     /// The pool index lives in the tenant's slot, not the pool's, so it is written
@@ -176,12 +185,9 @@ impl Store {
     /// The tenant's pools by name, with their counts. Names left in the index by a pool
     /// deleted half-way are dropped from it here.
     pub async fn list_pools(&self, tenant: &Tenant) -> Result<Vec<PoolSummary>, ApiError> {
+        let index = keys::tenant_pools(tenant);
         let mut names: Vec<String> = self
-            .query(
-                redis::cmd("SMEMBERS")
-                    .arg(keys::tenant_pools(tenant))
-                    .clone(),
-            )
+            .read_query(redis::cmd("SMEMBERS").arg(&index).clone(), &index)
             .await?;
         names.sort();
         let views = futures::future::join_all(names.iter().map(|name| async move {

@@ -70,6 +70,9 @@ pub async fn stopping() {
 pub struct Wakeups {
     pools: Mutex<HashMap<String, Weak<PoolWaiters>>>,
     subscribed: AtomicBool,
+    /// Told when Sentinel switches primaries: the subscription moves to the new one (the
+    /// old one, if alive, hears nothing of the new one's announcements).
+    switched: Arc<Notify>,
 }
 
 /// The waiters on one pool: woken one per item announced; one of them at a time, the
@@ -160,6 +163,11 @@ impl Wakeups {
         next_in.map_or(retry, |next| next.min(PROBE_EVERY).min(retry))
     }
 
+    /// Sentinel switched primaries: subscribe again, to the new one.
+    pub fn primary_switched(&self) {
+        self.switched.notify_waiters();
+    }
+
     fn wake(&self, channel: &str, count: usize) {
         let waiters = {
             let pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
@@ -225,14 +233,20 @@ impl Wakeups {
             .await
             .map_err(|_| timed_out())??;
         let (mut sink, mut messages) = pubsub.split();
-        match wakeups.upgrade() {
-            Some(wakeups) => wakeups.subscribed.store(true, Ordering::Relaxed),
+        let switched = match wakeups.upgrade() {
+            Some(wakeups) => {
+                wakeups.subscribed.store(true, Ordering::Relaxed);
+                Arc::clone(&wakeups.switched)
+            }
             None => return Ok(()),
-        }
+        };
+        let switched = switched.notified();
+        tokio::pin!(switched);
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         loop {
             tokio::select! {
+                () = &mut switched => return Err(closed()),
                 message = messages.next() => {
                     let Some(message) = message else {
                         return Err(closed());

@@ -219,22 +219,22 @@ async fn as_other(app: &TestApp, method: Method, path: &str, body: Option<Value>
 
 /// One Server-Sent Event as a client gets it.
 #[derive(Debug, Clone, PartialEq)]
-struct Sse {
-    id: Option<String>,
-    event: String,
-    data: String,
+pub struct Sse {
+    pub id: Option<String>,
+    pub event: String,
+    pub data: String,
 }
 
 /// A client of a `text/event-stream`: blocks of `field: value` lines, a blank line ending
 /// each; `:` lines are comments (keep-alives); `data` lines are joined by newlines.
-struct SseClient {
+pub struct SseClient {
     response: reqwest::Response,
     buffer: Vec<u8>,
 }
 
 impl SseClient {
     /// The next event; `None` once the server has ended the stream.
-    async fn next(&mut self) -> Option<Sse> {
+    pub async fn next(&mut self) -> Option<Sse> {
         loop {
             if let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
                 let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
@@ -259,7 +259,7 @@ impl SseClient {
     }
 
     /// The next event, which must come within `WAIT`.
-    async fn expect_event(&mut self) -> Sse {
+    pub async fn expect_event(&mut self) -> Sse {
         tokio::time::timeout(WAIT, self.next())
             .await
             .expect("an event in time")
@@ -323,7 +323,7 @@ fn stream_request(
 }
 
 /// Opens the pool's stream on `app` (asserts 200 and the content type).
-async fn follow(
+pub async fn follow(
     app: &TestApp,
     pool: &str,
     after: Option<&str>,
