@@ -1,7 +1,6 @@
-//! The application: `AppState` (cheap to clone), the router with its layers, serving
-//! with graceful shutdown on Ctrl-C or SIGTERM.
+//! The application: the router with its layers over the [`AppState`], serving with
+//! graceful shutdown on Ctrl-C or SIGTERM.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -12,49 +11,20 @@ use axum::response::Response;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::auth::Auth;
 use crate::config::Settings;
-use crate::store::{RateLimit, StartError, Store};
-
-/// What every handler shares: the store, the key table and a few settings.
-#[derive(Clone)]
-pub struct AppState(Arc<Inner>);
-
-struct Inner {
-    store: Store,
-    auth: Auth,
-    max_body_bytes: usize,
-    rate_limit: Option<RateLimit>,
-}
-
-impl AppState {
-    pub fn store(&self) -> &Store {
-        &self.0.store
-    }
-
-    pub fn auth(&self) -> &Auth {
-        &self.0.auth
-    }
-
-    pub fn max_body_bytes(&self) -> usize {
-        self.0.max_body_bytes
-    }
-
-    pub fn rate_limit(&self) -> Option<RateLimit> {
-        self.0.rate_limit
-    }
-}
+use crate::state::AppState;
+use crate::store::{StartError, Store};
 
 /// Connects to Redis (checking its settings and loading the scripts) and builds the router.
 pub async fn build(settings: &Settings) -> Result<Router, StartError> {
     crate::metrics::handle();
     let store = Store::connect(settings.store.clone()).await?;
-    let state = AppState(Arc::new(Inner {
+    let state = AppState::new(
         store,
-        auth: settings.auth.clone(),
-        max_body_bytes: settings.max_body_bytes,
-        rate_limit: settings.rate_limit,
-    }));
+        settings.auth.clone(),
+        settings.max_body_bytes,
+        settings.rate_limit,
+    );
     Ok(crate::api::router()
         .merge(crate::ui::router())
         .with_state(state)

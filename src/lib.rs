@@ -56,5 +56,6 @@ pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod names;
+pub mod state;
 pub mod store;
 pub mod ui;

@@ -9,14 +9,12 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, header};
+use axum::extract::{MatchedPath, Request};
+use axum::http::Method;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use metrics::SharedString;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::app::AppState;
 
 /// Latency buckets in seconds, from a cache hit on loopback to the slowest timeout.
 const BUCKETS: &[f64] = &[
@@ -137,20 +135,3 @@ fn method_label(method: &Method) -> SharedString {
 /// Marks a response as a refusal by the state of the data, with its problem code.
 #[derive(Debug, Clone, Copy)]
 pub struct Conflict(pub &'static str);
-
-/// `GET /metrics`: the Prometheus text format.
-pub async fn render(State(app): State<AppState>) -> Response {
-    let Some(handle) = handle() else {
-        return crate::error::ApiError::NoRoute.into_response();
-    };
-    app.store().record_connection_gauges();
-    handle.run_upkeep();
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        handle.render(),
-    )
-        .into_response()
-}

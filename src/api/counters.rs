@@ -11,10 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{PathParams, QueryParams, Write};
 use super::openapi::{DrawCount, IdFormat, Period, TimeZoneName};
 use super::{check_range, reply};
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::model::{CounterDraw, CounterValue};
 use crate::names::{CounterName, Tenant};
+use crate::state::AppState;
 use crate::store::{CounterFormat, PeriodKind, date_in};
 
 /// The most values one draw takes.

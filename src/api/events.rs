@@ -14,10 +14,10 @@ use utoipa::IntoParams;
 use super::extract::{PathParams, QueryParams};
 use super::openapi::{EventIdText, PageLimit};
 use super::{page_limit, reply};
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::model::{Event, Events};
 use crate::names::{PoolName, Tenant};
+use crate::state::AppState;
 use crate::store::{EventId, Followed, stop_waiting_signal};
 
 /// An event id from the query or a header.

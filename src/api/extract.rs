@@ -11,9 +11,9 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::names::Tenant;
+use crate::state::AppState;
 use crate::store::{Idempotency, Preconditions};
 
 /// The longest `Idempotency-Key` accepted.

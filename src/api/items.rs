@@ -13,10 +13,10 @@ use super::extract::{PathParams, QueryParams, Write};
 use super::openapi::{Data, EntityTags, ItemCursor, PageLimit, Priority, Token, Version};
 use super::pools::Empty;
 use super::{check_priority, check_safe, item_names, no_content, page_limit, reply, with_etag};
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::model::{AddedItems, Item, ItemPage};
 use crate::names::{Holder, ItemId, PoolName, Tenant};
+use crate::state::AppState;
 use crate::store::{ItemState, ListCursor, NewItem, data_text};
 
 /// The most items one bulk add takes.

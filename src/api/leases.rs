@@ -16,10 +16,10 @@ use super::{
     check_duration, check_priority, check_range, check_safe, item_names, page_limit, reply,
     with_etag,
 };
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::model::{Item, Lease, LeasePage, Leases};
 use crate::names::{Holder, ItemId, PoolName, Tenant};
+use crate::state::AppState;
 use crate::store::{ItemRecord, data_text};
 
 /// The most leases one claim grants.

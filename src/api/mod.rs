@@ -23,9 +23,9 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::names::{ItemId, PoolName};
+use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
     let (router, description) = routes().split_for_parts();

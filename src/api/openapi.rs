@@ -26,9 +26,9 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, SchemaF
 use utoipa::openapi::{KnownFormat, RefOr, Schema};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::names::{CounterName, Holder, ItemId, PoolName};
+use crate::state::AppState;
 
 /// The parts of the description that no handler owns: the title, the overview and the
 /// order of the tags.

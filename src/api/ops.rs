@@ -1,12 +1,13 @@
 //! Operations endpoints: liveness, readiness and metrics.
 
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use super::reply;
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::model::Status;
+use crate::state::AppState;
 
 /// The process is alive.
 #[utoipa::path(
@@ -52,6 +53,18 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Response, ApiError> {
         (status = 404, description = "`not_found`: another metrics recorder was installed in this process first"),
     )
 )]
-pub async fn metrics(state: State<AppState>) -> Response {
-    crate::metrics::render(state).await.into_response()
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let Some(handle) = crate::metrics::handle() else {
+        return ApiError::NoRoute.into_response();
+    };
+    app.store().record_connection_gauges();
+    handle.run_upkeep();
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        handle.render(),
+    )
+        .into_response()
 }

@@ -9,10 +9,10 @@ use utoipa::ToSchema;
 use super::extract::{PathParams, Write};
 use super::openapi::{DurationMs, EventLogSize, PoolLimit};
 use super::{check_duration, check_range, no_content, reply};
-use crate::app::AppState;
 use crate::error::ApiError;
 use crate::model::{Pool, PoolList};
 use crate::names::{PoolName, Tenant};
+use crate::state::AppState;
 use crate::store::PoolSettings;
 
 /// A pool's settings to set; a field left out keeps its value (or its default, for a new

@@ -14,7 +14,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Only the page's own files and its own origin's API (`connect-src` covers the event
 /// stream, read with `fetch`); no inline script or style (so a name that slipped through

@@ -1,0 +1,50 @@
+//! `AppState`: what every handler shares (the store, the key table and a few settings),
+//! cheap to clone. Routers import it from here; `app` builds it and the router.
+
+use std::sync::Arc;
+
+use crate::auth::Auth;
+use crate::store::{RateLimit, Store};
+
+/// What every handler shares: the store, the key table and a few settings.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    store: Store,
+    auth: Auth,
+    max_body_bytes: usize,
+    rate_limit: Option<RateLimit>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        auth: Auth,
+        max_body_bytes: usize,
+        rate_limit: Option<RateLimit>,
+    ) -> AppState {
+        AppState(Arc::new(Inner {
+            store,
+            auth,
+            max_body_bytes,
+            rate_limit,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.0.auth
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.0.max_body_bytes
+    }
+
+    pub fn rate_limit(&self) -> Option<RateLimit> {
+        self.0.rate_limit
+    }
+}
