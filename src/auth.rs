@@ -127,7 +127,7 @@ impl Auth {
     pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Tenant, ApiError> {
         let Some(value) = authorization else {
             return if self.allow_anonymous {
-                Tenant::parse("tenant", ANONYMOUS_TENANT)
+                Ok(Tenant::parse("tenant", ANONYMOUS_TENANT)?)
             } else {
                 Err(ApiError::Unauthorized)
             };

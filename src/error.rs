@@ -244,6 +244,15 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl From<crate::names::Invalid> for ApiError {
+    fn from(invalid: crate::names::Invalid) -> Self {
+        ApiError::InvalidRequest {
+            field: invalid.field,
+            detail: invalid.detail,
+        }
+    }
+}
+
 impl ApiError {
     pub fn invalid(field: &str, detail: impl Into<String>) -> Self {
         ApiError::InvalidRequest {

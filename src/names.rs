@@ -6,7 +6,24 @@
 
 use std::fmt;
 
-use crate::error::ApiError;
+/// A value that broke its field's rule: the field, and the rule in words (such as
+/// `must match ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`). At the HTTP edge it is a 400
+/// `invalid_request` naming the field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {detail}")]
+pub struct Invalid {
+    pub field: String,
+    pub detail: String,
+}
+
+impl Invalid {
+    pub fn new(field: &str, detail: impl Into<String>) -> Self {
+        Invalid {
+            field: field.to_owned(),
+            detail: detail.into(),
+        }
+    }
+}
 
 /// The characters allowed after the first (always ASCII alphanumeric) character.
 #[derive(Clone, Copy)]
@@ -32,7 +49,7 @@ impl Alphabet {
     }
 }
 
-fn check(field: &str, value: &str, alphabet: Alphabet, max: usize) -> Result<(), ApiError> {
+fn check(field: &str, value: &str, alphabet: Alphabet, max: usize) -> Result<(), Invalid> {
     let bytes = value.as_bytes();
     let valid = !bytes.is_empty()
         && bytes.len() <= max
@@ -41,7 +58,7 @@ fn check(field: &str, value: &str, alphabet: Alphabet, max: usize) -> Result<(),
     if valid {
         Ok(())
     } else {
-        Err(ApiError::invalid(
+        Err(Invalid::new(
             field,
             format!("must match {}", alphabet.pattern(max)),
         ))
@@ -56,7 +73,7 @@ macro_rules! name_type {
 
         impl $name {
             /// Checks `value` against the pattern; `field` names it in the error.
-            pub fn parse(field: &str, value: &str) -> Result<Self, ApiError> {
+            pub fn parse(field: &str, value: &str) -> Result<Self, Invalid> {
                 check(field, value, $alphabet, $max)?;
                 Ok(Self(value.to_owned()))
             }
@@ -222,11 +239,10 @@ mod tests {
         fn a_refusal_names_its_field(value in arbitrary::hostile()) {
             match PoolName::parse("pool", &value) {
                 Ok(_) => {}
-                Err(ApiError::InvalidRequest { field, detail }) => {
+                Err(Invalid { field, detail }) => {
                     prop_assert_eq!(field, "pool");
                     prop_assert!(detail.contains("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"), "{}", detail);
                 }
-                Err(other) => prop_assert!(false, "not a 400: {:?}", other),
             }
         }
     }
