@@ -4,6 +4,7 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY lua lua
+COPY crates crates
 RUN cargo build --release --locked --bin leasehold
 
 FROM debian:bookworm-slim

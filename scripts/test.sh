@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-redis.sh
 scripts/ensure-chromium.sh
-cargo test --locked "$@"
+cargo test --locked --workspace "$@"
 scripts/examples.sh  # the client examples, run against a real `leasehold dev`
 echo "== the contract suite again, on a Redis Cluster"
 LEASEHOLD_TEST_TOPOLOGY=cluster cargo test --locked --test api -- \

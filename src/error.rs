@@ -7,195 +7,18 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::metrics::Conflict;
 
-/// What an item looked like when a request was refused, so the caller can show "now
-/// assigned to Jane" and retry from fresh state. A missing item has version 0.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, ToSchema)]
-pub struct Current {
-    pub version: u64,
-    #[serde(default)]
-    pub state: Option<String>,
-    #[serde(default)]
-    pub holder: Option<String>,
-}
-
-/// The refusals a script can answer with, by their stable problem code.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum RefusalCode {
-    /// 404: the pool, item or counter does not exist.
-    NotFound,
-    /// 409: the item is leased by another holder.
-    AlreadyLeased,
-    /// 409: the lease has expired, was released, or the token is not the current one.
-    LeaseLost,
-    /// 409: `expected_version` does not match the item's version.
-    VersionConflict,
-    /// 409: the holder already has `max_leases_per_holder` leases in this pool.
-    HolderAtCapacity,
-    /// 409: the item is `done` or `dead`; requeue it first.
-    InvalidState,
-    /// 409: this `Idempotency-Key` was used before for a different request.
-    IdempotencyKeyReused,
-    /// 412: `If-Match` / `If-None-Match` did not hold.
-    PreconditionFailed,
-    /// 428: the pool requires a precondition on writes and none was given.
-    PreconditionRequired,
-}
-
-impl RefusalCode {
-    /// Every refusal, so the API description can list them all.
-    pub const ALL: [RefusalCode; 9] = [
-        RefusalCode::NotFound,
-        RefusalCode::AlreadyLeased,
-        RefusalCode::LeaseLost,
-        RefusalCode::VersionConflict,
-        RefusalCode::HolderAtCapacity,
-        RefusalCode::InvalidState,
-        RefusalCode::IdempotencyKeyReused,
-        RefusalCode::PreconditionFailed,
-        RefusalCode::PreconditionRequired,
-    ];
-
-    fn status(self) -> StatusCode {
-        match self {
-            RefusalCode::NotFound => StatusCode::NOT_FOUND,
-            RefusalCode::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
-            RefusalCode::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
-            RefusalCode::AlreadyLeased
-            | RefusalCode::LeaseLost
-            | RefusalCode::VersionConflict
-            | RefusalCode::HolderAtCapacity
-            | RefusalCode::InvalidState
-            | RefusalCode::IdempotencyKeyReused => StatusCode::CONFLICT,
-        }
-    }
-
-    fn detail(self) -> &'static str {
-        match self {
-            RefusalCode::NotFound => "no such resource",
-            RefusalCode::AlreadyLeased => "the item is leased by another holder",
-            RefusalCode::LeaseLost => {
-                "the lease has expired, was released or reassigned, or the token is not current"
-            }
-            RefusalCode::VersionConflict => "expected_version does not match the item's version",
-            RefusalCode::HolderAtCapacity => "the holder has max_leases_per_holder leases already",
-            RefusalCode::InvalidState => "the item is done or dead: requeue it first",
-            RefusalCode::IdempotencyKeyReused => {
-                "this Idempotency-Key was used for a different request"
-            }
-            RefusalCode::PreconditionFailed => "a precondition (If-Match / If-None-Match) failed",
-            RefusalCode::PreconditionRequired => {
-                "this pool requires If-Match, If-None-Match, expected_version or Lease-Token on writes"
-            }
-        }
-    }
-}
-
-/// Every problem `code` an answer can carry: the one list, used by the server to write
-/// answers and by [`crate::client`] to read them. A code this build does not know (from a
-/// newer server) reads as `Unknown`, so a client keeps working as codes are added.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ProblemCode {
-    /// 400: the field and the rule it broke.
-    InvalidRequest,
-    /// 401: a missing, malformed or unknown API key.
-    Unauthorized,
-    /// 404: no such pool, item, counter or route.
-    NotFound,
-    /// 405: the route exists, not with this method.
-    MethodNotAllowed,
-    /// 409: the item is leased by another holder.
-    AlreadyLeased,
-    /// 409: the lease has expired, was released or reassigned, or the token is not current.
-    LeaseLost,
-    /// 409: `expected_version` does not match.
-    VersionConflict,
-    /// 409: the holder already has `max_leases_per_holder` leases in this pool.
-    HolderAtCapacity,
-    /// 409: the item is `done` or `dead`; requeue it first.
-    InvalidState,
-    /// 409: this `Idempotency-Key` was used before for a different request.
-    IdempotencyKeyReused,
-    /// 412: `If-Match` / `If-None-Match` did not hold.
-    PreconditionFailed,
-    /// 413: the body is too large.
-    PayloadTooLarge,
-    /// 415: the body is not JSON.
-    UnsupportedMediaType,
-    /// 428: the pool requires a precondition on writes.
-    PreconditionRequired,
-    /// 429: over the tenant's rate limit; `Retry-After` says when to come back.
-    RateLimited,
-    /// 503: Redis could not be reached in time; the outcome of a write is unknown.
-    BackendUnavailable,
-    /// 503: too few replicas acknowledged a write in time; the outcome is unknown.
-    DurabilityTimeout,
-    /// 500: a fault of the server's.
-    Internal,
-    /// A code this build does not know (never sent by this server).
-    #[serde(other)]
-    Unknown,
-}
-
-impl ProblemCode {
-    /// The code as it appears in a problem body.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProblemCode::InvalidRequest => "invalid_request",
-            ProblemCode::Unauthorized => "unauthorized",
-            ProblemCode::NotFound => "not_found",
-            ProblemCode::MethodNotAllowed => "method_not_allowed",
-            ProblemCode::AlreadyLeased => "already_leased",
-            ProblemCode::LeaseLost => "lease_lost",
-            ProblemCode::VersionConflict => "version_conflict",
-            ProblemCode::HolderAtCapacity => "holder_at_capacity",
-            ProblemCode::InvalidState => "invalid_state",
-            ProblemCode::IdempotencyKeyReused => "idempotency_key_reused",
-            ProblemCode::PreconditionFailed => "precondition_failed",
-            ProblemCode::PayloadTooLarge => "payload_too_large",
-            ProblemCode::UnsupportedMediaType => "unsupported_media_type",
-            ProblemCode::PreconditionRequired => "precondition_required",
-            ProblemCode::RateLimited => "rate_limited",
-            ProblemCode::BackendUnavailable => "backend_unavailable",
-            ProblemCode::DurabilityTimeout => "durability_timeout",
-            ProblemCode::Internal => "internal",
-            ProblemCode::Unknown => "unknown",
-        }
-    }
-}
-
-impl std::fmt::Display for ProblemCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl From<RefusalCode> for ProblemCode {
-    fn from(code: RefusalCode) -> Self {
-        match code {
-            RefusalCode::NotFound => ProblemCode::NotFound,
-            RefusalCode::AlreadyLeased => ProblemCode::AlreadyLeased,
-            RefusalCode::LeaseLost => ProblemCode::LeaseLost,
-            RefusalCode::VersionConflict => ProblemCode::VersionConflict,
-            RefusalCode::HolderAtCapacity => ProblemCode::HolderAtCapacity,
-            RefusalCode::InvalidState => ProblemCode::InvalidState,
-            RefusalCode::IdempotencyKeyReused => ProblemCode::IdempotencyKeyReused,
-            RefusalCode::PreconditionFailed => ProblemCode::PreconditionFailed,
-            RefusalCode::PreconditionRequired => ProblemCode::PreconditionRequired,
-        }
-    }
-}
+pub use leasehold_wire::problem::{Current, ProblemCode};
 
 /// A refusal decided by a script, as stored for idempotent replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    pub code: RefusalCode,
+    /// A code whose status is 404, 409, 412 or 428 ([`ProblemCode::is_refusal`]).
+    pub code: ProblemCode,
     pub current: Option<Current>,
     /// The holder's lease limit, for `holder_at_capacity`.
     pub limit: Option<u64>,
@@ -219,7 +42,7 @@ pub enum ApiError {
     #[error("method not allowed on this route")]
     MethodNotAllowed,
     /// 404, 409, 412, 428: decided inside Redis.
-    #[error("{}", .0.code.detail())]
+    #[error("{}", .0.code.meaning())]
     Refused(Refusal),
     /// 413 `payload_too_large`.
     #[error("{0}")]
@@ -261,7 +84,7 @@ impl ApiError {
         }
     }
 
-    pub fn refused(code: RefusalCode) -> Self {
+    pub fn refused(code: ProblemCode) -> Self {
         ApiError::Refused(Refusal {
             code,
             current: None,
@@ -271,20 +94,8 @@ impl ApiError {
     }
 
     pub fn status(&self) -> StatusCode {
-        match self {
-            ApiError::InvalidRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::NoRoute => StatusCode::NOT_FOUND,
-            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Refused(r) => r.code.status(),
-            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::BackendUnavailable(_) | ApiError::DurabilityTimeout(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        StatusCode::from_u16(self.problem_code().status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
     pub fn code(&self) -> &'static str {
@@ -298,7 +109,7 @@ impl ApiError {
             ApiError::Unauthorized => ProblemCode::Unauthorized,
             ApiError::NoRoute => ProblemCode::NotFound,
             ApiError::MethodNotAllowed => ProblemCode::MethodNotAllowed,
-            ApiError::Refused(r) => r.code.into(),
+            ApiError::Refused(r) => r.code,
             ApiError::PayloadTooLarge(_) => ProblemCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType => ProblemCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ProblemCode::RateLimited,
@@ -308,64 +119,16 @@ impl ApiError {
         }
     }
 
-    /// What the problem means to the caller, for the API description.
-    fn meaning(&self) -> &'static str {
-        match self {
-            ApiError::InvalidRequest { .. } => {
-                "the request broke a rule: `field` names the field (or header, or path) and `detail` the rule"
-            }
-            ApiError::Unauthorized => {
-                "a missing, malformed, unknown or revoked API key (Authorization: Bearer <key>)"
-            }
-            ApiError::NoRoute => "no such route",
-            ApiError::MethodNotAllowed => "the route does not take this method",
-            ApiError::Refused(r) => r.code.detail(),
-            ApiError::PayloadTooLarge(_) => {
-                "the body is larger than --max-body-bytes, or item data is over 64 KiB as compact JSON"
-            }
-            ApiError::RateLimited { .. } => {
-                "the tenant is over its rate limit: Retry-After says when to try again"
-            }
-            ApiError::UnsupportedMediaType => {
-                "a body that is not JSON (Content-Type application/json or application/*+json)"
-            }
-            ApiError::BackendUnavailable(_) => {
-                "Redis could not be reached in time; a write's outcome is unknown: retry it with the same Idempotency-Key"
-            }
-            ApiError::DurabilityTimeout(_) => {
-                "too few replicas acknowledged the write in time (--durability replicas:N); retry with the same Idempotency-Key"
-            }
-            ApiError::Internal(_) => "a fault of the server, logged with its cause",
-        }
-    }
-
     /// Every problem Leasehold answers with: its status, its stable `code` and what it
     /// means, one entry per code, so the API description lists each exactly once.
     pub fn catalogue() -> Vec<(StatusCode, &'static str, &'static str)> {
-        let mut errors = vec![
-            ApiError::invalid("field", "rule"),
-            ApiError::Unauthorized,
-            ApiError::NoRoute,
-            ApiError::MethodNotAllowed,
-            ApiError::PayloadTooLarge(String::new()),
-            ApiError::UnsupportedMediaType,
-            ApiError::RateLimited {
-                retry_after: std::time::Duration::ZERO,
-            },
-            ApiError::BackendUnavailable(String::new()),
-            ApiError::DurabilityTimeout(String::new()),
-            ApiError::Internal(String::new()),
-        ];
-        // `NoRoute` and the refusal `NotFound` share the code `not_found`.
-        errors.extend(
-            RefusalCode::ALL
-                .into_iter()
-                .filter(|code| *code != RefusalCode::NotFound)
-                .map(ApiError::refused),
-        );
-        errors
+        ProblemCode::ALL
             .iter()
-            .map(|e| (e.status(), e.code(), e.meaning()))
+            .map(|code| {
+                let status = StatusCode::from_u16(code.status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                (status, code.as_str(), code.meaning())
+            })
             .collect()
     }
 }
@@ -443,7 +206,7 @@ impl IntoResponse for ApiError {
             headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
         }
         if let ApiError::Refused(refusal) = &self {
-            if refusal.code != RefusalCode::NotFound {
+            if refusal.code != ProblemCode::NotFound {
                 response.extensions_mut().insert(Conflict(code));
             }
         }
@@ -452,7 +215,7 @@ impl IntoResponse for ApiError {
 }
 
 #[cfg(test)]
-mod catalogue_tests {
+mod tests {
     use super::*;
 
     #[test]
@@ -463,75 +226,19 @@ mod catalogue_tests {
         let before = codes.len();
         codes.dedup();
         assert_eq!(codes.len(), before, "a code listed twice");
-        for code in RefusalCode::ALL {
-            let status = code.status();
+        for error in [
+            ApiError::invalid("field", "rule"),
+            ApiError::Unauthorized,
+            ApiError::NoRoute,
+            ApiError::refused(ProblemCode::LeaseLost),
+            ApiError::DurabilityTimeout(String::new()),
+        ] {
             assert!(
-                catalogue.contains(&(status, ProblemCode::from(code).as_str(), code.detail()))
-                    || code == RefusalCode::NotFound,
-                "{code:?} missing"
+                catalogue
+                    .iter()
+                    .any(|(status, code, _)| *status == error.status() && *code == error.code()),
+                "{error:?} missing"
             );
         }
-        assert!(
-            catalogue
-                .iter()
-                .any(|(s, c, _)| *s == StatusCode::NOT_FOUND && *c == "not_found")
-        );
-        assert!(catalogue.iter().all(|(_, _, meaning)| !meaning.is_empty()));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ALL: [ProblemCode; 19] = [
-        ProblemCode::InvalidRequest,
-        ProblemCode::Unauthorized,
-        ProblemCode::NotFound,
-        ProblemCode::MethodNotAllowed,
-        ProblemCode::AlreadyLeased,
-        ProblemCode::LeaseLost,
-        ProblemCode::VersionConflict,
-        ProblemCode::HolderAtCapacity,
-        ProblemCode::InvalidState,
-        ProblemCode::IdempotencyKeyReused,
-        ProblemCode::PreconditionFailed,
-        ProblemCode::PayloadTooLarge,
-        ProblemCode::UnsupportedMediaType,
-        ProblemCode::PreconditionRequired,
-        ProblemCode::RateLimited,
-        ProblemCode::BackendUnavailable,
-        ProblemCode::DurabilityTimeout,
-        ProblemCode::Internal,
-        ProblemCode::Unknown,
-    ];
-
-    #[test]
-    fn problem_codes_read_back_as_they_are_written() {
-        for code in ALL {
-            let json = serde_json::to_value(code).expect("serializes");
-            assert_eq!(json, code.as_str());
-            let back: ProblemCode = serde_json::from_value(json).expect("deserializes");
-            assert_eq!(back, code);
-        }
-    }
-
-    #[test]
-    fn a_refusal_code_is_spelled_as_its_problem_code() {
-        let refusals: Vec<RefusalCode> = ALL
-            .iter()
-            .filter_map(|c| serde_json::from_value(serde_json::to_value(c).ok()?).ok())
-            .collect();
-        assert_eq!(refusals.len(), 9, "every refusal is a problem code");
-        for refusal in refusals {
-            let spelled = serde_json::to_value(refusal).expect("serializes");
-            assert_eq!(spelled, ProblemCode::from(refusal).as_str());
-        }
-    }
-
-    #[test]
-    fn a_code_from_a_newer_server_reads_as_unknown() {
-        let code: ProblemCode = serde_json::from_str("\"quota_exceeded\"").expect("reads");
-        assert_eq!(code, ProblemCode::Unknown);
     }
 }

@@ -55,7 +55,7 @@ pub mod dev;
 pub mod error;
 pub mod metrics;
 pub mod model;
-pub mod names;
+pub use leasehold_wire::names;
 pub mod state;
 pub mod store;
 pub mod ui;

@@ -382,36 +382,6 @@ fn idempotency_key_parameter() -> Value {
     })
 }
 
-fn string_schema(pattern: &str, max_length: usize, description: &str) -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .pattern(Some(pattern))
-        .min_length(Some(1))
-        .max_length(Some(max_length))
-        .description(Some(description))
-        .into()
-}
-
-macro_rules! name_schema {
-    ($name:ident, $description:expr) => {
-        impl PartialSchema for $name {
-            fn schema() -> RefOr<Schema> {
-                string_schema(&$name::pattern(), $name::MAX_LEN, $description)
-            }
-        }
-
-        impl ToSchema for $name {}
-    };
-}
-
-name_schema!(PoolName, "A pool's name");
-name_schema!(CounterName, "A counter's name");
-name_schema!(ItemId, "An item's id, unique within its pool");
-name_schema!(
-    Holder,
-    "Who holds a lease: a caller-chosen string such as a user id"
-);
-
 fn integer_schema(min: i64, max: i64, description: &str) -> RefOr<Schema> {
     ObjectBuilder::new()
         .schema_type(Type::Integer)

@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 use super::{ItemState, PoolRef, Store, keys, lua_list};
-use crate::error::{ApiError, RefusalCode};
+use crate::error::{ApiError, ProblemCode};
 use crate::names::{PoolName, Tenant};
 
 /// How often a pool's shared reader looks for new events while anyone follows it.
@@ -281,7 +281,7 @@ impl Follower {
             if self.catching_up {
                 match self.catch_up().await {
                     Ok(()) => continue,
-                    Err(ApiError::Refused(refusal)) if refusal.code == RefusalCode::NotFound => {
+                    Err(ApiError::Refused(refusal)) if refusal.code == ProblemCode::NotFound => {
                         return None;
                     }
                     // Redis out of reach for a moment: try again shortly.
@@ -417,7 +417,7 @@ async fn read_feed(
                 }
                 full
             }
-            Err(ApiError::Refused(refusal)) if refusal.code == RefusalCode::NotFound => return,
+            Err(ApiError::Refused(refusal)) if refusal.code == ProblemCode::NotFound => return,
             // Redis out of reach for a moment: try again at the next poll.
             Err(_) => false,
         };

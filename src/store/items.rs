@@ -4,7 +4,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Answer, Idempotency, Outcome, PoolRef, lua_list};
-use crate::error::{ApiError, RefusalCode};
+use crate::error::{ApiError, ProblemCode};
 use crate::names::ItemId;
 
 /// The largest item data, as compact JSON.
@@ -243,7 +243,7 @@ impl PoolRef<'_> {
                     ((item.version, item.created), data_text(&data)?)
                 }
                 // The script still runs: it answers a replay, a failed If-Match, or 404.
-                Err(ApiError::Refused(r)) if r.code == RefusalCode::NotFound => {
+                Err(ApiError::Refused(r)) if r.code == ProblemCode::NotFound => {
                     ((0, 0), String::new())
                 }
                 Err(e) => return Err(e),

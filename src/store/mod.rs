@@ -25,7 +25,7 @@ use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, Current, Refusal, RefusalCode};
+use crate::error::{ApiError, Current, ProblemCode, Refusal};
 use crate::names::{PoolName, Tenant};
 
 use backend::{Backend, Handle};
@@ -171,7 +171,7 @@ struct Inner {
 #[derive(Deserialize)]
 struct Reply<T> {
     ok: Option<T>,
-    err: Option<RefusalCode>,
+    err: Option<ProblemCode>,
     current: Option<Current>,
     limit: Option<u64>,
     retry: Option<u64>,
@@ -636,7 +636,7 @@ impl PoolRef<'_> {
             Some((fingerprint, json)) if fingerprint == idempotency.fingerprint => {
                 decode(json, true)?.done().map(Some)
             }
-            _ => Err(ApiError::refused(RefusalCode::IdempotencyKeyReused)),
+            _ => Err(ApiError::refused(ProblemCode::IdempotencyKeyReused)),
         }
     }
 }
@@ -737,12 +737,15 @@ fn decode<T: DeserializeOwned>(json: &str, replayed: bool) -> Result<Outcome<T>,
         return Ok(Outcome::Retry(now));
     }
     match reply.err {
-        Some(code) => Err(ApiError::Refused(Refusal {
+        Some(code) if code.is_refusal() => Err(ApiError::Refused(Refusal {
             code,
             current: reply.current,
             limit: reply.limit,
             replayed,
         })),
+        Some(code) => Err(ApiError::Internal(format!(
+            "a script refused with {code}, which is no refusal: {json}"
+        ))),
         None => Err(ApiError::Internal(format!(
             "script reply without outcome: {json}"
         ))),

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Answer, Idempotency, PoolRef, Store, keys};
-use crate::error::{ApiError, RefusalCode};
+use crate::error::{ApiError, ProblemCode};
 use crate::names::{PoolName, Tenant};
 
 /// Settings to change; `None` keeps the current value (or the default, for a new pool).
@@ -202,7 +202,7 @@ impl Store {
                     name,
                     counts: view.counts,
                 }),
-                Err(ApiError::Refused(r)) if r.code == RefusalCode::NotFound => {
+                Err(ApiError::Refused(r)) if r.code == ProblemCode::NotFound => {
                     self.unregister_pool(tenant, &name).await?;
                 }
                 Err(ApiError::InvalidRequest { .. }) => {

@@ -66,7 +66,7 @@ fn check(field: &str, value: &str, alphabet: Alphabet, max: usize) -> Result<(),
 }
 
 macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $alphabet:expr, $max:expr) => {
+    ($(#[$doc:meta])* $name:ident, $alphabet:expr, $max:expr, $description:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash)]
         pub struct $name(String);
@@ -97,6 +97,23 @@ macro_rules! name_type {
                 f.write_str(&self.0)
             }
         }
+
+        #[cfg(feature = "utoipa")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                use utoipa::openapi::schema::{ObjectBuilder, Type};
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some($name::pattern()))
+                    .min_length(Some(1))
+                    .max_length(Some($max))
+                    .description(Some($description))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "utoipa")]
+        impl utoipa::ToSchema for $name {}
     };
 }
 
@@ -104,38 +121,43 @@ name_type!(
     /// A tenant: the isolation boundary, always taken from the API key.
     Tenant,
     Alphabet::Name,
-    64
+    64,
+    "A tenant: the isolation boundary, taken from the API key"
 );
 name_type!(
     /// A pool of items to share out.
     PoolName,
     Alphabet::Name,
-    64
+    64,
+    "A pool's name"
 );
 name_type!(
     /// A named sequence of a tenant.
     CounterName,
     Alphabet::Name,
-    64
+    64,
+    "A counter's name"
 );
 name_type!(
     /// An item's id within its pool.
     ItemId,
     Alphabet::Id,
-    128
+    128,
+    "An item's id, unique within its pool"
 );
 name_type!(
     /// Who holds a lease: a caller-chosen string such as a user id.
     Holder,
     Alphabet::Id,
-    128
+    128,
+    "Who holds a lease: a caller-chosen string such as a user id"
 );
 
 /// Strategies for property tests: valid names and ids, and hostile strings (braces,
 /// colons, slashes, spaces, control characters, unicode, over-long text, and valid names
 /// with one bad character slipped in).
-#[cfg(test)]
-pub(crate) mod arbitrary {
+#[cfg(any(test, feature = "arbitrary"))]
+pub mod arbitrary {
     use proptest::prelude::*;
 
     /// A name matching the pool/counter/tenant pattern.
