@@ -12,19 +12,10 @@ use utoipa::ToSchema;
 
 use crate::metrics::Conflict;
 
+pub use crate::store::Refusal;
 pub use leasehold_wire::problem::{Current, ProblemCode};
 
-/// A refusal decided by a script, as stored for idempotent replay.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    /// A code whose status is 404, 409, 412 or 428 ([`ProblemCode::is_refusal`]).
-    pub code: ProblemCode,
-    pub current: Option<Current>,
-    /// The holder's lease limit, for `holder_at_capacity`.
-    pub limit: Option<u64>,
-    /// True when this answer is a replay of an earlier request with the same key.
-    pub replayed: bool,
-}
+use crate::store::StoreError;
 
 /// Every way a request can fail.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +63,20 @@ impl From<crate::names::Invalid> for ApiError {
         ApiError::InvalidRequest {
             field: invalid.field,
             detail: invalid.detail,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(cause) => ApiError::BackendUnavailable(cause),
+            StoreError::Unacknowledged(cause) => ApiError::DurabilityTimeout(cause),
+            StoreError::Refused(refusal) => ApiError::Refused(refusal),
+            StoreError::RateLimited { retry_after } => ApiError::RateLimited { retry_after },
+            StoreError::Invalid(invalid) => invalid.into(),
+            StoreError::TooLarge(detail) => ApiError::PayloadTooLarge(detail),
+            StoreError::Internal(cause) => ApiError::Internal(cause),
         }
     }
 }

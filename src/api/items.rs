@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::model::{AddedItems, Item, ItemPage};
 use crate::names::{Holder, ItemId, PoolName, Tenant};
 use crate::state::AppState;
-use crate::store::{ItemState, ListCursor, NewItem, data_text};
+use crate::store::{ItemState, ListCursor, NewItem, StoreError, data_text};
 
 /// The most items one bulk add takes.
 pub(super) const MAX_BULK: usize = 1000;
@@ -80,10 +80,10 @@ pub async fn add_items(
         check_priority(&format!("items[{n}].priority"), item.priority)?;
         let data = match item.data {
             Some(data) => data_text(&data).map_err(|e| match e {
-                ApiError::InvalidRequest { detail, .. } => {
-                    ApiError::invalid(&format!("items[{n}].data"), detail)
+                StoreError::Invalid(invalid) => {
+                    ApiError::invalid(&format!("items[{n}].data"), invalid.detail)
                 }
-                other => other,
+                other => other.into(),
             })?,
             None => "{}".to_owned(),
         };

@@ -6,8 +6,9 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
+use super::StoreError;
 use super::{Access, Answer, Idempotency, Outcome, Store, keys};
-use crate::error::ApiError;
+use crate::names::Invalid;
 use crate::names::{CounterName, Tenant};
 
 /// When a counter starts again at 1.
@@ -50,8 +51,8 @@ impl CounterFormat {
     /// API description can state the limit exactly).
     pub const MAX_CHARS: usize = 128;
 
-    pub fn parse(format: &str, kind: PeriodKind) -> Result<Self, ApiError> {
-        let invalid = |detail: &str| ApiError::invalid("format", detail);
+    pub fn parse(format: &str, kind: PeriodKind) -> Result<Self, StoreError> {
+        let invalid = |detail: &str| StoreError::Invalid(Invalid::new("format", detail));
         if format.chars().count() > Self::MAX_CHARS {
             return Err(invalid("must be at most 128 characters"));
         }
@@ -112,8 +113,8 @@ struct Day {
     end: i64,
 }
 
-fn day(date: Date, tz: &TimeZone) -> Result<Day, ApiError> {
-    let bad = |e: jiff::Error| ApiError::Internal(format!("period arithmetic: {e}"));
+fn day(date: Date, tz: &TimeZone) -> Result<Day, StoreError> {
+    let bad = |e: jiff::Error| StoreError::Internal(format!("period arithmetic: {e}"));
     let start = date
         .to_zoned_datetime(tz.clone())
         .map_err(bad)?
@@ -133,10 +134,10 @@ fn day(date: Date, tz: &TimeZone) -> Result<Day, ApiError> {
 }
 
 /// Today in `tz` by this machine's clock, or at `at_ms` (Redis's clock) when given.
-pub fn date_in(tz: &TimeZone, at_ms: Option<i64>) -> Result<Date, ApiError> {
+pub fn date_in(tz: &TimeZone, at_ms: Option<i64>) -> Result<Date, StoreError> {
     let now = match at_ms {
         Some(ms) => Timestamp::from_millisecond(ms)
-            .map_err(|e| ApiError::Internal(format!("Redis time out of range: {e}")))?,
+            .map_err(|e| StoreError::Internal(format!("Redis time out of range: {e}")))?,
         None => Timestamp::now(),
     };
     Ok(now.to_zoned_datetime(tz.clone()).date())
@@ -159,7 +160,7 @@ impl Store {
         kind: PeriodKind,
         tz: &TimeZone,
         count: u64,
-    ) -> Result<Answer<CounterDraw>, ApiError> {
+    ) -> Result<Answer<CounterDraw>, StoreError> {
         let idem_key = keys::counter_idempotency(tenant, name, idempotency.map(|i| i.key.as_str()));
         let head = self.idempotency_args(idempotency);
         let retention = self
@@ -177,7 +178,7 @@ impl Store {
                     let today = date_in(tz, redis_now)?;
                     let next = today
                         .tomorrow()
-                        .map_err(|e| ApiError::Internal(e.to_string()))?;
+                        .map_err(|e| StoreError::Internal(e.to_string()))?;
                     Some((day(today, tz)?, day(next, tz)?))
                 }
             };
@@ -206,7 +207,7 @@ impl Store {
                 Outcome::Retry(now) => redis_now = Some(now as i64),
             }
         }
-        Err(ApiError::Internal(
+        Err(StoreError::Internal(
             "Redis's day could not be settled".to_owned(),
         ))
     }
@@ -217,7 +218,7 @@ impl Store {
         tenant: &Tenant,
         name: &CounterName,
         period: Option<&str>,
-    ) -> Result<u64, ApiError> {
+    ) -> Result<u64, StoreError> {
         let key = keys::counter(tenant, name, period);
         let value: Option<u64> = self
             .read_query(redis::cmd("GET").arg(&key).clone(), &key)

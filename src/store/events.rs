@@ -16,9 +16,10 @@ use serde::{Deserialize, Deserializer};
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
+use super::StoreError;
 use super::{ItemState, PoolRef, Store, keys, lua_list};
-use crate::error::{ApiError, ProblemCode};
 use crate::names::{PoolName, Tenant};
+use leasehold_wire::problem::ProblemCode;
 
 /// How often a pool's shared reader looks for new events while anyone follows it.
 pub const POLL_EVERY: Duration = Duration::from_millis(500);
@@ -183,7 +184,7 @@ impl PoolRef<'_> {
         &self,
         after: Option<EventId>,
         limit: u64,
-    ) -> Result<EventPage, ApiError> {
+    ) -> Result<EventPage, StoreError> {
         let start = match after {
             None => "-".to_owned(),
             Some(after) => match after.successor() {
@@ -204,18 +205,18 @@ impl PoolRef<'_> {
     }
 
     /// The id of the pool's newest event (`0-0` if it has none yet).
-    async fn last_event(&self) -> Result<EventId, ApiError> {
+    async fn last_event(&self) -> Result<EventId, StoreError> {
         Ok(self.read_events("+".to_owned(), 1).await?.last)
     }
 
-    async fn read_events(&self, start: String, limit: u64) -> Result<ScriptPage, ApiError> {
+    async fn read_events(&self, start: String, limit: u64) -> Result<ScriptPage, StoreError> {
         self.read(&self.scripts().list_events, &[start, limit.to_string()])
             .await
     }
 
     /// Follows the pool's events from after `after` (from the oldest kept if none), live:
     /// a 404 now if the pool does not exist.
-    pub async fn follow_events(&self, after: Option<EventId>) -> Result<Follower, ApiError> {
+    pub async fn follow_events(&self, after: Option<EventId>) -> Result<Follower, StoreError> {
         let feed = self.store.inner.feeds.feed(self).await?;
         let receiver = feed.receiver.resubscribe();
         let mut follower = Follower {
@@ -281,7 +282,7 @@ impl Follower {
             if self.catching_up {
                 match self.catch_up().await {
                     Ok(()) => continue,
-                    Err(ApiError::Refused(refusal)) if refusal.code == ProblemCode::NotFound => {
+                    Err(StoreError::Refused(refusal)) if refusal.code == ProblemCode::NotFound => {
                         return None;
                     }
                     // Redis out of reach for a moment: try again shortly.
@@ -305,7 +306,7 @@ impl Follower {
 
     /// Reads one page after the last event sent into the backlog; a short page means this
     /// follower has caught up and takes the shared reader's events from now on.
-    async fn catch_up(&mut self) -> Result<(), ApiError> {
+    async fn catch_up(&mut self) -> Result<(), StoreError> {
         let page = self
             .store
             .pool(&self.tenant, &self.pool)
@@ -352,7 +353,7 @@ impl Feeds {
     /// itself after subscribing reaches at least that far, so nothing falls between.
     /// (That read is made outside the lock: a slow Redis holds up only this pool's new
     /// followers, not every pool's.)
-    async fn feed(&self, pool: &PoolRef<'_>) -> Result<Arc<Feed>, ApiError> {
+    async fn feed(&self, pool: &PoolRef<'_>) -> Result<Arc<Feed>, StoreError> {
         let key = keys::pool_events(pool.tenant, pool.pool);
         if let Some(feed) = self.running(&key) {
             return Ok(feed);
@@ -417,7 +418,7 @@ async fn read_feed(
                 }
                 full
             }
-            Err(ApiError::Refused(refusal)) if refusal.code == ProblemCode::NotFound => return,
+            Err(StoreError::Refused(refusal)) if refusal.code == ProblemCode::NotFound => return,
             // Redis out of reach for a moment: try again at the next poll.
             Err(_) => false,
         };

@@ -3,9 +3,11 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::StoreError;
 use super::{Answer, Idempotency, Outcome, PoolRef, lua_list};
-use crate::error::{ApiError, ProblemCode};
+use crate::names::Invalid;
 use crate::names::ItemId;
+use leasehold_wire::problem::ProblemCode;
 
 /// The largest item data, as compact JSON.
 pub const MAX_DATA_BYTES: usize = 64 * 1024;
@@ -26,9 +28,12 @@ pub enum ItemState {
 }
 
 impl ItemState {
-    pub fn parse(value: &str) -> Result<Self, ApiError> {
+    pub fn parse(value: &str) -> Result<Self, StoreError> {
         serde_json::from_value(Value::String(value.to_owned())).map_err(|_| {
-            ApiError::invalid("state", "must be available, leased, delayed, done or dead")
+            StoreError::Invalid(Invalid::new(
+                "state",
+                "must be available, leased, delayed, done or dead",
+            ))
         })
     }
 
@@ -124,13 +129,16 @@ struct ListReply {
 struct Deleted {}
 
 /// Checks that merged or given data is an object within the size limit; returns its text.
-pub fn data_text(data: &Value) -> Result<String, ApiError> {
+pub fn data_text(data: &Value) -> Result<String, StoreError> {
     if !data.is_object() {
-        return Err(ApiError::invalid("data", "must be a JSON object"));
+        return Err(StoreError::Invalid(Invalid::new(
+            "data",
+            "must be a JSON object",
+        )));
     }
     let text = data.to_string();
     if text.len() > MAX_DATA_BYTES {
-        return Err(ApiError::PayloadTooLarge(format!(
+        return Err(StoreError::TooLarge(format!(
             "data is {} bytes as compact JSON; the limit is {MAX_DATA_BYTES}",
             text.len()
         )));
@@ -163,7 +171,7 @@ impl PoolRef<'_> {
         &self,
         idempotency: Option<&Idempotency>,
         items: &[NewItem],
-    ) -> Result<Answer<AddedItems>, ApiError> {
+    ) -> Result<Answer<AddedItems>, StoreError> {
         let args: Vec<String> = items
             .iter()
             .flat_map(|item| {
@@ -181,7 +189,7 @@ impl PoolRef<'_> {
         ran?.done()
     }
 
-    pub async fn get_item(&self, id: &ItemId) -> Result<ItemRecord, ApiError> {
+    pub async fn get_item(&self, id: &ItemId) -> Result<ItemRecord, StoreError> {
         let args = [id.to_string()];
         self.read(&self.scripts().get_item, &args).await
     }
@@ -193,7 +201,7 @@ impl PoolRef<'_> {
         holder: Option<&str>,
         cursor: ListCursor,
         limit: u64,
-    ) -> Result<(Vec<ItemRecord>, Option<ListCursor>), ApiError> {
+    ) -> Result<(Vec<ItemRecord>, Option<ListCursor>), StoreError> {
         let args = [
             state.map(|s| s.as_str().to_owned()).unwrap_or_default(),
             holder.unwrap_or_default().to_owned(),
@@ -213,7 +221,7 @@ impl PoolRef<'_> {
         data: String,
         priority: Option<i64>,
         preconditions: &Preconditions,
-    ) -> Result<Answer<PutItem>, ApiError> {
+    ) -> Result<Answer<PutItem>, StoreError> {
         self.write_item(idempotency, id, data, priority, preconditions, None)
             .await?
             .done()
@@ -228,7 +236,7 @@ impl PoolRef<'_> {
         id: &ItemId,
         patch: &Value,
         preconditions: &Preconditions,
-    ) -> Result<Answer<PutItem>, ApiError> {
+    ) -> Result<Answer<PutItem>, StoreError> {
         if let Some(idempotency) = idempotency {
             if let Some(answer) = self.stored_answer(idempotency).await? {
                 return Ok(answer);
@@ -237,13 +245,14 @@ impl PoolRef<'_> {
         for _ in 0..PATCH_ATTEMPTS {
             let (base, data) = match self.get_item(id).await {
                 Ok(item) => {
-                    let mut data: Value = serde_json::from_str(&item.data)
-                        .map_err(|e| ApiError::Internal(format!("stored data is not JSON: {e}")))?;
+                    let mut data: Value = serde_json::from_str(&item.data).map_err(|e| {
+                        StoreError::Internal(format!("stored data is not JSON: {e}"))
+                    })?;
                     merge_patch(&mut data, patch);
                     ((item.version, item.created), data_text(&data)?)
                 }
                 // The script still runs: it answers a replay, a failed If-Match, or 404.
-                Err(ApiError::Refused(r)) if r.code == ProblemCode::NotFound => {
+                Err(StoreError::Refused(r)) if r.code == ProblemCode::NotFound => {
                     ((0, 0), String::new())
                 }
                 Err(e) => return Err(e),
@@ -255,7 +264,7 @@ impl PoolRef<'_> {
                 return Ok(answer);
             }
         }
-        Err(ApiError::BackendUnavailable(format!(
+        Err(StoreError::Unavailable(format!(
             "item changed under {PATCH_ATTEMPTS} merges in a row"
         )))
     }
@@ -268,7 +277,7 @@ impl PoolRef<'_> {
         priority: Option<i64>,
         preconditions: &Preconditions,
         base: Option<(u64, u64)>,
-    ) -> Result<Outcome<PutItem>, ApiError> {
+    ) -> Result<Outcome<PutItem>, StoreError> {
         let [if_match, if_none_match, expected, token] = preconditions.args();
         let args = [
             id.to_string(),
@@ -281,12 +290,12 @@ impl PoolRef<'_> {
             base.map(|b| b.0.to_string()).unwrap_or_default(),
             base.map(|b| b.1.to_string()).unwrap_or_default(),
         ];
-        let ran: Result<Outcome<PutItem>, ApiError> = self
+        let ran: Result<Outcome<PutItem>, StoreError> = self
             .script(&self.scripts().put_item, idempotency, &args)
             .await;
         match &ran {
             Ok(Outcome::Done(answer)) if answer.value.pool_created => self.register().await,
-            Err(ApiError::DurabilityTimeout(_)) => self.register().await,
+            Err(StoreError::Unacknowledged(_)) => self.register().await,
             _ => {}
         }
         ran
@@ -297,7 +306,7 @@ impl PoolRef<'_> {
         idempotency: Option<&Idempotency>,
         id: &ItemId,
         preconditions: &Preconditions,
-    ) -> Result<Answer<()>, ApiError> {
+    ) -> Result<Answer<()>, StoreError> {
         let [if_match, if_none_match, expected, token] = preconditions.args();
         let args = [id.to_string(), if_match, if_none_match, expected, token];
         let answer: Answer<Deleted> = self
@@ -331,9 +340,9 @@ mod tests {
         assert!(data_text(&json!({"a": 1})).is_ok());
         assert!(matches!(
             data_text(&json!([1])),
-            Err(ApiError::InvalidRequest { .. })
+            Err(StoreError::Invalid(_))
         ));
         let big = json!({"a": "x".repeat(MAX_DATA_BYTES)});
-        assert!(matches!(data_text(&big), Err(ApiError::PayloadTooLarge(_))));
+        assert!(matches!(data_text(&big), Err(StoreError::TooLarge(_))));
     }
 }

@@ -5,8 +5,8 @@ use serde::Deserialize;
 
 use std::time::{Duration, Instant};
 
+use super::StoreError;
 use super::{Answer, Idempotency, PoolRef, lua_list, wakeups};
-use crate::error::ApiError;
 use crate::names::{Holder, ItemId};
 
 use super::ItemRecord;
@@ -41,7 +41,7 @@ impl PoolRef<'_> {
         count: u32,
         lease_ms: Option<u64>,
         wait: Duration,
-    ) -> Result<Answer<Vec<ItemRecord>>, ApiError> {
+    ) -> Result<Answer<Vec<ItemRecord>>, StoreError> {
         let args = |waiting: bool| {
             [
                 holder.to_string(),
@@ -101,7 +101,7 @@ impl PoolRef<'_> {
         id: &ItemId,
         holder: &Holder,
         lease_ms: Option<u64>,
-    ) -> Result<Answer<ItemRecord>, ApiError> {
+    ) -> Result<Answer<ItemRecord>, StoreError> {
         let args = [id.to_string(), holder.to_string(), opt(lease_ms)];
         self.script(&self.scripts().claim_item, idempotency, &args)
             .await?
@@ -115,7 +115,7 @@ impl PoolRef<'_> {
         holder: &Holder,
         token: u64,
         lease_ms: Option<u64>,
-    ) -> Result<Answer<ItemRecord>, ApiError> {
+    ) -> Result<Answer<ItemRecord>, StoreError> {
         let args = [
             id.to_string(),
             holder.to_string(),
@@ -135,7 +135,7 @@ impl PoolRef<'_> {
         token: u64,
         delay_ms: Option<u64>,
         priority: Option<i64>,
-    ) -> Result<Answer<ItemRecord>, ApiError> {
+    ) -> Result<Answer<ItemRecord>, StoreError> {
         let args = [
             id.to_string(),
             holder.to_string(),
@@ -156,7 +156,7 @@ impl PoolRef<'_> {
         holder: &Holder,
         token: u64,
         data: Option<String>,
-    ) -> Result<Answer<ItemRecord>, ApiError> {
+    ) -> Result<Answer<ItemRecord>, StoreError> {
         let args = [
             id.to_string(),
             holder.to_string(),
@@ -177,7 +177,7 @@ impl PoolRef<'_> {
         lease_ms: Option<u64>,
         expected_version: Option<u64>,
         if_match: &str,
-    ) -> Result<Answer<ItemRecord>, ApiError> {
+    ) -> Result<Answer<ItemRecord>, StoreError> {
         let args = [
             id.to_string(),
             opt(holder),
@@ -195,7 +195,7 @@ impl PoolRef<'_> {
         idempotency: Option<&Idempotency>,
         id: &ItemId,
         priority: Option<i64>,
-    ) -> Result<Answer<ItemRecord>, ApiError> {
+    ) -> Result<Answer<ItemRecord>, StoreError> {
         let args = [id.to_string(), opt(priority)];
         self.script(&self.scripts().requeue, idempotency, &args)
             .await?
@@ -209,7 +209,7 @@ impl PoolRef<'_> {
         holder: &Holder,
         after: Option<&ItemId>,
         limit: u64,
-    ) -> Result<(Vec<ItemRecord>, Option<String>), ApiError> {
+    ) -> Result<(Vec<ItemRecord>, Option<String>), StoreError> {
         let args = [holder.to_string(), opt(after), limit.to_string()];
         let page: LeasePage = self.read(&self.scripts().list_leases, &args).await?;
         Ok((page.leases, page.next))

@@ -7,6 +7,7 @@
 
 mod backend;
 mod counters;
+mod error;
 mod events;
 mod failover;
 mod items;
@@ -25,12 +26,13 @@ use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::{ApiError, Current, ProblemCode, Refusal};
 use crate::names::{PoolName, Tenant};
+use leasehold_wire::problem::{Current, ProblemCode};
 
 use backend::{Backend, Handle};
 pub use backend::{ConnectionMode, Topology};
 pub use counters::{CounterDraw, CounterFormat, PeriodKind, date_in};
+pub use error::{Refusal, StoreError};
 pub use events::{
     EVENT_ID_PATTERN, EventId, EventKind, EventPage, EventRecord, Followed, Follower,
 };
@@ -348,7 +350,7 @@ impl Store {
         keys: &[String],
         head: &[String],
         args: &[String],
-    ) -> Result<Outcome<T>, ApiError> {
+    ) -> Result<Outcome<T>, StoreError> {
         let started = Instant::now();
         let (json, replayed) = self
             .with_connection(async |conn: &mut Handle<'_>| {
@@ -384,7 +386,7 @@ impl Store {
         conn: &mut Handle<'_>,
         access: Access,
         key: &str,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), StoreError> {
         let Durability::Replicas(wanted) = self.durability() else {
             return Ok(());
         };
@@ -409,8 +411,8 @@ impl Store {
         }
         let cause = format!("{acked} of {wanted} replicas acknowledged within {wait_ms} ms");
         Err(match access {
-            Access::Write => ApiError::DurabilityTimeout(cause),
-            Access::Read => ApiError::BackendUnavailable(cause),
+            Access::Write => StoreError::Unacknowledged(cause),
+            Access::Read => StoreError::Unavailable(cause),
         })
     }
 
@@ -418,7 +420,7 @@ impl Store {
     /// come back. The limiter's state is in Redis, so the limit holds for all replicas
     /// together. It is not waited on under `replicas:N`: losing it in a failover only
     /// forgets some of the tenant's recent requests.
-    pub async fn admit(&self, tenant: &Tenant, limit: RateLimit) -> Result<(), ApiError> {
+    pub async fn admit(&self, tenant: &Tenant, limit: RateLimit) -> Result<(), StoreError> {
         let script = &self.scripts().rate_limit;
         let key = keys::rate_limit(tenant);
         let started = Instant::now();
@@ -438,21 +440,21 @@ impl Store {
         if admitted {
             Ok(())
         } else {
-            Err(ApiError::RateLimited {
+            Err(StoreError::RateLimited {
                 retry_after: Duration::from_micros(wait_us),
             })
         }
     }
 
     /// Redis's clock, in milliseconds since the epoch: the one clock every replica agrees on.
-    pub async fn redis_time_ms(&self) -> Result<i64, ApiError> {
+    pub async fn redis_time_ms(&self) -> Result<i64, StoreError> {
         let (secs, micros): (i64, i64) = self.query(redis::cmd("TIME")).await?;
         Ok(secs * 1000 + micros / 1000)
     }
 
     /// Runs a plain command under the request timeout, for what need not be acknowledged
     /// by replicas: Redis's clock, the pool index's upkeep.
-    async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, ApiError> {
+    async fn query<T: redis::FromRedisValue>(&self, cmd: redis::Cmd) -> Result<T, StoreError> {
         self.with_connection(async |conn: &mut Handle<'_>| {
             cmd.query_async(conn).await.map_err(backend_error)
         })
@@ -465,7 +467,7 @@ impl Store {
         &self,
         cmd: redis::Cmd,
         key: &str,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, StoreError> {
         self.with_connection(async |conn: &mut Handle<'_>| {
             let value = cmd.query_async(conn).await.map_err(backend_error)?;
             self.acknowledged(conn, Access::Read, key).await?;
@@ -484,8 +486,8 @@ impl Store {
     /// answers its old connections without error, until they are dropped.
     async fn with_connection<R>(
         &self,
-        work: impl AsyncFnOnce(&mut Handle<'_>) -> Result<R, ApiError>,
-    ) -> Result<R, ApiError> {
+        work: impl AsyncFnOnce(&mut Handle<'_>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
         let _in_flight = InFlight::start();
         let timeout = self.inner.settings.timeout;
         let result = async {
@@ -495,10 +497,10 @@ impl Store {
                 .map_err(backend_error)?;
             let result = tokio::time::timeout(timeout, work(&mut conn))
                 .await
-                .unwrap_or_else(|_| Err(ApiError::BackendUnavailable(TIMED_OUT.to_owned())));
+                .unwrap_or_else(|_| Err(StoreError::Unavailable(TIMED_OUT.to_owned())));
             let faulted = matches!(
                 result,
-                Err(ApiError::BackendUnavailable(_) | ApiError::DurabilityTimeout(_))
+                Err(StoreError::Unavailable(_) | StoreError::Unacknowledged(_))
             );
             if faulted || self.inner.backend.switched_since(&conn) {
                 conn.discard();
@@ -508,9 +510,9 @@ impl Store {
         .await;
         if let Err(error) = &result {
             let kind = match error {
-                ApiError::BackendUnavailable(cause) if cause == TIMED_OUT => "timeout",
-                ApiError::BackendUnavailable(_) => "unavailable",
-                ApiError::DurabilityTimeout(_) => "unacknowledged",
+                StoreError::Unavailable(cause) if cause == TIMED_OUT => "timeout",
+                StoreError::Unavailable(_) => "unavailable",
+                StoreError::Unacknowledged(_) => "unacknowledged",
                 _ => "internal",
             };
             metrics::counter!(crate::metrics::REDIS_ERRORS, "kind" => kind).increment(1);
@@ -528,10 +530,10 @@ impl Store {
     }
 
     /// Every Redis call is bounded: a stalled Redis answers 503 fast instead of hanging.
-    async fn bounded<F: Future>(&self, work: F) -> Result<F::Output, ApiError> {
+    async fn bounded<F: Future>(&self, work: F) -> Result<F::Output, StoreError> {
         tokio::time::timeout(self.inner.settings.timeout, work)
             .await
-            .map_err(|_| ApiError::BackendUnavailable(TIMED_OUT.to_owned()))
+            .map_err(|_| StoreError::Unavailable(TIMED_OUT.to_owned()))
     }
 }
 
@@ -581,7 +583,7 @@ impl PoolRef<'_> {
         script: &Script,
         idempotency: Option<&Idempotency>,
         args: &[String],
-    ) -> Result<Outcome<T>, ApiError> {
+    ) -> Result<Outcome<T>, StoreError> {
         let keys = keys::pool_keys(self.tenant, self.pool, idempotency.map(|i| i.key.as_str()));
         let head = self.store.idempotency_args(idempotency);
         self.store
@@ -602,7 +604,7 @@ impl PoolRef<'_> {
         &self,
         script: &Script,
         args: &[String],
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, StoreError> {
         let keys = keys::pool_keys(self.tenant, self.pool, None);
         let head = self.store.idempotency_args(None);
         let answer: Answer<T> = self
@@ -623,7 +625,7 @@ impl PoolRef<'_> {
     async fn stored_answer<T: DeserializeOwned>(
         &self,
         idempotency: &Idempotency,
-    ) -> Result<Option<Answer<T>>, ApiError> {
+    ) -> Result<Option<Answer<T>>, StoreError> {
         let key = keys::pool_idempotency(self.tenant, self.pool, &idempotency.key);
         let stored: Option<String> = self
             .store
@@ -636,7 +638,7 @@ impl PoolRef<'_> {
             Some((fingerprint, json)) if fingerprint == idempotency.fingerprint => {
                 decode(json, true)?.done().map(Some)
             }
-            _ => Err(ApiError::refused(ProblemCode::IdempotencyKeyReused)),
+            _ => Err(StoreError::refused(ProblemCode::IdempotencyKeyReused)),
         }
     }
 }
@@ -697,7 +699,7 @@ fn lacks_a_right(e: &RedisError) -> bool {
 
 /// Redis faults become 503 (retry with the same Idempotency-Key), except errors raised by
 /// a script itself, which are bugs of ours (500). Neither carries Redis's text to clients.
-fn backend_error(e: RedisError) -> ApiError {
+fn backend_error(e: RedisError) -> StoreError {
     let script_fault = matches!(
         e.kind(),
         ErrorKind::Server(ServerErrorKind::ResponseError)
@@ -718,15 +720,15 @@ fn backend_error(e: RedisError) -> ApiError {
         )
     ) && !lacks_a_right(&e);
     if script_fault {
-        ApiError::Internal(e.to_string())
+        StoreError::Internal(e.to_string())
     } else {
-        ApiError::BackendUnavailable(e.to_string())
+        StoreError::Unavailable(e.to_string())
     }
 }
 
-fn decode<T: DeserializeOwned>(json: &str, replayed: bool) -> Result<Outcome<T>, ApiError> {
+fn decode<T: DeserializeOwned>(json: &str, replayed: bool) -> Result<Outcome<T>, StoreError> {
     let reply: Reply<T> = serde_json::from_str(json)
-        .map_err(|e| ApiError::Internal(format!("undecodable script reply: {e}: {json}")))?;
+        .map_err(|e| StoreError::Internal(format!("undecodable script reply: {e}: {json}")))?;
     if let (Some(expired), false) = (reply.expired, replayed) {
         metrics::counter!(crate::metrics::LEASES_EXPIRED).increment(expired);
     }
@@ -737,16 +739,16 @@ fn decode<T: DeserializeOwned>(json: &str, replayed: bool) -> Result<Outcome<T>,
         return Ok(Outcome::Retry(now));
     }
     match reply.err {
-        Some(code) if code.is_refusal() => Err(ApiError::Refused(Refusal {
+        Some(code) if code.is_refusal() => Err(StoreError::Refused(Refusal {
             code,
             current: reply.current,
             limit: reply.limit,
             replayed,
         })),
-        Some(code) => Err(ApiError::Internal(format!(
+        Some(code) => Err(StoreError::Internal(format!(
             "a script refused with {code}, which is no refusal: {json}"
         ))),
-        None => Err(ApiError::Internal(format!(
+        None => Err(StoreError::Internal(format!(
             "script reply without outcome: {json}"
         ))),
     }
@@ -754,10 +756,10 @@ fn decode<T: DeserializeOwned>(json: &str, replayed: bool) -> Result<Outcome<T>,
 
 impl<T> Outcome<T> {
     /// For scripts that never ask for a retry.
-    fn done(self) -> Result<Answer<T>, ApiError> {
+    fn done(self) -> Result<Answer<T>, StoreError> {
         match self {
             Outcome::Done(answer) => Ok(answer),
-            Outcome::Retry(_) => Err(ApiError::Internal("unexpected retry reply".to_owned())),
+            Outcome::Retry(_) => Err(StoreError::Internal("unexpected retry reply".to_owned())),
         }
     }
 }

@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::StoreError;
 use super::{Answer, Idempotency, PoolRef, Store, keys};
-use crate::error::{ApiError, ProblemCode};
 use crate::names::{PoolName, Tenant};
+use leasehold_wire::problem::ProblemCode;
 
 /// Settings to change; `None` keeps the current value (or the default, for a new pool).
 #[derive(Debug, Default)]
@@ -96,7 +97,7 @@ impl PoolRef<'_> {
         &self,
         idempotency: Option<&Idempotency>,
         settings: &PoolSettings,
-    ) -> Result<Answer<(PoolView, bool)>, ApiError> {
+    ) -> Result<Answer<(PoolView, bool)>, StoreError> {
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         let args = [
             opt(settings.lease_ms),
@@ -116,7 +117,7 @@ impl PoolRef<'_> {
         })
     }
 
-    pub async fn get_pool(&self) -> Result<PoolView, ApiError> {
+    pub async fn get_pool(&self) -> Result<PoolView, StoreError> {
         self.read(&self.scripts().get_pool, &[]).await
     }
 
@@ -125,7 +126,7 @@ impl PoolRef<'_> {
     pub async fn delete_pool(
         &self,
         idempotency: Option<&Idempotency>,
-    ) -> Result<Answer<()>, ApiError> {
+    ) -> Result<Answer<()>, StoreError> {
         let answer: Answer<Deleted> = self
             .script(&self.scripts().delete_pool, idempotency, &[])
             .await?
@@ -142,8 +143,8 @@ impl PoolRef<'_> {
     /// Adds the pool to the index after a script that may have created it ran: also when
     /// its replicas did not acknowledge it in time (it ran, and may well be kept; if it is
     /// lost instead, listing drops the name).
-    pub(super) async fn register_if_ran<T>(&self, ran: &Result<T, ApiError>) {
-        if matches!(ran, Ok(_) | Err(ApiError::DurabilityTimeout(_))) {
+    pub(super) async fn register_if_ran<T>(&self, ran: &Result<T, StoreError>) {
+        if matches!(ran, Ok(_) | Err(StoreError::Unacknowledged(_))) {
             self.register().await;
         }
     }
@@ -162,7 +163,7 @@ impl PoolRef<'_> {
     }
 
     /// Drops the pool from the index, unless it exists again (created since it was deleted).
-    async fn unregister(&self) -> Result<(), ApiError> {
+    async fn unregister(&self) -> Result<(), StoreError> {
         self.store
             .unregister_pool(self.tenant, self.pool.as_str())
             .await?;
@@ -184,7 +185,7 @@ impl PoolRef<'_> {
 impl Store {
     /// The tenant's pools by name, with their counts. Names left in the index by a pool
     /// deleted half-way are dropped from it here.
-    pub async fn list_pools(&self, tenant: &Tenant) -> Result<Vec<PoolSummary>, ApiError> {
+    pub async fn list_pools(&self, tenant: &Tenant) -> Result<Vec<PoolSummary>, StoreError> {
         let index = keys::tenant_pools(tenant);
         let mut names: Vec<String> = self
             .read_query(redis::cmd("SMEMBERS").arg(&index).clone(), &index)
@@ -202,10 +203,10 @@ impl Store {
                     name,
                     counts: view.counts,
                 }),
-                Err(ApiError::Refused(r)) if r.code == ProblemCode::NotFound => {
+                Err(StoreError::Refused(r)) if r.code == ProblemCode::NotFound => {
                     self.unregister_pool(tenant, &name).await?;
                 }
-                Err(ApiError::InvalidRequest { .. }) => {
+                Err(StoreError::Invalid(_)) => {
                     self.unregister_pool(tenant, &name).await?;
                 }
                 Err(e) => return Err(e),
@@ -214,7 +215,7 @@ impl Store {
         Ok(pools)
     }
 
-    async fn unregister_pool(&self, tenant: &Tenant, pool: &str) -> Result<(), ApiError> {
+    async fn unregister_pool(&self, tenant: &Tenant, pool: &str) -> Result<(), StoreError> {
         self.query::<()>(
             redis::cmd("SREM")
                 .arg(keys::tenant_pools(tenant))

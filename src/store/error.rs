@@ -1,0 +1,62 @@
+//! `StoreError`: why a call to Redis did not give an answer. The HTTP layer turns it into
+//! a problem answer (`From<StoreError> for ApiError` in `crate::error`); nothing here knows
+//! of HTTP.
+
+use std::time::Duration;
+
+use crate::names::Invalid;
+use leasehold_wire::problem::{Current, ProblemCode};
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Redis could not be reached in time, or failed: a write's outcome is unknown.
+    #[error("Redis is unavailable: {0}")]
+    Unavailable(String),
+    /// The write ran, but too few replicas acknowledged it in time: its outcome is unknown.
+    #[error("not acknowledged: {0}")]
+    Unacknowledged(String),
+    /// Refused by the state inside Redis (a lease lost, a version conflict, …).
+    #[error("refused: {}", .0.code)]
+    Refused(Refusal),
+    /// The tenant is over its rate limit; the next request is admitted after this long.
+    #[error("rate limited for {retry_after:?}")]
+    RateLimited { retry_after: Duration },
+    /// A value the store cannot take, and the rule it broke.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// Item data larger than an item may hold.
+    #[error("{0}")]
+    TooLarge(String),
+    /// A fault of ours (a script error, an answer that does not decode).
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl StoreError {
+    pub fn refused(code: ProblemCode) -> Self {
+        StoreError::Refused(Refusal {
+            code,
+            current: None,
+            limit: None,
+            replayed: false,
+        })
+    }
+
+    /// Whether this is the refusal `code`.
+    pub fn is_refusal(&self, code: ProblemCode) -> bool {
+        matches!(self, StoreError::Refused(refusal) if refusal.code == code)
+    }
+}
+
+/// A refusal decided by a script, as stored for idempotent replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// A code whose status is 404, 409, 412 or 428 ([`ProblemCode::is_refusal`]).
+    pub code: ProblemCode,
+    pub current: Option<Current>,
+    /// The holder's lease limit, for `holder_at_capacity`.
+    pub limit: Option<u64>,
+    /// True when this answer is a replay of an earlier request with the same key.
+    pub replayed: bool,
+}
