@@ -1,0 +1,94 @@
+//! What scripts answer: a tagged JSON reply (`ok`, a refusal `err`, or `retry`), decoded
+//! into an [`Answer`] (the value, and whether it was replayed), a [`Refusal`], or a request
+//! to run the script again.
+
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::{Refusal, StoreError};
+use leasehold_wire::problem::{Current, ProblemCode};
+
+/// A script's successful answer, and whether it was replayed from an earlier request.
+#[derive(Debug)]
+pub struct Answer<T> {
+    pub value: T,
+    pub replayed: bool,
+}
+
+/// The tagged reply every script returns: `ok`, a refusal (`err`), or `retry`.
+#[derive(Deserialize)]
+struct Tagged<T> {
+    ok: Option<T>,
+    err: Option<ProblemCode>,
+    current: Option<Current>,
+    limit: Option<u64>,
+    retry: Option<u64>,
+    /// Leases this call ended because their time ran out.
+    expired: Option<u64>,
+}
+
+/// A decoded reply before refusals become errors: scripts that can ask for a retry
+/// answer `Retry` with the time Redis saw.
+pub(super) enum Outcome<T> {
+    Done(Answer<T>),
+    Retry(u64),
+}
+
+pub(super) fn decode<T: DeserializeOwned>(
+    json: &str,
+    replayed: bool,
+) -> Result<Outcome<T>, StoreError> {
+    let reply: Tagged<T> = serde_json::from_str(json)
+        .map_err(|e| StoreError::Internal(format!("undecodable script reply: {e}: {json}")))?;
+    if let (Some(expired), false) = (reply.expired, replayed) {
+        metrics::counter!(crate::metrics::LEASES_EXPIRED).increment(expired);
+    }
+    if let Some(value) = reply.ok {
+        return Ok(Outcome::Done(Answer { value, replayed }));
+    }
+    if let Some(now) = reply.retry {
+        return Ok(Outcome::Retry(now));
+    }
+    match reply.err {
+        Some(code) if code.is_refusal() => Err(StoreError::Refused(Refusal {
+            code,
+            current: reply.current,
+            limit: reply.limit,
+            replayed,
+        })),
+        Some(code) => Err(StoreError::Internal(format!(
+            "a script refused with {code}, which is no refusal: {json}"
+        ))),
+        None => Err(StoreError::Internal(format!(
+            "script reply without outcome: {json}"
+        ))),
+    }
+}
+
+impl<T> Outcome<T> {
+    /// For scripts that never ask for a retry.
+    pub(super) fn done(self) -> Result<Answer<T>, StoreError> {
+        match self {
+            Outcome::Done(answer) => Ok(answer),
+            Outcome::Retry(_) => Err(StoreError::Internal("unexpected retry reply".to_owned())),
+        }
+    }
+}
+
+/// Empty Lua tables encode as `{}`; lists in replies accept that as an empty list.
+pub(super) fn lua_list<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum List<T> {
+        Items(Vec<T>),
+        Empty(serde::de::IgnoredAny),
+    }
+    Ok(match List::deserialize(deserializer)? {
+        List::Items(items) => items,
+        List::Empty(_) => Vec::new(),
+    })
+}

@@ -1,0 +1,234 @@
+//! Start-up and readiness: connecting, checking the Redis settings that correctness depends
+//! on (on every server that takes writes), and loading the scripts.
+
+use std::sync::Arc;
+
+use redis::RedisError;
+
+use super::backend::{self, Backend};
+use super::wakeups::Wakeups;
+use super::{Durability, Inner, Scripts, Store, StoreSettings, Topology, events, failover};
+
+/// Why the store refused to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot use Redis at {url}: {cause}")]
+    Unreachable { url: String, cause: String },
+    #[error(
+        "Redis maxmemory-policy is '{0}', but Leasehold needs 'noeviction' (an evicted lease is a second holder): run CONFIG SET maxmemory-policy noeviction, or set it in redis.conf"
+    )]
+    Eviction(String),
+    #[error(
+        "--durability fsync needs Redis with appendonly yes and appendfsync always (found appendonly {appendonly}, appendfsync {appendfsync})"
+    )]
+    NotFsync {
+        appendonly: String,
+        appendfsync: String,
+    },
+}
+
+impl Store {
+    /// Connects, checks the settings that correctness depends on, and loads the scripts.
+    pub async fn connect(settings: StoreSettings) -> Result<Self, StartError> {
+        let url = settings.topology.describe();
+        let unreachable = |cause: String| StartError::Unreachable {
+            url: url.clone(),
+            cause,
+        };
+        let backend = Backend::new(
+            &settings.topology,
+            settings.tls.as_ref(),
+            settings.connections,
+            settings.pool_size,
+            settings.timeout,
+        )
+        .map_err(unreachable)?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                backend,
+                scripts: Scripts::new(),
+                settings,
+                wakeups: Arc::default(),
+                feeds: events::Feeds::default(),
+            }),
+        };
+        store.check_settings().await.map_err(|e| match e {
+            SettingsProblem::Start(e) => e,
+            SettingsProblem::Redis(e) => unreachable(e.to_string()),
+        })?;
+        store
+            .load_scripts()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let settings = &store.inner.settings;
+        tokio::spawn(Wakeups::subscribe(
+            Arc::downgrade(&store.inner.wakeups),
+            settings.topology.clone(),
+            settings.tls.clone(),
+            settings.timeout,
+        ));
+        if let Topology::Sentinel { urls, master } = &settings.topology {
+            for url in urls {
+                tokio::spawn(failover::follow_switches(
+                    Arc::downgrade(&store.inner),
+                    url.clone(),
+                    master.clone(),
+                    settings.timeout,
+                ));
+            }
+        }
+        Ok(store)
+    }
+
+    /// For `/readyz`: Redis answers, the settings still hold, the scripts are loaded.
+    pub async fn ready(&self) -> Result<(), String> {
+        self.bounded(async {
+            self.check_settings().await.map_err(|e| match e {
+                SettingsProblem::Start(e) => e.to_string(),
+                SettingsProblem::Redis(e) => e.to_string(),
+            })?;
+            self.load_scripts().await.map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|_| "Redis did not answer in time".to_owned())?
+    }
+
+    /// Checks every server that takes writes: the one server, Sentinel's primary, or every
+    /// node of a Cluster (each is asked directly; a replica may be promoted any time).
+    async fn check_settings(&self) -> Result<(), SettingsProblem> {
+        let mut conn = self.inner.backend.get().await?;
+        if let Topology::Cluster(urls) = &self.inner.settings.topology {
+            let nodes: String = redis::cmd("CLUSTER")
+                .arg("NODES")
+                .query_async(&mut conn)
+                .await?;
+            for address in cluster_node_addresses(&nodes) {
+                let url = node_url(&urls[0], &address);
+                let client = backend::client(&url, self.inner.settings.tls.as_ref())?;
+                let mut node = client.get_multiplexed_async_connection().await?;
+                self.check_server(&mut node).await?;
+            }
+            return Ok(());
+        }
+        self.check_server(&mut conn).await
+    }
+
+    async fn check_server<C: redis::aio::ConnectionLike>(
+        &self,
+        conn: &mut C,
+    ) -> Result<(), SettingsProblem> {
+        let policy = config_get(conn, "maxmemory-policy").await?;
+        if policy != "noeviction" {
+            return Err(SettingsProblem::Start(StartError::Eviction(policy)));
+        }
+        if self.inner.settings.durability == Durability::Fsync {
+            let appendonly = config_get(conn, "appendonly").await?;
+            let appendfsync = config_get(conn, "appendfsync").await?;
+            if appendonly != "yes" || appendfsync != "always" {
+                return Err(SettingsProblem::Start(StartError::NotFsync {
+                    appendonly,
+                    appendfsync,
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads every script that is not loaded yet (on a Cluster: on every node).
+    pub(super) async fn load_scripts(&self) -> Result<(), RedisError> {
+        let mut conn = self.inner.backend.get().await?;
+        let hashes: Vec<&str> = self
+            .inner
+            .scripts
+            .all()
+            .iter()
+            .map(|s| s.get_hash())
+            .collect();
+        let loaded: Vec<bool> = redis::cmd("SCRIPT")
+            .arg("EXISTS")
+            .arg(&hashes)
+            .query_async(&mut conn)
+            .await?;
+        for (script, loaded) in self.inner.scripts.all().iter().zip(loaded) {
+            if !loaded {
+                script.load_async(&mut conn).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+enum SettingsProblem {
+    Start(StartError),
+    Redis(RedisError),
+}
+
+impl From<RedisError> for SettingsProblem {
+    fn from(e: RedisError) -> Self {
+        SettingsProblem::Redis(e)
+    }
+}
+
+async fn config_get<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    name: &str,
+) -> Result<String, SettingsProblem> {
+    let pair: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg(name)
+        .query_async(conn)
+        .await?;
+    Ok(pair.get(1).cloned().unwrap_or_default())
+}
+
+/// The `host:port` of every node in a `CLUSTER NODES` answer.
+fn cluster_node_addresses(nodes: &str) -> Vec<String> {
+    nodes
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(1))
+        .filter_map(|address| address.split('@').next())
+        .filter(|address| !address.starts_with(':'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `seed` (with its credentials and options) pointed at another node's `host:port`.
+fn node_url(seed: &str, address: &str) -> String {
+    match (url::Url::parse(seed), address.rsplit_once(':')) {
+        (Ok(mut url), Some((host, port))) => {
+            let _ = url.set_host(Some(host));
+            let _ = url.set_port(port.parse().ok());
+            url.to_string()
+        }
+        _ => format!("redis://{address}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::redacted;
+
+    #[test]
+    fn cluster_nodes_are_read_from_cluster_nodes_output() {
+        let nodes = "\
+07c37dfeb235213a872192d90877d0cd55635b91 127.0.0.1:30004@31004 slave e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 0 1426238317239 4 connected
+67ed2db8d677e59ec4a4cefb06858cf2a1a89fa1 127.0.0.1:30002@31002 master - 0 1426238316232 2 connected 5461-10922
+e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0 0 1 connected 0-5460
+9e2a1b5f0c7e4b5c8a1d2e3f4a5b6c7d8e9f0a1b :0@0 master,noaddr - 1426238316232 1426238316232 3 disconnected
+";
+        assert_eq!(
+            cluster_node_addresses(nodes),
+            ["127.0.0.1:30004", "127.0.0.1:30002", "127.0.0.1:30001"]
+        );
+    }
+
+    #[test]
+    fn a_node_url_keeps_the_seed_credentials() {
+        assert_eq!(
+            node_url("redis://user:secret@10.0.0.1:6379/0", "10.0.0.2:7001"),
+            "redis://user:secret@10.0.0.2:7001/0"
+        );
+        assert_eq!(redacted("redis://user:secret@h:1"), "redis://user:***@h:1");
+    }
+}
