@@ -5,102 +5,85 @@
 
 use redis::Script;
 
-macro_rules! pool_script {
-    ($file:literal) => {
-        Script::new(concat!(
+/// A script's source: its file in `lua/`, after the helpers it needs (`pool`: the
+/// idempotency prelude and the pool library; `idempotency`: the prelude alone; `bare`:
+/// nothing).
+macro_rules! source {
+    (pool, $name:ident) => {
+        concat!(
             include_str!("../../lua/lib/idempotency.lua"),
             include_str!("../../lua/lib/pool.lua"),
-            include_str!(concat!("../../lua/", $file, ".lua"))
-        ))
+            include_str!(concat!("../../lua/", stringify!($name), ".lua"))
+        )
+    };
+    (idempotency, $name:ident) => {
+        concat!(
+            include_str!("../../lua/lib/idempotency.lua"),
+            include_str!(concat!("../../lua/", stringify!($name), ".lua"))
+        )
+    };
+    (bare, $name:ident) => {
+        include_str!(concat!("../../lua/", stringify!($name), ".lua"))
     };
 }
 
-/// One field per script, named after its file in `lua/`.
-pub struct Scripts {
-    pub put_pool: Script,
-    pub get_pool: Script,
-    pub delete_pool: Script,
-    pub add_items: Script,
-    pub get_item: Script,
-    pub list_items: Script,
-    pub put_item: Script,
-    pub delete_item: Script,
-    pub claim_next: Script,
-    pub claim_item: Script,
-    pub renew: Script,
-    pub release: Script,
-    pub complete: Script,
-    pub assign: Script,
-    pub requeue: Script,
-    pub list_leases: Script,
-    pub list_events: Script,
-    pub counter_next: Script,
-    pub rate_limit: Script,
+/// Declares every script once: its name (that of its file in `lua/`, of its field here and
+/// of the store method that runs it) and the helpers it is built with.
+macro_rules! scripts {
+    ($($name:ident: $helpers:ident;)*) => {
+        /// One field per script, named after its file in `lua/`.
+        pub struct Scripts {
+            $(pub $name: Script,)*
+        }
+
+        impl Scripts {
+            pub fn new() -> Self {
+                Scripts {
+                    $($name: Script::new(source!($helpers, $name)),)*
+                }
+            }
+
+            /// Every script with its name (its file in `lua/`).
+            pub fn named(&self) -> Vec<(&'static str, &Script)> {
+                vec![$((stringify!($name), &self.$name)),*]
+            }
+
+            /// The name of one of these scripts, for metrics.
+            pub fn name_of(&self, script: &Script) -> &'static str {
+                $(if std::ptr::eq(script, &self.$name) {
+                    return stringify!($name);
+                })*
+                "other"
+            }
+        }
+    };
+}
+
+scripts! {
+    put_pool: pool;
+    get_pool: pool;
+    delete_pool: pool;
+    add_items: pool;
+    get_item: pool;
+    list_items: pool;
+    put_item: pool;
+    delete_item: pool;
+    claim_next: pool;
+    claim_item: pool;
+    renew: pool;
+    release: pool;
+    complete: pool;
+    assign: pool;
+    requeue: pool;
+    list_leases: pool;
+    list_events: pool;
+    counter_next: idempotency;
+    rate_limit: bare;
 }
 
 impl Scripts {
-    pub fn new() -> Self {
-        Scripts {
-            put_pool: pool_script!("put_pool"),
-            get_pool: pool_script!("get_pool"),
-            delete_pool: pool_script!("delete_pool"),
-            add_items: pool_script!("add_items"),
-            get_item: pool_script!("get_item"),
-            list_items: pool_script!("list_items"),
-            put_item: pool_script!("put_item"),
-            delete_item: pool_script!("delete_item"),
-            claim_next: pool_script!("claim_next"),
-            claim_item: pool_script!("claim_item"),
-            renew: pool_script!("renew"),
-            release: pool_script!("release"),
-            complete: pool_script!("complete"),
-            assign: pool_script!("assign"),
-            requeue: pool_script!("requeue"),
-            list_leases: pool_script!("list_leases"),
-            list_events: pool_script!("list_events"),
-            counter_next: Script::new(concat!(
-                include_str!("../../lua/lib/idempotency.lua"),
-                include_str!("../../lua/counter_next.lua")
-            )),
-            rate_limit: Script::new(include_str!("../../lua/rate_limit.lua")),
-        }
-    }
-
-    /// Every script with its name (its file in `lua/`).
-    pub fn named(&self) -> [(&'static str, &Script); 19] {
-        [
-            ("put_pool", &self.put_pool),
-            ("get_pool", &self.get_pool),
-            ("delete_pool", &self.delete_pool),
-            ("add_items", &self.add_items),
-            ("get_item", &self.get_item),
-            ("list_items", &self.list_items),
-            ("put_item", &self.put_item),
-            ("delete_item", &self.delete_item),
-            ("claim_next", &self.claim_next),
-            ("claim_item", &self.claim_item),
-            ("renew", &self.renew),
-            ("release", &self.release),
-            ("complete", &self.complete),
-            ("assign", &self.assign),
-            ("requeue", &self.requeue),
-            ("list_leases", &self.list_leases),
-            ("list_events", &self.list_events),
-            ("counter_next", &self.counter_next),
-            ("rate_limit", &self.rate_limit),
-        ]
-    }
-
-    pub fn all(&self) -> [&Script; 19] {
-        self.named().map(|(_, script)| script)
-    }
-
-    /// The name of one of these scripts, for metrics.
-    pub fn name_of(&self, script: &Script) -> &'static str {
-        self.named()
-            .into_iter()
-            .find(|(_, s)| std::ptr::eq(*s, script))
-            .map_or("other", |(name, _)| name)
+    pub fn all(&self) -> Vec<&Script> {
+        self.named().into_iter().map(|(_, script)| script).collect()
     }
 }
 
