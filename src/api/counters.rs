@@ -6,25 +6,136 @@ use axum::response::Response;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use serde::Deserialize;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::{KnownFormat, OneOfBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::{ObjectBuilder, RefOr};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::extract::{PathParams, QueryParams, Write};
-use super::openapi::{DrawCount, IdFormat, Period, TimeZoneName};
-use super::{check_range, reply};
+use super::reply;
 use crate::error::ApiError;
 use crate::model::{CounterDraw, CounterValue};
 use crate::names::{CounterName, Tenant};
 use crate::state::AppState;
 use crate::store::{CounterFormat, PeriodKind, date_in};
+use leasehold_wire::numbers::DrawCount;
 
-/// The most values one draw takes.
-pub(super) const MAX_COUNT: i64 = 1000;
+/// An IANA time zone, as the server's time zone database knows them (looked up without
+/// regard to ASCII case).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TimeZoneName(TimeZone);
 
-fn time_zone(name: Option<&str>) -> Result<TimeZone, ApiError> {
-    let name = name.unwrap_or("UTC");
-    TimeZone::get(name)
-        .map_err(|_| ApiError::invalid("tz", "must be an IANA time zone such as Europe/Paris"))
+impl TryFrom<String> for TimeZoneName {
+    type Error = &'static str;
+
+    fn try_from(name: String) -> Result<Self, &'static str> {
+        TimeZone::get(&name)
+            .map(TimeZoneName)
+            .map_err(|_| "must be an IANA time zone such as Europe/Paris")
+    }
 }
+
+impl TimeZoneName {
+    /// The zone asked for, or UTC.
+    fn or_utc(zone: Option<TimeZoneName>) -> TimeZone {
+        zone.map_or(TimeZone::UTC, |zone| zone.0)
+    }
+}
+
+impl PartialSchema for TimeZoneName {
+    fn schema() -> RefOr<Schema> {
+        let mut names: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|name| name.as_str().to_owned())
+            .collect();
+        names.sort();
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(names))
+            .description(Some(
+                "An IANA time zone name (ASCII case does not matter), such as UTC or Europe/Paris",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for TimeZoneName {}
+
+/// A counter's id format, such as `CASE-{date}-{seq:05}`, read as written; whether it
+/// fits the draw's period (`{date}` needs days) is the draw's to say.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub struct IdFormat(String);
+
+impl TryFrom<String> for IdFormat {
+    type Error = String;
+
+    fn try_from(format: String) -> Result<Self, String> {
+        match CounterFormat::parse(&format, PeriodKind::Day) {
+            Ok(_) => Ok(IdFormat(format)),
+            Err(invalid) => Err(invalid.detail),
+        }
+    }
+}
+
+impl PartialSchema for IdFormat {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(FORMAT_PATTERN))
+            .max_length(Some(CounterFormat::MAX_CHARS))
+            .description(Some(
+                "Renders each value as an id: `{date}` is the period's YYYYMMDD (needs period `day`), `{seq}` the value, `{seq:0N}` the value zero-padded to N digits (N 1 to 20); other text is kept",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for IdFormat {}
+
+/// A counter `period` to read: a day, or `none` for a counter without periods.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "String")]
+pub enum Period {
+    Day(Date),
+    None,
+}
+
+impl TryFrom<String> for Period {
+    type Error = &'static str;
+
+    fn try_from(text: String) -> Result<Self, &'static str> {
+        if text == "none" {
+            return Ok(Period::None);
+        }
+        text.parse::<Date>()
+            .ok()
+            .filter(|day| day.to_string() == text)
+            .map(Period::Day)
+            .ok_or("must be a date YYYY-MM-DD or none")
+    }
+}
+
+impl PartialSchema for Period {
+    fn schema() -> RefOr<Schema> {
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
+                    .pattern(Some("^[0-9]{4}-[0-9]{2}-[0-9]{2}$")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(["none"])),
+            )
+            .description(Some("A day (YYYY-MM-DD) or `none`"))
+            .into()
+    }
+}
+
+impl ToSchema for Period {}
 
 /// What an id format may hold: text without braces, `{date}`, `{seq}` and `{seq:0N}`
 /// with N from 1 to 20 (as `CounterFormat::parse` reads N: a `+` and leading zeros pass).
@@ -38,15 +149,11 @@ pub struct NextBody {
     /// `day` (default): values start again at 1 each day in `tz`; `none`: never.
     period: Option<PeriodKind>,
     /// Which day it is is decided in this time zone (default UTC), by Redis's clock.
-    #[schema(value_type = Option<TimeZoneName>)]
-    tz: Option<String>,
+    tz: Option<TimeZoneName>,
     /// Default 1.
-    #[schema(value_type = Option<DrawCount>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    count: Option<i64>,
+    count: Option<DrawCount>,
     /// Answer `ids` rendered with this format (`{date}` needs period `day`).
-    #[schema(value_type = Option<IdFormat>)]
-    format: Option<String>,
+    format: Option<IdFormat>,
 }
 
 /// Draws the next values of a counter (created on first use): a contiguous batch, from 1
@@ -62,18 +169,15 @@ pub struct NextBody {
 pub async fn counter_next(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams(name): PathParams<String>,
+    PathParams(name): PathParams<CounterName>,
     write: Write<NextBody>,
 ) -> Result<Response, ApiError> {
-    let name = CounterName::parse("name", &name)?;
     let body = write.body;
     let kind = body.period.unwrap_or(PeriodKind::Day);
-    let tz = time_zone(body.tz.as_deref())?;
-    check_range("count", body.count, 1, MAX_COUNT)?;
+    // The format was read as written; `{date}` also needs days.
     let format = body
         .format
-        .as_deref()
-        .map(|f| CounterFormat::parse(f, kind))
+        .map(|f| CounterFormat::parse(&f.0, kind))
         .transpose()?;
     let answer = app
         .store()
@@ -82,8 +186,8 @@ pub async fn counter_next(
             &name,
             write.idempotency.as_ref(),
             kind,
-            &tz,
-            body.count.unwrap_or(1) as u64,
+            &TimeZoneName::or_utc(body.tz),
+            body.count.map_or(1, |c| u64::from(c.get())),
         )
         .await?;
     let draw = answer.value;
@@ -109,11 +213,9 @@ pub async fn counter_next(
 pub struct CounterQuery {
     /// A day (`YYYY-MM-DD`), or `none` for a counter without periods (default: today in
     /// `tz`, by Redis's clock).
-    #[param(value_type = Option<Period>)]
-    period: Option<String>,
+    period: Option<Period>,
     /// The time zone that decides which day today is (default UTC).
-    #[param(value_type = Option<TimeZoneName>)]
-    tz: Option<String>,
+    tz: Option<TimeZoneName>,
 }
 
 /// The last value a counter issued in a period (0 if none).
@@ -127,24 +229,15 @@ pub struct CounterQuery {
 pub async fn get_counter(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams(name): PathParams<String>,
+    PathParams(name): PathParams<CounterName>,
     QueryParams(query): QueryParams<CounterQuery>,
 ) -> Result<Response, ApiError> {
-    let name = CounterName::parse("name", &name)?;
-    // Checked even where a period makes it unused, so a bad zone is never passed over.
-    let tz = time_zone(query.tz.as_deref())?;
-    let period = match query.period.as_deref() {
-        Some("none") => None,
-        Some(date) => Some(
-            date.parse::<Date>()
-                .ok()
-                .filter(|d| d.to_string() == date)
-                .ok_or_else(|| ApiError::invalid("period", "must be a date YYYY-MM-DD or none"))?
-                .to_string(),
-        ),
+    let period = match query.period {
+        Some(Period::None) => None,
+        Some(Period::Day(day)) => Some(day.to_string()),
         None => {
             let now = app.store().redis_time_ms().await?;
-            Some(date_in(&tz, Some(now))?.to_string())
+            Some(date_in(&TimeZoneName::or_utc(query.tz), Some(now))?.to_string())
         }
     };
     let value = app

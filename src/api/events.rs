@@ -4,27 +4,21 @@
 use std::convert::Infallible;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::extract::{PathParams, QueryParams};
-use super::openapi::{EventIdText, PageLimit};
-use super::{page_limit, reply};
+use super::extract::{LastEventId, PathParams, QueryParams};
+use super::reply;
 use crate::error::ApiError;
 use crate::model::{Event, Events};
 use crate::names::{PoolName, Tenant};
 use crate::state::AppState;
 use crate::store::{EventId, Followed, stop_waiting_signal};
-
-/// An event id from the query or a header.
-fn event_id(field: &str, text: &str) -> Result<EventId, ApiError> {
-    EventId::parse(text)
-        .ok_or_else(|| ApiError::invalid(field, "must be an event id such as 1768003200000-0"))
-}
+use leasehold_wire::numbers::PageLimit;
 
 #[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -32,11 +26,9 @@ fn event_id(field: &str, text: &str) -> Result<EventId, ApiError> {
 pub struct EventsQuery {
     /// Start after this event: an event's `id`, or the previous page's `next_after`.
     /// Without it, from the oldest event kept.
-    #[param(value_type = Option<EventIdText>)]
-    after: Option<String>,
+    after: Option<EventId>,
     /// Default 100.
-    #[param(value_type = Option<PageLimit>)]
-    limit: Option<u64>,
+    limit: Option<PageLimit>,
 }
 
 /// A page of the pool's events, oldest first: every change to one of its items, with the
@@ -56,20 +48,14 @@ pub struct EventsQuery {
 pub async fn list_events(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams(pool): PathParams<String>,
+    PathParams(pool): PathParams<PoolName>,
     QueryParams(query): QueryParams<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let pool = PoolName::parse("pool", &pool)?;
-    let after = query
-        .after
-        .as_deref()
-        .map(|a| event_id("after", a))
-        .transpose()?;
-    let limit = page_limit(query.limit)?;
+    let after = query.after;
     let page = app
         .store()
         .pool(&tenant, &pool)
-        .list_events(after, limit)
+        .list_events(after, query.limit.unwrap_or_default().get())
         .await?;
     let next_after = page.events.last().map(|e| e.id).or(after);
     let events = Events {
@@ -86,8 +72,7 @@ pub async fn list_events(
 pub struct StreamQuery {
     /// Start after this event; `Last-Event-ID` takes precedence. Without either, from the
     /// oldest event kept.
-    #[param(value_type = Option<EventIdText>)]
-    after: Option<String>,
+    after: Option<EventId>,
 }
 
 /// The pool's events, live, as Server-Sent Events (`text/event-stream`): first those
@@ -104,7 +89,7 @@ pub struct StreamQuery {
     params(
         ("pool" = PoolName, Path),
         StreamQuery,
-        ("Last-Event-ID" = Option<EventIdText>, Header, description = "The id of the last event received: resume after it (empty: none)"),
+        ("Last-Event-ID" = Option<EventId>, Header, description = "The id of the last event received: resume after it (empty: none)"),
     ),
     responses(
         (status = 200, description = "A stream of events that does not end by itself", content_type = "text/event-stream", body = String),
@@ -114,22 +99,11 @@ pub struct StreamQuery {
 pub async fn stream_events(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams(pool): PathParams<String>,
+    PathParams(pool): PathParams<PoolName>,
     QueryParams(query): QueryParams<StreamQuery>,
-    headers: HeaderMap,
+    LastEventId(resume): LastEventId,
 ) -> Result<Response, ApiError> {
-    let pool = PoolName::parse("pool", &pool)?;
-    // An empty Last-Event-ID is no last event (a browser sends none then), as is none.
-    let resume = match headers.get("last-event-id").map(|v| v.to_str()) {
-        None | Some(Ok("")) => None,
-        // Not visible ASCII: no event id, refused like any other.
-        Some(text) => Some(event_id("Last-Event-ID", text.unwrap_or("?"))?),
-    };
-    let after = match (resume, query.after.as_deref()) {
-        (Some(id), _) => Some(id),
-        (None, Some(text)) => Some(event_id("after", text)?),
-        (None, None) => None,
-    };
+    let after = resume.or(query.after);
     let follower = app
         .store()
         .pool(&tenant, &pool)

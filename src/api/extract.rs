@@ -4,17 +4,19 @@
 //! `Idempotency-Key` in one place.
 
 use axum::body::Body;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::de::DeserializeOwned;
+use serde::de::value::{Error as DeError, SeqDeserializer, StrDeserializer};
+use serde_path_to_error::Segment;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::names::Tenant;
 use crate::state::AppState;
-use crate::store::{Idempotency, Preconditions};
+use crate::store::{EventId, Idempotency, Preconditions};
 
 /// The longest `Idempotency-Key` accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 128;
@@ -35,7 +37,8 @@ impl FromRequestParts<AppState> for Tenant {
     }
 }
 
-/// Path parameters, with problem+json on failure.
+/// Path parameters as their types (`PathParams<PoolName>`, `PathParams<(PoolName,
+/// ItemId)>`), read in the order the route names them; a bad one is a 400 naming it.
 pub struct PathParams<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for PathParams<T>
@@ -46,14 +49,27 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
+        let raw = RawPathParams::from_request_parts(parts, state)
             .await
-            .map(|p| PathParams(p.0))
-            .map_err(|e| ApiError::invalid("path", e.body_text()))
+            .map_err(|e| ApiError::invalid("path", e.body_text()))?;
+        let (names, values): (Vec<&str>, Vec<&str>) = raw.iter().unzip();
+        let read = match values.as_slice() {
+            [one] => serde_path_to_error::deserialize(StrDeserializer::<DeError>::new(one)),
+            many => serde_path_to_error::deserialize(SeqDeserializer::<_, DeError>::new(
+                many.iter().copied(),
+            )),
+        };
+        read.map(PathParams).map_err(|e| {
+            let field = match e.path().iter().next() {
+                Some(Segment::Seq { index }) => names.get(*index).copied(),
+                _ => names.first().copied(),
+            };
+            ApiError::invalid(field.unwrap_or("path"), e.inner().to_string())
+        })
     }
 }
 
-/// Query parameters, with problem+json on failure.
+/// Query parameters as their types; a bad one is a 400 naming it.
 pub struct QueryParams<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for QueryParams<T>
@@ -64,9 +80,61 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
-            .map(|q| QueryParams(q.0))
-            .map_err(|e| ApiError::invalid("query", e.body_text()))
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs = url::form_urlencoded::parse(query.as_bytes());
+        serde_path_to_error::deserialize(serde_urlencoded::Deserializer::new(pairs))
+            .map(QueryParams)
+            .map_err(|e| refusal("query", &e.path().to_string(), e.inner().to_string()))
+    }
+}
+
+/// A field that failed to read, as a 400: the path to it (`items[2].priority`), or for a
+/// field that is missing, its name (serde reports it at its parent); `whole` when neither
+/// says more.
+fn refusal(whole: &str, path: &str, detail: String) -> ApiError {
+    let missing = detail
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+        .map(|name| match path {
+            "." | "" => name.to_owned(),
+            parent => format!("{parent}.{name}"),
+        });
+    let field = match (missing, path) {
+        (Some(field), _) => field,
+        (None, "." | "") => whole.to_owned(),
+        (None, path) => path.to_owned(),
+    };
+    ApiError::invalid(&field, detail)
+}
+
+/// What serde_json says, without the position it appends (`at line 1 column 9`): the
+/// field is named instead.
+fn json_detail(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let position = format!(" at line {} column {}", error.line(), error.column());
+    match text.strip_suffix(&position) {
+        Some(detail) if error.line() > 0 => detail.to_owned(),
+        _ => text,
+    }
+}
+
+/// The `Last-Event-ID` header of an event stream: the last event a follower had. An empty
+/// one is none (a browser sends it empty before its first event).
+pub struct LastEventId(pub Option<EventId>);
+
+impl<S: Send + Sync> FromRequestParts<S> for LastEventId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        const NAME: &str = "Last-Event-ID";
+        match header_text(&parts.headers, NAME) {
+            Ok(None | Some("")) => Ok(LastEventId(None)),
+            Ok(Some(text)) => EventId::parse(text)
+                .map(|id| LastEventId(Some(id)))
+                .ok_or_else(|| ApiError::invalid(NAME, EventId::RULE)),
+            // Not visible ASCII: no event id, refused like any other.
+            Err(_) => Err(ApiError::invalid(NAME, EventId::RULE)),
+        }
     }
 }
 
@@ -84,13 +152,18 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Write<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = request.into_parts();
         let bytes = read_body(&parts.headers, body, state.max_body_bytes()).await?;
-        let body: T = if bytes.is_empty() {
-            serde_json::from_slice(b"{}")
+        let json: &[u8] = if bytes.is_empty() {
+            b"{}"
         } else {
             check_json_content_type(&parts.headers)?;
-            serde_json::from_slice(&bytes)
-        }
-        .map_err(|e| ApiError::invalid("body", e.to_string()))?;
+            &bytes
+        };
+        let mut reader = serde_json::Deserializer::from_slice(json);
+        let body: T = serde_path_to_error::deserialize(&mut reader)
+            .map_err(|e| refusal("body", &e.path().to_string(), json_detail(e.inner())))?;
+        reader
+            .end()
+            .map_err(|e| ApiError::invalid("body", json_detail(&e)))?;
 
         let preconditions = Preconditions {
             if_match: entity_tags(&parts.headers, header::IF_MATCH, false)?,
@@ -101,7 +174,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Write<T> {
                     t.trim()
                         .parse::<u64>()
                         .ok()
-                        .filter(|t| *t <= super::MAX_SAFE_INTEGER)
+                        .filter(|t| *t <= leasehold_wire::numbers::MAX_SAFE_INTEGER)
                         .ok_or_else(|| {
                             ApiError::invalid("Lease-Token", "must be a token (an integer)")
                         })

@@ -10,14 +10,15 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{PathParams, QueryParams, Write};
-use super::openapi::{Data, EntityTags, ItemCursor, PageLimit, Priority, Token, Version};
+use super::openapi::{Data, EntityTags};
 use super::pools::Empty;
-use super::{check_priority, check_safe, item_names, no_content, page_limit, reply, with_etag};
+use super::{no_content, reply, with_etag};
 use crate::error::ApiError;
 use crate::model::{AddedItems, Item, ItemPage};
 use crate::names::{Holder, ItemId, PoolName, Tenant};
 use crate::state::AppState;
 use crate::store::{ItemState, ListCursor, NewItem, StoreError, data_text};
+use leasehold_wire::numbers::{PageLimit, Priority, Token, Version};
 
 /// The most items one bulk add takes.
 pub(super) const MAX_BULK: usize = 1000;
@@ -33,12 +34,9 @@ pub struct AddItemsBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct NewItemBody {
-    #[schema(value_type = ItemId)]
-    id: String,
+    id: ItemId,
     /// Default 0.
-    #[schema(value_type = Option<Priority>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    priority: Option<i64>,
+    priority: Option<Priority>,
     /// Default `{}`.
     #[schema(value_type = Option<Data>)]
     data: Option<Value>,
@@ -56,10 +54,9 @@ pub(super) struct NewItemBody {
 pub async fn add_items(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams(pool): PathParams<String>,
+    PathParams(pool): PathParams<PoolName>,
     write: Write<AddItemsBody>,
 ) -> Result<Response, ApiError> {
-    let pool = PoolName::parse("pool", &pool)?;
     let body = write.body;
     if body.items.is_empty() || body.items.len() > MAX_BULK {
         return Err(ApiError::invalid(
@@ -70,14 +67,12 @@ pub async fn add_items(
     let mut seen = HashSet::new();
     let mut items = Vec::with_capacity(body.items.len());
     for (n, item) in body.items.into_iter().enumerate() {
-        let id = ItemId::parse(&format!("items[{n}].id"), &item.id)?;
-        if !seen.insert(item.id) {
+        if !seen.insert(item.id.clone()) {
             return Err(ApiError::invalid(
                 &format!("items[{n}].id"),
                 "appears twice",
             ));
         }
-        check_priority(&format!("items[{n}].priority"), item.priority)?;
         let data = match item.data {
             Some(data) => data_text(&data).map_err(|e| match e {
                 StoreError::Invalid(invalid) => {
@@ -88,8 +83,8 @@ pub async fn add_items(
             None => "{}".to_owned(),
         };
         items.push(NewItem {
-            id,
-            priority: item.priority.unwrap_or(0),
+            id: item.id,
+            priority: item.priority.map_or(0, Priority::get),
             data,
         });
     }
@@ -124,10 +119,9 @@ pub async fn add_items(
 pub async fn get_item(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams((pool, id)): PathParams<(String, String)>,
+    PathParams((pool, id)): PathParams<(PoolName, ItemId)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = item_names(&pool, &id)?;
     let record = app.store().pool(&tenant, &pool).get_item(&id).await?;
     let version = record.version;
     let etag = format!("\"{version}\"");
@@ -152,34 +146,51 @@ pub async fn get_item(
 pub struct ListQuery {
     /// Only items in this state (default: all, in the order available, delayed, leased,
     /// done, dead).
-    #[param(value_type = Option<ItemState>)]
-    state: Option<String>,
+    state: Option<ItemState>,
     /// Only items this holder holds.
-    #[param(value_type = Option<Holder>)]
-    holder: Option<String>,
+    holder: Option<Holder>,
     /// Default 100.
-    #[param(value_type = Option<PageLimit>)]
-    limit: Option<u64>,
-    #[param(value_type = Option<ItemCursor>)]
-    cursor: Option<String>,
+    limit: Option<PageLimit>,
+    cursor: Option<ItemCursor>,
 }
 
 /// What a `next_cursor` of an item listing looks like: the state's place in the listing
 /// order, a dot, and the offset within that state.
 pub(super) const CURSOR_PATTERN: &str = "^[1-5]\\.[0-9]{1,15}$";
 
-/// Accepts exactly the strings `CURSOR_PATTERN` matches.
-fn parse_cursor(cursor: &str) -> Result<ListCursor, ApiError> {
-    cursor
-        .split_once('.')
-        .filter(|(s, o)| {
-            matches!(s.as_bytes(), [b'1'..=b'5'])
-                && (1..=15).contains(&o.len())
-                && o.bytes().all(|b| b.is_ascii_digit())
-        })
-        .and_then(|(s, o)| Some(ListCursor(s.parse().ok()?, o.parse().ok()?)))
-        .ok_or_else(|| ApiError::invalid("cursor", "must be a next_cursor from a listing"))
+/// The `cursor` of an item listing, `<state>.<offset>`, as a `next_cursor` gave it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ItemCursor(ListCursor);
+
+impl TryFrom<String> for ItemCursor {
+    type Error = &'static str;
+
+    /// Accepts exactly the strings `CURSOR_PATTERN` matches.
+    fn try_from(cursor: String) -> Result<Self, &'static str> {
+        cursor
+            .split_once('.')
+            .filter(|(s, o)| {
+                matches!(s.as_bytes(), [b'1'..=b'5'])
+                    && (1..=15).contains(&o.len())
+                    && o.bytes().all(|b| b.is_ascii_digit())
+            })
+            .and_then(|(s, o)| Some(ItemCursor(ListCursor(s.parse().ok()?, o.parse().ok()?))))
+            .ok_or("must be a next_cursor from a listing")
+    }
 }
+
+impl utoipa::PartialSchema for ItemCursor {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(CURSOR_PATTERN))
+            .description(Some("A `next_cursor` from the previous page"))
+            .into()
+    }
+}
+
+impl ToSchema for ItemCursor {}
 
 /// A page of the pool's items.
 #[utoipa::path(
@@ -192,25 +203,19 @@ fn parse_cursor(cursor: &str) -> Result<ListCursor, ApiError> {
 pub async fn list_items(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams(pool): PathParams<String>,
+    PathParams(pool): PathParams<PoolName>,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let pool = PoolName::parse("pool", &pool)?;
-    let state = query.state.as_deref().map(ItemState::parse).transpose()?;
-    let holder = query
-        .holder
-        .as_deref()
-        .map(|h| Holder::parse("holder", h))
-        .transpose()?;
-    let limit = page_limit(query.limit)?;
-    let cursor = match query.cursor.as_deref() {
-        Some(c) => parse_cursor(c)?,
-        None => ListCursor(1, 0),
-    };
+    let cursor = query.cursor.map_or(ListCursor(1, 0), |c| c.0);
     let (records, next) = app
         .store()
         .pool(&tenant, &pool)
-        .list_items(state, holder.as_ref().map(Holder::as_str), cursor, limit)
+        .list_items(
+            query.state,
+            query.holder.as_ref().map(Holder::as_str),
+            cursor,
+            query.limit.unwrap_or_default().get(),
+        )
         .await?;
     let items = records
         .into_iter()
@@ -231,14 +236,10 @@ pub struct PutItemBody {
     #[schema(value_type = Data)]
     data: Value,
     /// Default: kept (0 for a new item).
-    #[schema(value_type = Option<Priority>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    priority: Option<i64>,
+    priority: Option<Priority>,
     /// The write succeeds only if the item has this version (0: only if it does not
     /// exist), else 409 `version_conflict`.
-    #[schema(value_type = Option<Version>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    expected_version: Option<u64>,
+    expected_version: Option<Version>,
 }
 
 /// Creates or replaces an item's data, under the preconditions given.
@@ -266,18 +267,13 @@ pub struct PutItemBody {
 pub async fn put_item(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams((pool, id)): PathParams<(String, String)>,
+    PathParams((pool, id)): PathParams<(PoolName, ItemId)>,
     write: Write<PutItemBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = item_names(&pool, &id)?;
     let body = write.body;
-    check_priority("priority", body.priority)?;
     let data = data_text(&body.data)?;
     let mut preconditions = write.preconditions;
-    preconditions.expected_version = body
-        .expected_version
-        .map(|v| check_safe("expected_version", v))
-        .transpose()?;
+    preconditions.expected_version = body.expected_version.map(Version::get);
     let answer = app
         .store()
         .pool(&tenant, &pool)
@@ -285,7 +281,7 @@ pub async fn put_item(
             write.idempotency.as_ref(),
             &id,
             data,
-            body.priority,
+            body.priority.map(Priority::get),
             &preconditions,
         )
         .await?;
@@ -327,10 +323,9 @@ pub async fn put_item(
 pub async fn patch_item(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams((pool, id)): PathParams<(String, String)>,
+    PathParams((pool, id)): PathParams<(PoolName, ItemId)>,
     write: Write<Value>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = item_names(&pool, &id)?;
     let answer = app
         .store()
         .pool(&tenant, &pool)
@@ -372,10 +367,9 @@ pub async fn patch_item(
 pub async fn delete_item(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams((pool, id)): PathParams<(String, String)>,
+    PathParams((pool, id)): PathParams<(PoolName, ItemId)>,
     write: Write<Empty>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = item_names(&pool, &id)?;
     let answer = app
         .store()
         .pool(&tenant, &pool)
@@ -397,7 +391,7 @@ mod tests {
             cursor in prop_oneof!["[0-9]{1,2}[.][0-9+ -]{0,17}", "[0-9.a+-]{0,8}"]
         ) {
             let pattern = Regex::new(CURSOR_PATTERN).expect("the pattern compiles");
-            prop_assert_eq!(parse_cursor(&cursor).is_ok(), pattern.is_match(&cursor), "{:?}", cursor);
+            prop_assert_eq!(ItemCursor::try_from(cursor.clone()).is_ok(), pattern.is_match(&cursor), "{:?}", cursor);
         }
     }
 }

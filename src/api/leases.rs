@@ -9,23 +9,16 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{PathParams, QueryParams, Write};
-use super::openapi::{
-    ClaimCount, Data, DurationMs, EntityTags, PageLimit, Priority, Token, Version, WaitMs,
-};
-use super::{
-    check_duration, check_priority, check_range, check_safe, item_names, page_limit, reply,
-    with_etag,
-};
+use super::openapi::{Data, EntityTags};
+use super::{reply, with_etag};
 use crate::error::ApiError;
 use crate::model::{Item, Lease, LeasePage, Leases};
 use crate::names::{Holder, ItemId, PoolName, Tenant};
 use crate::state::AppState;
 use crate::store::{ItemRecord, data_text};
-
-/// The most leases one claim grants.
-pub(super) const MAX_CLAIM: i64 = 100;
-/// The longest long-poll a claim may ask for.
-pub(super) const MAX_WAIT_MS: i64 = 30_000;
+use leasehold_wire::numbers::{
+    ClaimCount, DurationMs, PageLimit, Priority, Token, Version, WaitMs,
+};
 
 fn item_reply(pool: &PoolName, record: ItemRecord, replayed: bool) -> Result<Response, ApiError> {
     let version = record.version;
@@ -37,20 +30,13 @@ fn item_reply(pool: &PoolName, record: ItemRecord, replayed: bool) -> Result<Res
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimNextBody {
-    #[schema(value_type = Holder)]
-    holder: String,
+    holder: Holder,
     /// Default 1.
-    #[schema(value_type = Option<ClaimCount>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    count: Option<i64>,
+    count: Option<ClaimCount>,
     /// Default: the pool's `lease_ms`.
-    #[schema(value_type = Option<DurationMs>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    lease_ms: Option<i64>,
+    lease_ms: Option<DurationMs>,
     /// Default 0: answer at once, possibly with no lease.
-    #[schema(value_type = Option<WaitMs>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    wait_ms: Option<i64>,
+    wait_ms: Option<WaitMs>,
 }
 
 /// Leases the best available items (highest priority, then first added), up to `count`;
@@ -70,25 +56,19 @@ pub struct ClaimNextBody {
 pub async fn claim_next(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams(pool): PathParams<String>,
+    PathParams(pool): PathParams<PoolName>,
     write: Write<ClaimNextBody>,
 ) -> Result<Response, ApiError> {
-    let pool = PoolName::parse("pool", &pool)?;
     let body = write.body;
-    let holder = Holder::parse("holder", &body.holder)?;
-    check_range("count", body.count, 1, MAX_CLAIM)?;
-    check_range("wait_ms", body.wait_ms, 0, MAX_WAIT_MS)?;
-    let wait = std::time::Duration::from_millis(body.wait_ms.unwrap_or(0) as u64);
-    let lease_ms = check_duration("lease_ms", body.lease_ms)?;
     let answer = app
         .store()
         .pool(&tenant, &pool)
         .claim_next(
             write.idempotency.as_ref(),
-            &holder,
-            body.count.unwrap_or(1) as u32,
-            lease_ms,
-            wait,
+            &body.holder,
+            body.count.map_or(1, ClaimCount::get),
+            body.lease_ms.map(DurationMs::get),
+            std::time::Duration::from_millis(body.wait_ms.map_or(0, WaitMs::get)),
         )
         .await?;
     Ok(reply(
@@ -101,12 +81,9 @@ pub async fn claim_next(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimItemBody {
-    #[schema(value_type = Holder)]
-    holder: String,
+    holder: Holder,
     /// Default: the pool's `lease_ms`.
-    #[schema(value_type = Option<DurationMs>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    lease_ms: Option<i64>,
+    lease_ms: Option<DurationMs>,
 }
 
 /// Leases one named item; claiming an item this holder holds already renews the same lease
@@ -126,16 +103,19 @@ pub struct ClaimItemBody {
 pub async fn claim_item(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams((pool, id)): PathParams<(String, String)>,
+    PathParams((pool, id)): PathParams<(PoolName, ItemId)>,
     write: Write<ClaimItemBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = item_names(&pool, &id)?;
-    let holder = Holder::parse("holder", &write.body.holder)?;
-    let lease_ms = check_duration("lease_ms", write.body.lease_ms)?;
+    let body = write.body;
     let answer = app
         .store()
         .pool(&tenant, &pool)
-        .claim_item(write.idempotency.as_ref(), &id, &holder, lease_ms)
+        .claim_item(
+            write.idempotency.as_ref(),
+            &id,
+            &body.holder,
+            body.lease_ms.map(DurationMs::get),
+        )
         .await?;
     Ok(reply(
         StatusCode::OK,
@@ -147,15 +127,10 @@ pub async fn claim_item(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RenewBody {
-    #[schema(value_type = Holder)]
-    holder: String,
-    #[schema(value_type = Token)]
-    #[serde(deserialize_with = "super::whole::required")]
-    token: u64,
+    holder: Holder,
+    token: Token,
     /// The new lease time from now (default: the pool's `lease_ms`).
-    #[schema(value_type = Option<DurationMs>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    lease_ms: Option<i64>,
+    lease_ms: Option<DurationMs>,
 }
 
 /// Extends a lease that is still current; the token stays the same.
@@ -174,22 +149,19 @@ pub struct RenewBody {
 pub async fn renew(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams((pool, id)): PathParams<(String, String)>,
+    PathParams((pool, id)): PathParams<(PoolName, ItemId)>,
     write: Write<RenewBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = item_names(&pool, &id)?;
     let body = write.body;
-    let holder = Holder::parse("holder", &body.holder)?;
-    let lease_ms = check_duration("lease_ms", body.lease_ms)?;
     let answer = app
         .store()
         .pool(&tenant, &pool)
         .renew(
             write.idempotency.as_ref(),
             &id,
-            &holder,
-            check_safe("token", body.token)?,
-            lease_ms,
+            &body.holder,
+            body.token.get(),
+            body.lease_ms.map(DurationMs::get),
         )
         .await?;
     Ok(reply(
@@ -202,19 +174,12 @@ pub async fn renew(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseBody {
-    #[schema(value_type = Holder)]
-    holder: String,
-    #[schema(value_type = Token)]
-    #[serde(deserialize_with = "super::whole::required")]
-    token: u64,
+    holder: Holder,
+    token: Token,
     /// Keep the item `delayed` this long before it is available again (default 0).
-    #[schema(value_type = Option<DurationMs>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    delay_ms: Option<i64>,
+    delay_ms: Option<DurationMs>,
     /// A new priority for the item (default: kept).
-    #[schema(value_type = Option<Priority>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    priority: Option<i64>,
+    priority: Option<Priority>,
 }
 
 /// Gives a lease back: the item is available again, or delayed for `delay_ms`.
@@ -233,24 +198,20 @@ pub struct ReleaseBody {
 pub async fn release(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams((pool, id)): PathParams<(String, String)>,
+    PathParams((pool, id)): PathParams<(PoolName, ItemId)>,
     write: Write<ReleaseBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = item_names(&pool, &id)?;
     let body = write.body;
-    let holder = Holder::parse("holder", &body.holder)?;
-    let delay_ms = check_duration("delay_ms", body.delay_ms)?;
-    check_priority("priority", body.priority)?;
     let answer = app
         .store()
         .pool(&tenant, &pool)
         .release(
             write.idempotency.as_ref(),
             &id,
-            &holder,
-            check_safe("token", body.token)?,
-            delay_ms,
-            body.priority,
+            &body.holder,
+            body.token.get(),
+            body.delay_ms.map(DurationMs::get),
+            body.priority.map(Priority::get),
         )
         .await?;
     item_reply(&pool, answer.value, answer.replayed)
@@ -259,11 +220,8 @@ pub async fn release(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
-    #[schema(value_type = Holder)]
-    holder: String,
-    #[schema(value_type = Token)]
-    #[serde(deserialize_with = "super::whole::required")]
-    token: u64,
+    holder: Holder,
+    token: Token,
     /// The item's final data (default: kept).
     #[schema(value_type = Option<Data>)]
     data: Option<Value>,
@@ -285,12 +243,10 @@ pub struct CompleteBody {
 pub async fn complete(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams((pool, id)): PathParams<(String, String)>,
+    PathParams((pool, id)): PathParams<(PoolName, ItemId)>,
     write: Write<CompleteBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = item_names(&pool, &id)?;
     let body = write.body;
-    let holder = Holder::parse("holder", &body.holder)?;
     let data = body.data.as_ref().map(data_text).transpose()?;
     let answer = app
         .store()
@@ -298,8 +254,8 @@ pub async fn complete(
         .complete(
             write.idempotency.as_ref(),
             &id,
-            &holder,
-            check_safe("token", body.token)?,
+            &body.holder,
+            body.token.get(),
             data,
         )
         .await?;
@@ -307,8 +263,8 @@ pub async fn complete(
 }
 
 /// `Some(None)` for an explicit `null`, `None` for a missing field.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Holder>>, D::Error> {
+    Option::<Holder>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -317,15 +273,11 @@ pub struct AssignBody {
     /// The new holder, or null to unassign.
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Holder>, required = true)]
-    holder: Option<Option<String>>,
+    holder: Option<Option<Holder>>,
     /// Default: the pool's `lease_ms`.
-    #[schema(value_type = Option<DurationMs>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    lease_ms: Option<i64>,
+    lease_ms: Option<DurationMs>,
     /// Assign only if the item has this version (409 `version_conflict` otherwise).
-    #[schema(value_type = Option<Version>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    expected_version: Option<u64>,
+    expected_version: Option<Version>,
 }
 
 /// Assigns an item on someone's behalf (ending any other holder's lease, with a new
@@ -351,17 +303,13 @@ pub struct AssignBody {
 pub async fn assign(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams((pool, id)): PathParams<(String, String)>,
+    PathParams((pool, id)): PathParams<(PoolName, ItemId)>,
     write: Write<AssignBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = item_names(&pool, &id)?;
     let body = write.body;
     let holder = body
         .holder
-        .ok_or_else(|| ApiError::invalid("holder", "is required: a holder, or null to unassign"))?
-        .map(|h| Holder::parse("holder", &h))
-        .transpose()?;
-    let lease_ms = check_duration("lease_ms", body.lease_ms)?;
+        .ok_or_else(|| ApiError::invalid("holder", "is required: a holder, or null to unassign"))?;
     let answer = app
         .store()
         .pool(&tenant, &pool)
@@ -369,10 +317,8 @@ pub async fn assign(
             write.idempotency.as_ref(),
             &id,
             holder.as_ref(),
-            lease_ms,
-            body.expected_version
-                .map(|v| check_safe("expected_version", v))
-                .transpose()?,
+            body.lease_ms.map(DurationMs::get),
+            body.expected_version.map(Version::get),
             &write.preconditions.if_match,
         )
         .await?;
@@ -388,9 +334,7 @@ pub async fn assign(
 #[serde(deny_unknown_fields)]
 pub struct RequeueBody {
     /// A new priority (default: kept).
-    #[schema(value_type = Option<Priority>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    priority: Option<i64>,
+    priority: Option<Priority>,
 }
 
 /// Puts a `done` or `dead` item back (attempts start again at 0); an available or
@@ -410,15 +354,17 @@ pub struct RequeueBody {
 pub async fn requeue(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams((pool, id)): PathParams<(String, String)>,
+    PathParams((pool, id)): PathParams<(PoolName, ItemId)>,
     write: Write<RequeueBody>,
 ) -> Result<Response, ApiError> {
-    let (pool, id) = item_names(&pool, &id)?;
-    check_priority("priority", write.body.priority)?;
     let answer = app
         .store()
         .pool(&tenant, &pool)
-        .requeue(write.idempotency.as_ref(), &id, write.body.priority)
+        .requeue(
+            write.idempotency.as_ref(),
+            &id,
+            write.body.priority.map(Priority::get),
+        )
         .await?;
     item_reply(&pool, answer.value, answer.replayed)
 }
@@ -428,14 +374,12 @@ pub async fn requeue(
 #[into_params(parameter_in = Query)]
 pub struct LeasesQuery {
     /// Whose leases (required).
-    #[param(value_type = Holder, required = true)]
-    holder: Option<String>,
+    #[param(required = true)]
+    holder: Option<Holder>,
     /// Default 100.
-    #[param(value_type = Option<PageLimit>)]
-    limit: Option<u64>,
+    limit: Option<PageLimit>,
     /// A `next_cursor` from the previous page.
-    #[param(value_type = Option<ItemId>)]
-    cursor: Option<String>,
+    cursor: Option<ItemId>,
 }
 
 /// A page of the leases a holder has now, in id order, with their tokens: to recover
@@ -450,24 +394,17 @@ pub struct LeasesQuery {
 pub async fn list_leases(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams(pool): PathParams<String>,
+    PathParams(pool): PathParams<PoolName>,
     QueryParams(query): QueryParams<LeasesQuery>,
 ) -> Result<Response, ApiError> {
-    let pool = PoolName::parse("pool", &pool)?;
     let holder = query
         .holder
         .ok_or_else(|| ApiError::invalid("holder", "is required"))?;
-    let holder = Holder::parse("holder", &holder)?;
-    let limit = page_limit(query.limit)?;
-    let after = query
-        .cursor
-        .as_deref()
-        .map(|c| ItemId::parse("cursor", c))
-        .transpose()?;
+    let limit = query.limit.unwrap_or_default().get();
     let (records, next) = app
         .store()
         .pool(&tenant, &pool)
-        .list_leases(&holder, after.as_ref(), limit)
+        .list_leases(&holder, query.cursor.as_ref(), limit)
         .await?;
     let page = LeasePage {
         leases: Leases::new(records)?.leases,

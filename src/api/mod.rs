@@ -13,7 +13,6 @@ mod leases;
 pub mod openapi;
 mod ops;
 mod pools;
-mod whole;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -24,7 +23,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::ApiError;
-use crate::names::{ItemId, PoolName};
 use crate::state::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -101,63 +99,4 @@ fn with_etag(mut response: Response, version: u64) -> Response {
         response.headers_mut().insert(header::ETAG, value);
     }
     response
-}
-
-/// A pool name and an item id from the path.
-fn item_names(pool: &str, id: &str) -> Result<(PoolName, ItemId), ApiError> {
-    Ok((PoolName::parse("pool", pool)?, ItemId::parse("id", id)?))
-}
-
-/// Rejects a negative or too large `lease_ms` and the like.
-fn check_range(field: &str, value: Option<i64>, min: i64, max: i64) -> Result<(), ApiError> {
-    match value {
-        Some(v) if v < min || v > max => Err(ApiError::invalid(
-            field,
-            format!("must be between {min} and {max}"),
-        )),
-        _ => Ok(()),
-    }
-}
-
-/// The largest token, version or offset Leasehold can issue (scripts count in doubles):
-/// anything larger cannot match and is refused as invalid.
-pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
-
-fn check_safe(field: &str, value: u64) -> Result<u64, ApiError> {
-    if value > MAX_SAFE_INTEGER {
-        return Err(ApiError::invalid(
-            field,
-            format!("must be at most {MAX_SAFE_INTEGER}"),
-        ));
-    }
-    Ok(value)
-}
-
-/// The default and the largest page of a listing.
-const DEFAULT_PAGE: u64 = 100;
-const MAX_PAGE: u64 = 1000;
-
-fn page_limit(limit: Option<u64>) -> Result<u64, ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&limit) {
-        return Err(ApiError::invalid(
-            "limit",
-            format!("must be between 1 and {MAX_PAGE}"),
-        ));
-    }
-    Ok(limit)
-}
-
-/// Priorities run from -1,000,000 to 1,000,000, higher first.
-const PRIORITY_LIMIT: i64 = 1_000_000;
-/// The longest lease or delay: 30 days (a lease of 0 has no expiry).
-const MAX_DURATION_MS: i64 = 30 * 24 * 3_600_000;
-
-fn check_priority(field: &str, priority: Option<i64>) -> Result<(), ApiError> {
-    check_range(field, priority, -PRIORITY_LIMIT, PRIORITY_LIMIT)
-}
-
-fn check_duration(field: &str, ms: Option<i64>) -> Result<Option<u64>, ApiError> {
-    check_range(field, ms, 0, MAX_DURATION_MS)?;
-    Ok(ms.map(|ms| ms as u64))
 }

@@ -22,8 +22,13 @@ use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, SchemaFormat, Type};
-use utoipa::openapi::{KnownFormat, RefOr, Schema};
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::{RefOr, Schema};
+
+use super::counters::{Period, TimeZoneName};
+use super::items::ItemCursor;
+use crate::store::EventId;
+use leasehold_wire::numbers::{PageLimit, Token};
 use utoipa::{OpenApi, PartialSchema, ToSchema};
 
 use crate::error::ApiError;
@@ -57,7 +62,7 @@ use crate::state::AppState;
         Token,
         PageLimit,
         ItemCursor,
-        EventIdText,
+        EventId,
         Period,
         TimeZoneName
     ))
@@ -382,76 +387,6 @@ fn idempotency_key_parameter() -> Value {
     })
 }
 
-fn integer_schema(min: i64, max: i64, description: &str) -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .schema_type(Type::Integer)
-        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
-        .minimum(Some(min as f64))
-        .maximum(Some(max as f64))
-        .description(Some(description))
-        .into()
-}
-
-macro_rules! integer_schemas {
-    ($($(#[$doc:meta])* $name:ident: $min:expr, $max:expr, $description:expr;)*) => {
-        $(
-            $(#[$doc])*
-            pub struct $name;
-
-            impl PartialSchema for $name {
-                fn schema() -> RefOr<Schema> {
-                    integer_schema($min, $max, $description)
-                }
-            }
-
-            impl ToSchema for $name {}
-        )*
-    };
-}
-
-integer_schemas! {
-    /// Lease times and release delays.
-    DurationMs: 0, super::MAX_DURATION_MS,
-        "Milliseconds, at most 30 days; a lease of 0 has no expiry";
-    Priority: -super::PRIORITY_LIMIT, super::PRIORITY_LIMIT,
-        "Higher is claimed first; first in, first out within a priority";
-    /// Fencing tokens and versions: Leasehold issues none above 2^53 - 1.
-    Token: 0, super::MAX_SAFE_INTEGER as i64,
-        "A fencing token, as a claim, renew or assignment returned it";
-    Version: 0, super::MAX_SAFE_INTEGER as i64,
-        "An item version (0: the item must not exist)";
-    PageLimit: 1, super::MAX_PAGE as i64, "The most entries on one page";
-    PoolLimit: 0, super::pools::MAX_LIMIT, "0 = unlimited";
-    EventLogSize: 0, super::pools::MAX_EVENTS, "0 = no event log";
-    ClaimCount: 1, super::leases::MAX_CLAIM, "How many items to lease at most";
-    WaitMs: 0, super::leases::MAX_WAIT_MS,
-        "How long to wait for items when none is available (long-poll); 0: answer at once";
-    DrawCount: 1, super::counters::MAX_COUNT, "How many values to draw, as one contiguous batch";
-}
-
-/// An IANA time zone name, as the server's time zone database knows them (looked up
-/// without regard to ASCII case).
-pub struct TimeZoneName;
-
-impl PartialSchema for TimeZoneName {
-    fn schema() -> RefOr<Schema> {
-        let mut names: Vec<String> = jiff::tz::db()
-            .available()
-            .map(|name| name.as_str().to_owned())
-            .collect();
-        names.sort();
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .enum_values(Some(names))
-            .description(Some(
-                "An IANA time zone name (ASCII case does not matter), such as UTC or Europe/Paris",
-            ))
-            .into()
-    }
-}
-
-impl ToSchema for TimeZoneName {}
-
 /// An `If-Match` / `If-None-Match` value as the server reads it: `*`, or entity tags
 /// (`"3"`, `W/"3"`) separated by commas. Tags Leasehold never issued match nothing.
 pub struct EntityTags;
@@ -467,81 +402,6 @@ impl PartialSchema for EntityTags {
 }
 
 impl ToSchema for EntityTags {}
-
-/// The `cursor` of an item listing: `<state>.<offset>` as a `next_cursor` gave it.
-pub struct ItemCursor;
-
-impl PartialSchema for ItemCursor {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(super::items::CURSOR_PATTERN))
-            .description(Some("A `next_cursor` from the previous page"))
-            .into()
-    }
-}
-
-impl ToSchema for ItemCursor {}
-
-/// An event id, `<ms>-<seq>`, as an event's `id` or a page's `next_after` gave it.
-pub struct EventIdText;
-
-impl PartialSchema for EventIdText {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(crate::store::EVENT_ID_PATTERN))
-            .description(Some(
-                "An event id, `<ms>-<seq>`: an event's `id` or a page's `next_after`",
-            ))
-            .examples([json!("1768003200000-0")])
-            .into()
-    }
-}
-
-impl ToSchema for EventIdText {}
-
-/// A counter `period` to read: a day or `none`.
-pub struct Period;
-
-impl PartialSchema for Period {
-    fn schema() -> RefOr<Schema> {
-        OneOfBuilder::new()
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Date)))
-                    .pattern(Some("^[0-9]{4}-[0-9]{2}-[0-9]{2}$")),
-            )
-            .item(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some(["none"])),
-            )
-            .description(Some("A day (YYYY-MM-DD) or `none`"))
-            .into()
-    }
-}
-
-impl ToSchema for Period {}
-
-/// A counter's id format, such as `CASE-{date}-{seq:05}`.
-pub struct IdFormat;
-
-impl PartialSchema for IdFormat {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .pattern(Some(super::counters::FORMAT_PATTERN))
-            .max_length(Some(crate::store::CounterFormat::MAX_CHARS))
-            .description(Some(
-                "Renders each value as an id: `{date}` is the period's YYYYMMDD (needs period `day`), `{seq}` the value, `{seq:0N}` the value zero-padded to N digits (N 1 to 20); other text is kept",
-            ))
-            .into()
-    }
-}
-
-impl ToSchema for IdFormat {}
 
 /// `items` of a bulk add: 1 to 1000 items, ids unique within the request.
 pub fn new_items() -> RefOr<Schema> {

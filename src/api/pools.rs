@@ -7,13 +7,13 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use super::extract::{PathParams, Write};
-use super::openapi::{DurationMs, EventLogSize, PoolLimit};
-use super::{check_duration, check_range, no_content, reply};
+use super::{no_content, reply};
 use crate::error::ApiError;
 use crate::model::{Pool, PoolList};
 use crate::names::{PoolName, Tenant};
 use crate::state::AppState;
 use crate::store::PoolSettings;
+use leasehold_wire::numbers::{DurationMs, EventLogSize, PoolLimit};
 
 /// A pool's settings to set; a field left out keeps its value (or its default, for a new
 /// pool).
@@ -21,31 +21,19 @@ use crate::store::PoolSettings;
 #[serde(deny_unknown_fields)]
 pub struct PutPoolBody {
     /// The lease time of a claim that names none (default 30000; 0: no expiry).
-    #[schema(value_type = Option<DurationMs>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    lease_ms: Option<i64>,
+    lease_ms: Option<DurationMs>,
     /// The most leases one holder may have at once (default 0: unlimited).
-    #[schema(value_type = Option<PoolLimit>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    max_leases_per_holder: Option<i64>,
+    max_leases_per_holder: Option<PoolLimit>,
     /// Grants after which a lease ending without completion makes the item `dead`
     /// (default 0: unlimited).
-    #[schema(value_type = Option<PoolLimit>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    max_attempts: Option<i64>,
+    max_attempts: Option<PoolLimit>,
     /// Require a precondition (If-Match, If-None-Match, expected_version or Lease-Token)
     /// on item writes (default false).
     require_if_match: Option<bool>,
     /// How many of its latest events the pool's log keeps (default 10000; 0: no log).
     /// A smaller number drops the oldest at once.
-    #[schema(value_type = Option<EventLogSize>)]
-    #[serde(default, deserialize_with = "super::whole::optional")]
-    max_events: Option<i64>,
+    max_events: Option<EventLogSize>,
 }
-
-pub(super) const MAX_LIMIT: i64 = 1_000_000;
-/// The most events a pool's log may keep (about 5 MiB of Redis memory).
-pub(super) const MAX_EVENTS: i64 = 100_000;
 
 /// Creates a pool, or changes its settings.
 #[utoipa::path(
@@ -62,25 +50,16 @@ pub(super) const MAX_EVENTS: i64 = 100_000;
 pub async fn put_pool(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams(pool): PathParams<String>,
+    PathParams(pool): PathParams<PoolName>,
     write: Write<PutPoolBody>,
 ) -> Result<Response, ApiError> {
-    let pool = PoolName::parse("pool", &pool)?;
     let body = write.body;
-    check_range(
-        "max_leases_per_holder",
-        body.max_leases_per_holder,
-        0,
-        MAX_LIMIT,
-    )?;
-    check_range("max_attempts", body.max_attempts, 0, MAX_LIMIT)?;
-    check_range("max_events", body.max_events, 0, MAX_EVENTS)?;
     let settings = PoolSettings {
-        lease_ms: check_duration("lease_ms", body.lease_ms)?,
-        max_leases_per_holder: body.max_leases_per_holder.map(|v| v as u64),
-        max_attempts: body.max_attempts.map(|v| v as u64),
+        lease_ms: body.lease_ms.map(DurationMs::get),
+        max_leases_per_holder: body.max_leases_per_holder.map(PoolLimit::get),
+        max_attempts: body.max_attempts.map(PoolLimit::get),
         require_if_match: body.require_if_match,
-        max_events: body.max_events.map(|v| v as u64),
+        max_events: body.max_events.map(EventLogSize::get),
     };
     let answer = app
         .store()
@@ -110,9 +89,8 @@ pub async fn put_pool(
 pub async fn get_pool(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams(pool): PathParams<String>,
+    PathParams(pool): PathParams<PoolName>,
 ) -> Result<Response, ApiError> {
-    let pool = PoolName::parse("pool", &pool)?;
     let view = app.store().pool(&tenant, &pool).get_pool().await?;
     Ok(reply(StatusCode::OK, &Pool::new(&pool, view), false))
 }
@@ -148,10 +126,9 @@ pub struct Empty {}
 pub async fn delete_pool(
     State(app): State<AppState>,
     tenant: Tenant,
-    PathParams(pool): PathParams<String>,
+    PathParams(pool): PathParams<PoolName>,
     write: Write<Empty>,
 ) -> Result<Response, ApiError> {
-    let pool = PoolName::parse("pool", &pool)?;
     let answer = app
         .store()
         .pool(&tenant, &pool)

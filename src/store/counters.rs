@@ -51,8 +51,8 @@ impl CounterFormat {
     /// API description can state the limit exactly).
     pub const MAX_CHARS: usize = 128;
 
-    pub fn parse(format: &str, kind: PeriodKind) -> Result<Self, StoreError> {
-        let invalid = |detail: &str| StoreError::Invalid(Invalid::new("format", detail));
+    pub fn parse(format: &str, kind: PeriodKind) -> Result<Self, Invalid> {
+        let invalid = |detail: &str| Invalid::new("format", detail);
         if format.chars().count() > Self::MAX_CHARS {
             return Err(invalid("must be at most 128 characters"));
         }

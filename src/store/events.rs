@@ -123,13 +123,32 @@ impl std::fmt::Display for EventId {
     }
 }
 
+impl EventId {
+    /// What `parse` refuses, in words.
+    pub const RULE: &str = "must be an event id such as 1768003200000-0";
+}
+
 impl<'de> Deserialize<'de> for EventId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        EventId::parse(&text)
-            .ok_or_else(|| serde::de::Error::custom(format!("not a stream id: {text}")))
+        EventId::parse(&text).ok_or_else(|| serde::de::Error::custom(EventId::RULE))
     }
 }
+
+impl utoipa::PartialSchema for EventId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some(EVENT_ID_PATTERN))
+            .description(Some(
+                "An event id, `<ms>-<seq>`: an event's `id` or a page's `next_after`",
+            ))
+            .examples([serde_json::json!("1768003200000-0")])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventId {}
 
 /// One change to an item, as `lua/lib/pool.lua` appends it to the pool's stream.
 #[derive(Debug, Clone, Deserialize)]

@@ -17,7 +17,7 @@ const PATCH_ATTEMPTS: usize = 16;
 
 /// Where an item is in its life: `available` → `leased` → `done`; back to `available` on
 /// release or expiry; `delayed` while a release delay runs; `dead` after `max_attempts`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ItemState {
     Available,
@@ -27,15 +27,30 @@ pub enum ItemState {
     Dead,
 }
 
-impl ItemState {
-    pub fn parse(value: &str) -> Result<Self, StoreError> {
-        serde_json::from_value(Value::String(value.to_owned())).map_err(|_| {
-            StoreError::Invalid(Invalid::new(
-                "state",
-                "must be available, leased, delayed, done or dead",
-            ))
-        })
+impl<'de> Deserialize<'de> for ItemState {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ItemState::parse(&text).map_err(|_| serde::de::Error::custom(ItemState::RULE))
     }
+}
+
+impl ItemState {
+    const ALL: [ItemState; 5] = [
+        ItemState::Available,
+        ItemState::Leased,
+        ItemState::Delayed,
+        ItemState::Done,
+        ItemState::Dead,
+    ];
+
+    pub fn parse(value: &str) -> Result<Self, Invalid> {
+        ItemState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == value)
+            .ok_or_else(|| Invalid::new("state", ItemState::RULE))
+    }
+
+    const RULE: &str = "must be available, leased, delayed, done or dead";
 
     pub fn as_str(self) -> &'static str {
         match self {

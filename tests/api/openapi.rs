@@ -317,12 +317,9 @@ async fn names_and_numbers_carry_the_contract_rules() {
     );
     // Event ids: the pattern `EventId::parse` accepts exactly (its unit test proves it),
     // for `after` and `Last-Event-ID` wherever the event log takes them.
+    assert_eq!(schema("EventId")["pattern"], "^[0-9]{1,19}-[0-9]{1,19}$");
     assert_eq!(
-        schema("EventIdText")["pattern"],
-        "^[0-9]{1,19}-[0-9]{1,19}$"
-    );
-    assert_eq!(
-        schema("EventIdText")["pattern"],
+        schema("EventId")["pattern"],
         leasehold::store::EVENT_ID_PATTERN
     );
     for (path, name) in [
@@ -345,7 +342,7 @@ async fn names_and_numbers_carry_the_contract_rules() {
         assert!(
             parameter["schema"]
                 .to_string()
-                .contains("\"#/components/schemas/EventIdText\""),
+                .contains("\"#/components/schemas/EventId\""),
             "{path} {name}: {parameter:#?}"
         );
     }

@@ -49,7 +49,14 @@ impl Alphabet {
     }
 }
 
-fn check(field: &str, value: &str, alphabet: Alphabet, max: usize) -> Result<(), Invalid> {
+/// A name that does not match its pattern.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("must match {pattern}")]
+pub struct Unmatched {
+    pub pattern: String,
+}
+
+fn check(value: &str, alphabet: Alphabet, max: usize) -> Result<(), Unmatched> {
     let bytes = value.as_bytes();
     let valid = !bytes.is_empty()
         && bytes.len() <= max
@@ -58,23 +65,23 @@ fn check(field: &str, value: &str, alphabet: Alphabet, max: usize) -> Result<(),
     if valid {
         Ok(())
     } else {
-        Err(Invalid::new(
-            field,
-            format!("must match {}", alphabet.pattern(max)),
-        ))
+        Err(Unmatched {
+            pattern: alphabet.pattern(max),
+        })
     }
 }
 
 macro_rules! name_type {
     ($(#[$doc:meta])* $name:ident, $alphabet:expr, $max:expr, $description:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+        #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
             /// Checks `value` against the pattern; `field` names it in the error.
             pub fn parse(field: &str, value: &str) -> Result<Self, Invalid> {
-                check(field, value, $alphabet, $max)?;
+                check(value, $alphabet, $max).map_err(|e| Invalid::new(field, e.to_string()))?;
                 Ok(Self(value.to_owned()))
             }
 
@@ -95,6 +102,27 @@ macro_rules! name_type {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = Unmatched;
+
+            fn try_from(value: String) -> Result<Self, Unmatched> {
+                check(&value, $alphabet, $max)?;
+                Ok(Self(value))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(name: $name) -> String {
+                name.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
             }
         }
 
