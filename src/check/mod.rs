@@ -1,7 +1,8 @@
 //! The history checkers: given what many concurrent clients saw ([`history`]), decide
 //! whether Leasehold kept its promises — no token handed to two holders or going back
 //! ([`leases`]), version-checked writes that are linearizable and never lost
-//! ([`register`]), no counter value handed out twice ([`counters`]).
+//! ([`register`]), no counter value handed out twice nor read before it was taken back
+//! ([`counters`]).
 //!
 //! They are plain functions over a recorded history, so the chaos tests, `leasehold
 //! contend` and the unit tests (which feed them hand-made bad histories, to prove that
