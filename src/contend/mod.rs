@@ -11,7 +11,7 @@ mod http;
 mod report;
 mod workload;
 
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -199,13 +199,15 @@ async fn read_finals(
             other => return Err(format!("cannot read register {key} at the end: {other:?}")),
         }
     }
-    let mut periods: HashMap<Option<String>, ()> = HashMap::new();
+    let mut periods: BTreeSet<Option<String>> = BTreeSet::new();
     for event in work.history.events() {
-        if let (Outcome::Ok, Op::Counter { period, .. }) = (event.outcome, &event.op) {
-            periods.insert(period.clone(), ());
+        if let (Outcome::Ok, Op::Counter { period, .. } | Op::CounterRead { period, .. }) =
+            (event.outcome, event.op)
+        {
+            periods.insert(period);
         }
     }
-    for period in periods.into_keys() {
+    for period in periods {
         let query = period.as_deref().unwrap_or("none");
         let read = Request {
             method: Method::GET,
