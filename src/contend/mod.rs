@@ -130,6 +130,7 @@ pub async fn run(options: Options) -> Result<RunReport, String> {
     cleanup(&http, &[&pool, &registers_pool]).await;
     let measured = Measured {
         elapsed,
+        clock: work.history.start(),
         retries: http.retries(),
         deliveries: followed.events(),
         stream_connections: followed.connections,

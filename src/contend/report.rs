@@ -2,7 +2,7 @@
 //! checkers' verdict; as a table for people and as JSON for machines.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::Options;
 use super::workload::{ClientStats, OpStats};
-use crate::check;
+use crate::check::{self, Clock};
 
 #[derive(Debug, Serialize)]
 pub struct OpLine {
@@ -48,6 +48,15 @@ pub struct RunReport {
     pub stream_connections: usize,
     /// Events in the pool's log at the end.
     pub events_logged: usize,
+    /// When the run's clock started; the clients began right after.
+    #[serde(skip)]
+    pub started: Instant,
+    /// When the last request whose outcome was unknown (a 5xx, a timeout, a dropped
+    /// connection) got its final answer or gave up; `None` if there was none.
+    #[serde(skip)]
+    pub last_unavailable: Option<Instant>,
+    /// The same, in seconds after `started`.
+    pub last_unavailable_s: Option<f64>,
     pub check: check::Report,
 }
 
@@ -55,6 +64,8 @@ pub struct RunReport {
 pub struct Measured {
     /// How long the clients ran.
     pub elapsed: Duration,
+    /// The run's clock: the times in its history are counted from its start.
+    pub clock: Clock,
     /// Writes sent again with the same Idempotency-Key.
     pub retries: u64,
     pub deliveries: usize,
@@ -101,6 +112,7 @@ impl RunReport {
             .collect();
         let requests: u64 = operations.iter().map(|o| o.count).sum();
         let seconds = measured.elapsed.as_secs_f64();
+        let clock = measured.clock;
         RunReport {
             run: run.to_owned(),
             seed: options.seed,
@@ -121,6 +133,9 @@ impl RunReport {
             deliveries: measured.deliveries,
             stream_connections: measured.stream_connections,
             events_logged: measured.events_logged,
+            started: clock.instant_at(0),
+            last_unavailable: stats.last_unknown_us.map(|us| clock.instant_at(us)),
+            last_unavailable_s: stats.last_unknown_us.map(|us| us as f64 / 1e6),
             check,
         }
     }
@@ -174,6 +189,11 @@ impl RunReport {
                 "{} retries with the same Idempotency-Key; still unknown after them: {}.\n",
                 self.retries,
                 counts(&self.unknown_causes)
+            ));
+        }
+        if let Some(last) = self.last_unavailable_s {
+            out.push_str(&format!(
+                "The last unknown outcome came {last:.2} s into the run.\n"
             ));
         }
         out.push_str(&format!(
