@@ -25,14 +25,14 @@ const PAUSE: Duration = Duration::from_millis(200);
 
 /// What the follower received.
 #[derive(Debug, Default)]
-pub struct Followed {
+pub struct Received {
     /// Every message, in the order received.
     pub deliveries: Vec<Delivery>,
     /// How many connections were opened.
     pub connections: usize,
 }
 
-impl Followed {
+impl Received {
     /// How many events were delivered (not counting `trimmed` notices).
     pub fn events(&self) -> usize {
         self.deliveries
@@ -43,33 +43,33 @@ impl Followed {
 }
 
 /// Follows the run's pool until `stop` fires (or its sender is dropped).
-pub async fn follow(work: Arc<Workload>, stop: oneshot::Receiver<()>) -> Followed {
+pub async fn follow(work: Arc<Workload>, stop: oneshot::Receiver<()>) -> Received {
     let mut follower = Follower {
         work,
         last: None,
-        followed: Followed::default(),
+        received: Received::default(),
     };
     tokio::select! {
         _ = stop => {}
         () = follower.follow() => {}
     }
-    follower.followed
+    follower.received
 }
 
 struct Follower {
     work: Arc<Workload>,
     /// The id of the last event received: where the next connection resumes.
     last: Option<String>,
-    followed: Followed,
+    received: Received,
 }
 
 impl Follower {
     /// Connects, reads until the connection ends, and connects again, for ever.
     async fn follow(&mut self) {
         loop {
-            let before = self.followed.deliveries.len();
+            let before = self.received.deliveries.len();
             self.connect().await;
-            if self.followed.deliveries.len() == before {
+            if self.received.deliveries.len() == before {
                 tokio::time::sleep(PAUSE).await;
             }
         }
@@ -77,8 +77,8 @@ impl Follower {
 
     /// One connection, to the next URL, until it ends or breaks.
     async fn connect(&mut self) {
-        let base = self.followed.connections;
-        self.followed.connections += 1;
+        let base = self.received.connections;
+        self.received.connections += 1;
         let mut headers = vec![("accept", "text/event-stream".to_owned())];
         if let Some(last) = &self.last {
             headers.push(("last-event-id", last.clone()));
@@ -125,7 +125,7 @@ impl Follower {
         if !message.id.is_empty() {
             self.last = Some(message.id);
         }
-        self.followed.deliveries.push(Delivery {
+        self.received.deliveries.push(Delivery {
             received_us,
             delivered,
         });

@@ -117,7 +117,7 @@ pub async fn run(options: Options) -> Result<RunReport, String> {
     }
     let elapsed = started.elapsed();
     let _ = stop_following.send(());
-    let followed = follower
+    let received = follower
         .await
         .map_err(|e| format!("the event follower failed: {e}"))?;
     ticker.abort();
@@ -125,15 +125,15 @@ pub async fn run(options: Options) -> Result<RunReport, String> {
 
     let events = work.history.events();
     let finals = read_finals(&http, &registers_pool, &counter, &work).await?;
-    let mut check = check::check_all(&events, &followed.deliveries, &finals);
+    let mut check = check::check_all(&events, &received.deliveries, &finals);
     check.anomalies.extend(work.fenced.anomalies());
     cleanup(&http, &[&pool, &registers_pool]).await;
     let measured = Measured {
         elapsed,
         clock: work.history.start(),
         retries: http.retries(),
-        deliveries: followed.events(),
-        stream_connections: followed.connections,
+        deliveries: received.events(),
+        stream_connections: received.connections,
         events_logged: finals.event_log.as_ref().map_or(0, |log| log.events.len()),
     };
     Ok(RunReport::new(&options, &run_id, stats, measured, check))
