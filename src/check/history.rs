@@ -8,7 +8,7 @@
 //! a new operation that started late would make a correct service look wrong.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How an operation ended, as its client saw it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -76,6 +76,13 @@ pub enum Op {
         period: Option<String>,
         values: Vec<u64>,
     },
+    /// A read of a counter's last issued value in a period (Ok: `value` is what it
+    /// showed; otherwise it showed nothing).
+    CounterRead {
+        counter: String,
+        period: Option<String>,
+        value: u64,
+    },
 }
 
 /// One recorded operation of one client.
@@ -141,6 +148,15 @@ impl std::fmt::Display for Event {
                 "counter {counter} period {} values {values:?}",
                 period.as_deref().unwrap_or("none")
             ),
+            Op::CounterRead {
+                counter,
+                period,
+                value,
+            } => write!(
+                f,
+                "counter read {counter} period {} value {value}",
+                period.as_deref().unwrap_or("none")
+            ),
         }
     }
 }
@@ -163,6 +179,12 @@ impl Clock {
     /// Microseconds since the clock started.
     pub fn now_us(&self) -> u64 {
         u64::try_from(self.origin.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// The moment `us` microseconds after the clock started: how a time in the history
+    /// is compared with moments measured elsewhere (such as when a fault was injected).
+    pub fn instant_at(&self, us: u64) -> Instant {
+        self.origin + Duration::from_micros(us)
     }
 }
 
@@ -298,6 +320,18 @@ mod tests {
     }
 
     #[test]
+    fn a_time_in_the_history_maps_back_to_an_instant() {
+        let clock = Clock::new();
+        assert!(clock.instant_at(0) <= Instant::now());
+        assert_eq!(
+            clock.instant_at(1_500_000) - clock.instant_at(0),
+            Duration::from_millis(1500)
+        );
+        let now_us = clock.now_us();
+        assert!(clock.instant_at(now_us) <= Instant::now());
+    }
+
+    #[test]
     fn json_lines_round_trip_with_stable_field_names() {
         let events = vec![
             Event {
@@ -324,11 +358,23 @@ mod tests {
                     values: vec![1, 2],
                 },
             },
+            Event {
+                client: 3,
+                call_us: 8,
+                return_us: 12,
+                outcome: Outcome::Ok,
+                op: Op::CounterRead {
+                    counter: "c".into(),
+                    period: Some("2026-01-10".into()),
+                    value: 2,
+                },
+            },
         ];
         let text = to_json_lines(&events);
         assert!(text.contains(r#""outcome":"unknown""#), "{text}");
         assert!(text.contains(r#""op":"use_lease""#), "{text}");
         assert!(text.contains(r#""action":"complete""#), "{text}");
+        assert!(text.contains(r#""op":"counter_read""#), "{text}");
         assert_eq!(from_json_lines(&text).expect("valid JSON lines"), events);
     }
 }

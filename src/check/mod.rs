@@ -1,7 +1,9 @@
 //! The history checkers: given what many concurrent clients saw ([`history`]), decide
 //! whether Leasehold kept its promises — no token handed to two holders or going back
 //! ([`leases`]), version-checked writes that are linearizable and never lost
-//! ([`register`]), no counter value handed out twice ([`counters`]).
+//! ([`register`]), no counter value handed out twice nor read before it was taken back
+//! ([`counters`]), and a live event stream that sends nothing a failover takes back,
+//! twice, out of order or not at all ([`events`]).
 //!
 //! They are plain functions over a recorded history, so the chaos tests, `leasehold
 //! contend` and the unit tests (which feed them hand-made bad histories, to prove that
@@ -11,11 +13,13 @@
 use std::collections::HashMap;
 
 pub mod counters;
+pub mod events;
 pub mod history;
 pub mod leases;
 pub mod register;
 
 pub use counters::check_counters;
+pub use events::{Delivered, Delivery, EventLog, check_events};
 pub use history::{Clock, Event, History, LeaseAction, Op, Outcome};
 pub use leases::{FencedResource, FencedWrite, check_leases};
 pub use register::{check_registers, check_registers_with_budget};
@@ -23,7 +27,8 @@ pub use register::{check_registers, check_registers_with_budget};
 /// One broken promise found in a history.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Anomaly {
-    /// Which checker found it: `leases`, `fenced_resource`, `registers`, `counters`.
+    /// Which checker found it: `leases`, `fenced_resource`, `registers`, `counters`,
+    /// `events`.
     pub checker: &'static str,
     /// A stable name for what broke (e.g. `token_reused`, `lost_write`).
     pub kind: &'static str,
@@ -85,10 +90,13 @@ pub struct Finals {
     pub registers: HashMap<String, (u64, u64)>,
     /// Per `(counter, period)`, its final value (the last one issued; 0 if none).
     pub counters: HashMap<(String, Option<String>), u64>,
+    /// The followed pool's event log (`None`: no pool was followed).
+    pub event_log: Option<EventLog>,
 }
 
-/// Runs every checker over `events` and counts the outcomes.
-pub fn check_all(events: &[Event], finals: &Finals) -> Report {
+/// Runs every checker over `events` and the event stream's `deliveries`, and counts the
+/// outcomes.
+pub fn check_all(events: &[Event], deliveries: &[Delivery], finals: &Finals) -> Report {
     let mut report = Report {
         operations: events.len(),
         ..Report::default()
@@ -103,6 +111,9 @@ pub fn check_all(events: &[Event], finals: &Finals) -> Report {
     report.add(check_leases(events));
     report.add(check_registers(events, finals));
     report.add(check_counters(events, finals));
+    if let Some(log) = &finals.event_log {
+        report.add(check_events(deliveries, log, events));
+    }
     report
 }
 
@@ -173,7 +184,7 @@ mod tests {
         ];
         let mut finals = Finals::default();
         finals.registers.insert("k".into(), (2, 1));
-        let report = check_all(&events, &finals);
+        let report = check_all(&events, &[], &finals);
         assert!(report.is_clean(), "{report}");
         assert_eq!(
             (report.operations, report.ok, report.fail, report.unknown),
@@ -216,10 +227,33 @@ mod tests {
                 },
             ),
         ];
-        let report = check_all(&events, &Finals::default());
+        // An event sent live that the final log no longer holds.
+        let sent = crate::client::Event {
+            id: "100-0".into(),
+            kind: crate::client::EventKind::Claimed,
+            item: "a".into(),
+            state: crate::client::ItemState::Leased,
+            version: 2,
+            holder: Some("h0".into()),
+            token: Some(7),
+            at: "2026-01-10T09:30:00.100Z".into(),
+        };
+        let deliveries = [Delivery {
+            received_us: 60,
+            delivered: Delivered::Event(sent),
+        }];
+        let finals = Finals {
+            event_log: Some(EventLog {
+                pool: "p".into(),
+                events: Vec::new(),
+            }),
+            ..Finals::default()
+        };
+        let report = check_all(&events, &deliveries, &finals);
         let kinds: Vec<_> = report.anomalies.iter().map(|a| a.kind).collect();
         assert!(kinds.contains(&"token_reused"), "{report}");
         assert!(kinds.contains(&"value_reused"), "{report}");
         assert!(kinds.contains(&"not_linearizable"), "{report}");
+        assert!(kinds.contains(&"event_taken_back"), "{report}");
     }
 }

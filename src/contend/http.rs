@@ -24,6 +24,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often a read at the end of a run is tried (over the replicas), and the pause.
 const READ_ATTEMPTS: u32 = 20;
 const READ_PAUSE: Duration = Duration::from_millis(200);
+/// How long an event stream may stay silent before it counts as broken: longer than the
+/// 15 s between the service's keep-alives.
+const STREAM_SILENCE: Duration = Duration::from_secs(20);
 
 /// How a request ended.
 #[derive(Debug, Clone)]
@@ -119,6 +122,8 @@ fn transport_cause(e: &reqwest::Error) -> String {
 #[derive(Clone)]
 pub struct Http {
     transport: Transport,
+    /// The same, with a bound on silence instead of on the whole answer (event streams).
+    streams: Transport,
     writes: RetryPolicy,
     reads_at_end: RetryPolicy,
     retries: Arc<AtomicU64>,
@@ -130,6 +135,11 @@ impl Http {
             .pool_max_idle_per_host(1024)
             .build()
             .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        let silence = reqwest::Client::builder()
+            .read_timeout(timeout + STREAM_SILENCE)
+            .build()
+            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        let streams = Transport::new(silence, urls.clone(), key.as_deref(), timeout)?;
         let transport = Transport::new(client, urls, key.as_deref(), timeout)?;
         // Every attempt may take its whole timeout: the total only bounds the waits.
         let writes = RetryPolicy {
@@ -146,6 +156,7 @@ impl Http {
         };
         Ok(Http {
             transport,
+            streams,
             writes,
             reads_at_end,
             retries: Arc::default(),
@@ -183,6 +194,21 @@ impl Http {
             }
             None => not_sent(),
         }
+    }
+
+    /// Opens a streaming answer (Server-Sent Events), starting at the `base`-th URL and
+    /// moving on to the next while there is no answer (as writes do): the response with
+    /// its body unread, or how opening ended.
+    pub async fn open_stream(
+        &self,
+        base: usize,
+        request: &Request<'_>,
+    ) -> Result<reqwest::Response, Reply> {
+        let call = request.call().map_err(|_| not_sent())?;
+        self.streams
+            .open(&call, base, &self.writes)
+            .await
+            .map_err(Reply::from_sent)
     }
 
     /// A read at the end of a run, from whichever replica answers (some may just have

@@ -5,22 +5,30 @@
 //! the clients run for the duration, reads the final state, and reports throughput,
 //! latency, conflicts by code, and every anomaly the checkers found: an item granted to two
 //! holders at once, a fencing token reused or going back, a stale lease accepted, an
-//! acknowledged write lost, a counter value issued twice. There must be none.
+//! acknowledged write lost, a counter value issued twice or read before a failover took it
+//! back, an event sent live that the pool's log lost. There must be none.
+//!
+//! Besides the clients, one follower ([`follow`]) keeps what the pool's live event stream
+//! sends; at the end, the pool's whole event log is read as the truth it is held to.
 
+mod follow;
 mod http;
 mod report;
 mod workload;
 
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use tokio::sync::oneshot;
 
-use crate::check::{self, FencedResource, Finals, History, Op, Outcome};
+use crate::check::{self, EventLog, FencedResource, Finals, History, Op, Outcome};
+use crate::client::EventPage;
 use http::{Http, Reply, Request};
+use report::Measured;
 pub use report::RunReport;
 use workload::{Client, ClientStats, Workload};
 
@@ -30,6 +38,11 @@ const REGISTERS: usize = 8;
 const HOT_ITEMS: usize = 8;
 /// Items are loaded in bulk requests of this many.
 const LOAD_BATCH: usize = 1000;
+/// How many events the pool's log keeps (the most it may): enough to hold a whole run, so
+/// that every event the follower was sent can be found in it at the end.
+const MAX_EVENTS: u64 = 100_000;
+/// The final event log is read in pages of this many (the most a page may hold).
+const EVENT_PAGE: usize = 1000;
 
 /// What a run does.
 #[derive(Debug, Clone)]
@@ -64,7 +77,8 @@ pub async fn run(options: Options) -> Result<RunReport, String> {
     let counter = format!("contend-{run_id}");
     setup(&http, &pool, &registers_pool, &options).await?;
 
-    let started = Instant::now();
+    let history = History::new();
+    let started = history.start().instant_at(0);
     let work = Arc::new(Workload {
         http: http.clone(),
         pool: pool.clone(),
@@ -75,7 +89,7 @@ pub async fn run(options: Options) -> Result<RunReport, String> {
         batch: options.batch,
         lease_ms: options.lease_ms,
         deadline: started + options.duration,
-        history: History::new(),
+        history,
         fenced: FencedResource::new(),
         operations: AtomicU64::new(0),
     });
@@ -92,6 +106,8 @@ pub async fn run(options: Options) -> Result<RunReport, String> {
             }
         }
     });
+    let (stop_following, stopped) = oneshot::channel();
+    let follower = tokio::spawn(follow::follow(work.clone(), stopped));
     let clients: Vec<_> = (0..options.clients.max(1))
         .map(|id| tokio::spawn(Client::new(id, options.seed, work.clone()).run()))
         .collect();
@@ -100,22 +116,27 @@ pub async fn run(options: Options) -> Result<RunReport, String> {
         stats.merge(client.await.map_err(|e| format!("a client failed: {e}"))?);
     }
     let elapsed = started.elapsed();
+    let _ = stop_following.send(());
+    let received = follower
+        .await
+        .map_err(|e| format!("the event follower failed: {e}"))?;
     ticker.abort();
     progress.finish_and_clear();
 
     let events = work.history.events();
     let finals = read_finals(&http, &registers_pool, &counter, &work).await?;
-    let mut check = check::check_all(&events, &finals);
+    let mut check = check::check_all(&events, &received.deliveries, &finals);
     check.anomalies.extend(work.fenced.anomalies());
     cleanup(&http, &[&pool, &registers_pool]).await;
-    Ok(RunReport::new(
-        &options,
-        &run_id,
+    let measured = Measured {
         elapsed,
-        stats,
-        http.retries(),
-        check,
-    ))
+        clock: work.history.start(),
+        retries: http.retries(),
+        deliveries: received.events(),
+        stream_connections: received.connections,
+        events_logged: finals.event_log.as_ref().map_or(0, |log| log.events.len()),
+    };
+    Ok(RunReport::new(&options, &run_id, stats, measured, check))
 }
 
 fn item_id(n: usize) -> String {
@@ -131,7 +152,7 @@ async fn setup(
     let put_pool = Request {
         method: Method::PUT,
         path: format!("/v1/pools/{pool}"),
-        body: Some(json!({"lease_ms": options.lease_ms})),
+        body: Some(json!({"lease_ms": options.lease_ms, "max_events": MAX_EVENTS})),
         headers: Vec::new(),
     };
     expect_ok(http.write(0, put_pool).await, "create the pool")?;
@@ -199,13 +220,15 @@ async fn read_finals(
             other => return Err(format!("cannot read register {key} at the end: {other:?}")),
         }
     }
-    let mut periods: HashMap<Option<String>, ()> = HashMap::new();
+    let mut periods: BTreeSet<Option<String>> = BTreeSet::new();
     for event in work.history.events() {
-        if let (Outcome::Ok, Op::Counter { period, .. }) = (event.outcome, &event.op) {
-            periods.insert(period.clone(), ());
+        if let (Outcome::Ok, Op::Counter { period, .. } | Op::CounterRead { period, .. }) =
+            (event.outcome, event.op)
+        {
+            periods.insert(period);
         }
     }
-    for period in periods.into_keys() {
+    for period in periods {
         let query = period.as_deref().unwrap_or("none");
         let read = Request {
             method: Method::GET,
@@ -220,7 +243,44 @@ async fn read_finals(
         let value = body["value"].as_u64().unwrap_or(0);
         finals.counters.insert((counter.to_owned(), period), value);
     }
+    finals.event_log = Some(read_event_log(http, &work.pool).await?);
     Ok(finals)
+}
+
+/// The pool's whole event log, page by page, oldest first. A page that says events were
+/// trimmed since the last one starts the log again: what was read before it is no longer
+/// kept, so it is not the truth to hold deliveries to.
+async fn read_event_log(http: &Http, pool: &str) -> Result<EventLog, String> {
+    let mut log = EventLog {
+        pool: pool.to_owned(),
+        events: Vec::new(),
+    };
+    let mut after: Option<String> = None;
+    loop {
+        let from = after
+            .as_deref()
+            .map_or(String::new(), |after| format!("&after={after}"));
+        let read = Request {
+            method: Method::GET,
+            path: format!("/v1/pools/{pool}/events?limit={EVENT_PAGE}{from}"),
+            body: None,
+            headers: Vec::new(),
+        };
+        let body = expect_ok(http.read_anywhere(&read).await, "read the event log")?;
+        let page: EventPage = serde_json::from_value(body)
+            .map_err(|e| format!("cannot read the event log's page: {e}"))?;
+        if page.trimmed {
+            log.events.clear();
+        }
+        if page.events.is_empty() {
+            return Ok(log);
+        }
+        log.events.extend(page.events);
+        if page.next_after.is_none() {
+            return Ok(log);
+        }
+        after = page.next_after;
+    }
 }
 
 /// Deletes the run's pools; a failure here is not the run's.

@@ -2,7 +2,7 @@
 //! checkers' verdict; as a table for people and as JSON for machines.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use comfy_table::{Cell, CellAlignment, Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::Options;
 use super::workload::{ClientStats, OpStats};
-use crate::check;
+use crate::check::{self, Clock};
 
 #[derive(Debug, Serialize)]
 pub struct OpLine {
@@ -41,7 +41,36 @@ pub struct RunReport {
     pub retries: u64,
     /// Why operations ended unknown, after their retries.
     pub unknown_causes: BTreeMap<String, u64>,
+    /// Events the follower of the pool's live stream was sent (`trimmed` notices aside),
+    /// each held to the pool's event log at the end.
+    pub deliveries: usize,
+    /// Connections the follower opened: more than one when it had to resume after a cut.
+    pub stream_connections: usize,
+    /// Events in the pool's log at the end.
+    pub events_logged: usize,
+    /// When the run's clock started; the clients began right after.
+    #[serde(skip)]
+    pub started: Instant,
+    /// When the last request whose outcome was unknown (a 5xx, a timeout, a dropped
+    /// connection) got its final answer or gave up; `None` if there was none.
+    #[serde(skip)]
+    pub last_unavailable: Option<Instant>,
+    /// The same, in seconds after `started`.
+    pub last_unavailable_s: Option<f64>,
     pub check: check::Report,
+}
+
+/// What a run measured besides what its clients counted and the checkers' verdict.
+pub struct Measured {
+    /// How long the clients ran.
+    pub elapsed: Duration,
+    /// The run's clock: the times in its history are counted from its start.
+    pub clock: Clock,
+    /// Writes sent again with the same Idempotency-Key.
+    pub retries: u64,
+    pub deliveries: usize,
+    pub stream_connections: usize,
+    pub events_logged: usize,
 }
 
 fn percentile(sorted: &[u64], p: f64) -> f64 {
@@ -72,9 +101,8 @@ impl RunReport {
     pub fn new(
         options: &Options,
         run: &str,
-        elapsed: Duration,
         stats: ClientStats,
-        retries: u64,
+        measured: Measured,
         check: check::Report,
     ) -> Self {
         let operations: Vec<OpLine> = stats
@@ -83,7 +111,8 @@ impl RunReport {
             .map(|(kind, stats)| OpLine::new(kind, stats))
             .collect();
         let requests: u64 = operations.iter().map(|o| o.count).sum();
-        let seconds = elapsed.as_secs_f64();
+        let seconds = measured.elapsed.as_secs_f64();
+        let clock = measured.clock;
         RunReport {
             run: run.to_owned(),
             seed: options.seed,
@@ -99,8 +128,14 @@ impl RunReport {
             },
             operations,
             conflicts: stats.conflicts,
-            retries,
+            retries: measured.retries,
             unknown_causes: stats.unknown_causes,
+            deliveries: measured.deliveries,
+            stream_connections: measured.stream_connections,
+            events_logged: measured.events_logged,
+            started: clock.instant_at(0),
+            last_unavailable: stats.last_unknown_us.map(|us| clock.instant_at(us)),
+            last_unavailable_s: stats.last_unknown_us.map(|us| us as f64 / 1e6),
             check,
         }
     }
@@ -156,6 +191,16 @@ impl RunReport {
                 counts(&self.unknown_causes)
             ));
         }
+        if let Some(last) = self.last_unavailable_s {
+            out.push_str(&format!(
+                "The last unknown outcome came {last:.2} s into the run.\n"
+            ));
+        }
+        out.push_str(&format!(
+            "Followed the pool's event stream over {} connection(s): {} events delivered, \
+             held to the {} events of its final log.\n",
+            self.stream_connections, self.deliveries, self.events_logged
+        ));
         let c = &self.check;
         out.push_str(&format!(
             "Checked {} operations ({} ok, {} failed, {} unknown): ",
@@ -163,7 +208,7 @@ impl RunReport {
         ));
         if self.passed() {
             out.push_str(
-                "no item held by two holders, no token reused or gone back, no acknowledged write lost, no counter value issued twice.\n",
+                "no item held by two holders, no token reused or gone back, no acknowledged write lost, no counter value issued twice or read and then taken back, no event sent that the log lost, twice or out of order.\n",
             );
         } else {
             out.push_str(&format!("{} ANOMALIES:\n", c.anomalies.len()));

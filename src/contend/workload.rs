@@ -4,7 +4,8 @@
 //! The mix: claim-next in batches (then a write to the fenced resource, sometimes a renew
 //! or a fenced write through the API, then complete or release), claims of a few hot
 //! items, assignments with `expected_version`, read-modify-write increments of version-
-//! checked registers with `If-Match`, and counter draws.
+//! checked registers with `If-Match`, counter draws, and reads of the counter in the
+//! period of the client's last draw.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct ClientStats {
     pub conflicts: BTreeMap<String, u64>,
     /// Why outcomes were unknown: a 5xx's status and code, `connection` or `timeout`.
     pub unknown_causes: BTreeMap<String, u64>,
+    /// When (on the run's clock) the last request whose outcome was unknown returned.
+    pub last_unknown_us: Option<u64>,
 }
 
 impl ClientStats {
@@ -67,6 +70,7 @@ impl ClientStats {
             Reply::Unknown { cause } => {
                 stats.unknown += 1;
                 *self.unknown_causes.entry(cause.clone()).or_default() += 1;
+                self.last_unknown_us = self.last_unknown_us.max(Some(return_us));
             }
         }
         if !matches!(reply, Reply::Unknown { .. }) {
@@ -88,6 +92,7 @@ impl ClientStats {
         for (cause, n) in other.unknown_causes {
             *self.unknown_causes.entry(cause).or_default() += n;
         }
+        self.last_unknown_us = self.last_unknown_us.max(other.last_unknown_us);
     }
 }
 
@@ -106,6 +111,8 @@ pub struct Client {
     rng: StdRng,
     work: Arc<Workload>,
     stats: ClientStats,
+    /// The period of this client's last Ok draw: the one its counter reads ask about.
+    period: Option<String>,
 }
 
 impl Client {
@@ -116,6 +123,7 @@ impl Client {
             rng: StdRng::seed_from_u64(seed.wrapping_add(id as u64)),
             work,
             stats: ClientStats::default(),
+            period: None,
         }
     }
 
@@ -125,8 +133,9 @@ impl Client {
                 0..45 => self.claim_work().await,
                 45..55 => self.claim_hot().await,
                 55..60 => self.assign_hot().await,
-                60..85 => self.increment_register().await,
-                _ => self.draw_counter().await,
+                60..80 => self.increment_register().await,
+                80..94 => self.draw_counter().await,
+                _ => self.read_counter().await,
             }
         }
         self.stats
@@ -389,6 +398,9 @@ impl Client {
             ),
             _ => (None, Vec::new()),
         };
+        if period.is_some() {
+            self.period.clone_from(&period);
+        }
         let op = Op::Counter {
             counter: self.work.counter.clone(),
             period,
@@ -396,9 +408,73 @@ impl Client {
         };
         self.record(call, ret, outcome(&reply), op);
     }
+
+    /// Read the counter's last issued value in the period of this client's last draw
+    /// (today in UTC before its first): no value a read shows may be issued again.
+    async fn read_counter(&mut self) {
+        let Some(period) = self.period.clone().or_else(today_in_utc) else {
+            return;
+        };
+        let request = Request {
+            method: Method::GET,
+            path: format!("/v1/counters/{}?period={period}", self.work.counter),
+            body: None,
+            headers: Vec::new(),
+        };
+        let (reply, call, ret) = self.send("counter_read", request, false).await;
+        let shown = match &reply {
+            Reply::Ok { body, .. } => body["value"].as_u64(),
+            _ => None,
+        };
+        // A read that showed nothing asserts nothing (an answer without a value too).
+        let outcome = match (&reply, shown) {
+            (_, Some(_)) => Outcome::Ok,
+            (Reply::Ok { .. }, None) => Outcome::Unknown,
+            _ => outcome(&reply),
+        };
+        let op = Op::CounterRead {
+            counter: self.work.counter.clone(),
+            period: Some(period),
+            value: shown.unwrap_or(0),
+        };
+        self.record(call, ret, outcome, op);
+    }
+}
+
+/// Today's period label in UTC (`2026-01-10`), as the service names a day's counter.
+fn today_in_utc() -> Option<String> {
+    crate::store::date_in(&jiff::tz::TimeZone::UTC, None)
+        .ok()
+        .map(|day| day.to_string())
 }
 
 /// How long the run has left, for the progress bar.
 pub fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_unknown_outcome_is_the_latest_over_every_client() {
+        let unknown = Reply::Unknown {
+            cause: "timeout".to_owned(),
+        };
+        let ok = Reply::Ok {
+            etag: None,
+            body: Value::Null,
+        };
+        let mut first = ClientStats::default();
+        first.count("read", &unknown, 100, 900);
+        first.count("read", &ok, 1000, 2000);
+        let mut second = ClientStats::default();
+        second.count("read", &unknown, 300, 700);
+        assert_eq!(second.last_unknown_us, Some(700));
+        first.merge(second);
+        assert_eq!(first.last_unknown_us, Some(900));
+        first.merge(ClientStats::default());
+        assert_eq!(first.last_unknown_us, Some(900));
+    }
 }
