@@ -176,6 +176,10 @@ pub struct Sent {
     pub earlier_unknown: bool,
     /// The `Idempotency-Key` every attempt carried (writes only).
     pub idempotency_key: Option<String>,
+    /// When the latest attempt with an unknown outcome (no answer, or a 5xx) ended,
+    /// retried or not, and what it got: how long the service was failing, as this call
+    /// saw it.
+    pub last_unknown: Option<(Instant, String)>,
 }
 
 impl Sent {
@@ -307,6 +311,7 @@ impl Transport {
         }
         let mut attempts = 0;
         let mut earlier_unknown = false;
+        let mut last_unknown = None;
         loop {
             let remaining = policy.max_elapsed.saturating_sub(started.elapsed());
             let request = self.request(call, start + attempts as usize, added.as_ref());
@@ -316,6 +321,9 @@ impl Transport {
                 Ok(done) => return Ok(done),
                 Err(attempt) => attempt,
             };
+            if attempt.outcome_unknown() {
+                last_unknown = Some((Instant::now(), describe(&attempt)));
+            }
             let done = |last: Attempt, gave_up: bool| Sent {
                 last,
                 attempts,
@@ -323,6 +331,7 @@ impl Transport {
                 gave_up,
                 earlier_unknown,
                 idempotency_key: key.clone(),
+                last_unknown: last_unknown.clone(),
             };
             if !attempt.is_retryable() {
                 return Err(done(attempt, false));

@@ -4,9 +4,9 @@
 //! classified the way the history checkers need (ok, refused, or unknown: it may have
 //! happened). A retried write is one operation, from its first call to its last return.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -127,6 +127,8 @@ pub struct Http {
     writes: RetryPolicy,
     reads_at_end: RetryPolicy,
     retries: Arc<AtomicU64>,
+    /// When the latest attempt of any request failed with an unknown outcome, and how.
+    last_failure: Arc<Mutex<Option<(Instant, String)>>>,
 }
 
 impl Http {
@@ -160,7 +162,28 @@ impl Http {
             writes,
             reads_at_end,
             retries: Arc::default(),
+            last_failure: Arc::default(),
         })
+    }
+
+    /// When the latest attempt of any request (a write, a read, opening the stream)
+    /// failed with an unknown outcome (no answer, or a 5xx), retried or not: the end of the
+    /// window in which the deployment failed its callers.
+    pub fn last_failure(&self) -> Option<(Instant, String)> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn note(&self, call: &Request<'_>, sent: &Sent) {
+        if let Some((at, how)) = &sent.last_unknown {
+            let at = at.into_std();
+            let mut last = self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
+            if last.as_ref().is_none_or(|(latest, _)| *latest < at) {
+                *last = Some((at, format!("{} {}: {how}", call.method, call.path)));
+            }
+        }
     }
 
     /// How many times a write was sent again (no answer, or a 429, 502, 503 or 504).
@@ -170,7 +193,9 @@ impl Http {
 
     async fn send(&self, base: usize, request: &Request<'_>, policy: &RetryPolicy) -> Option<Sent> {
         let call = request.call().ok()?;
-        Some(self.transport.send(&call, base, policy).await)
+        let sent = self.transport.send(&call, base, policy).await;
+        self.note(request, &sent);
+        Some(sent)
     }
 
     /// Sends once to the `base`-th URL (reads).
@@ -208,7 +233,10 @@ impl Http {
         self.streams
             .open(&call, base, &self.writes)
             .await
-            .map_err(Reply::from_sent)
+            .map_err(|sent| {
+                self.note(request, &sent);
+                Reply::from_sent(sent)
+            })
     }
 
     /// A read at the end of a run, from whichever replica answers (some may just have

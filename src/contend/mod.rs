@@ -132,6 +132,7 @@ pub async fn run(options: Options) -> Result<RunReport, String> {
         elapsed,
         clock: work.history.start(),
         retries: http.retries(),
+        last_failure: http.last_failure(),
         deliveries: received.events(),
         stream_connections: received.connections,
         events_logged: finals.event_log.as_ref().map_or(0, |log| log.events.len()),

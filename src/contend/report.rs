@@ -51,12 +51,15 @@ pub struct RunReport {
     /// When the run's clock started; the clients began right after.
     #[serde(skip)]
     pub started: Instant,
-    /// When the last request whose outcome was unknown (a 5xx, a timeout, a dropped
-    /// connection) got its final answer or gave up; `None` if there was none.
+    /// When the last attempt of any request failed with an unknown outcome (a 5xx, a
+    /// timeout, a dropped connection), whether or not a retry then succeeded; `None` if
+    /// none did.
     #[serde(skip)]
     pub last_unavailable: Option<Instant>,
     /// The same, in seconds after `started`.
     pub last_unavailable_s: Option<f64>,
+    /// That request and what it got (`POST /v1/…: 503 Service Unavailable`).
+    pub last_unavailable_cause: Option<String>,
     pub check: check::Report,
 }
 
@@ -68,6 +71,8 @@ pub struct Measured {
     pub clock: Clock,
     /// Writes sent again with the same Idempotency-Key.
     pub retries: u64,
+    /// When the last attempt of any request failed with an unknown outcome, and how.
+    pub last_failure: Option<(Instant, String)>,
     pub deliveries: usize,
     pub stream_connections: usize,
     pub events_logged: usize,
@@ -134,8 +139,12 @@ impl RunReport {
             stream_connections: measured.stream_connections,
             events_logged: measured.events_logged,
             started: clock.instant_at(0),
-            last_unavailable: stats.last_unknown_us.map(|us| clock.instant_at(us)),
-            last_unavailable_s: stats.last_unknown_us.map(|us| us as f64 / 1e6),
+            last_unavailable: measured.last_failure.as_ref().map(|(at, _)| *at),
+            last_unavailable_s: measured.last_failure.as_ref().map(|(at, _)| {
+                at.saturating_duration_since(clock.instant_at(0))
+                    .as_secs_f64()
+            }),
+            last_unavailable_cause: measured.last_failure.map(|(_, how)| how),
             check,
         }
     }
@@ -191,9 +200,9 @@ impl RunReport {
                 counts(&self.unknown_causes)
             ));
         }
-        if let Some(last) = self.last_unavailable_s {
+        if let (Some(last), Some(how)) = (self.last_unavailable_s, &self.last_unavailable_cause) {
             out.push_str(&format!(
-                "The last unknown outcome came {last:.2} s into the run.\n"
+                "The last request to fail (no answer, or a 5xx) did so {last:.2} s into the run: {how}.\n"
             ));
         }
         out.push_str(&format!(

@@ -54,8 +54,6 @@ pub struct ClientStats {
     pub conflicts: BTreeMap<String, u64>,
     /// Why outcomes were unknown: a 5xx's status and code, `connection` or `timeout`.
     pub unknown_causes: BTreeMap<String, u64>,
-    /// When (on the run's clock) the last request whose outcome was unknown returned.
-    pub last_unknown_us: Option<u64>,
 }
 
 impl ClientStats {
@@ -70,7 +68,6 @@ impl ClientStats {
             Reply::Unknown { cause } => {
                 stats.unknown += 1;
                 *self.unknown_causes.entry(cause.clone()).or_default() += 1;
-                self.last_unknown_us = self.last_unknown_us.max(Some(return_us));
             }
         }
         if !matches!(reply, Reply::Unknown { .. }) {
@@ -92,7 +89,6 @@ impl ClientStats {
         for (cause, n) in other.unknown_causes {
             *self.unknown_causes.entry(cause).or_default() += n;
         }
-        self.last_unknown_us = self.last_unknown_us.max(other.last_unknown_us);
     }
 }
 
@@ -451,30 +447,4 @@ fn today_in_utc() -> Option<String> {
 /// How long the run has left, for the progress bar.
 pub fn remaining(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_last_unknown_outcome_is_the_latest_over_every_client() {
-        let unknown = Reply::Unknown {
-            cause: "timeout".to_owned(),
-        };
-        let ok = Reply::Ok {
-            etag: None,
-            body: Value::Null,
-        };
-        let mut first = ClientStats::default();
-        first.count("read", &unknown, 100, 900);
-        first.count("read", &ok, 1000, 2000);
-        let mut second = ClientStats::default();
-        second.count("read", &unknown, 300, 700);
-        assert_eq!(second.last_unknown_us, Some(700));
-        first.merge(second);
-        assert_eq!(first.last_unknown_us, Some(900));
-        first.merge(ClientStats::default());
-        assert_eq!(first.last_unknown_us, Some(900));
-    }
 }

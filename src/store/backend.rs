@@ -9,8 +9,8 @@
 //! to the new primary; through the Cluster, with a fresh slot map) instead of reusing a
 //! stale one.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use deadpool_redis::{PoolConfig, Runtime};
@@ -18,10 +18,10 @@ use redis::TlsCertificates;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
-use redis::sentinel::{SentinelClient, SentinelServerType};
 use redis::{AsyncConnectionConfig, Cmd, Pipeline, RedisError, RedisFuture, Value};
 
 use super::Durability;
+use super::sentinel::Primary;
 
 /// Where Redis is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +100,8 @@ impl ConnectionMode {
 /// The connections of one replica to Redis, in either mode.
 pub(super) struct Backend {
     connections: Connections,
+    /// Through Sentinel: where the primary is.
+    primary: Option<Arc<Primary>>,
     /// How many times Sentinel has switched primaries since start (as far as this replica
     /// heard): a connection handed out before the last switch is not used again.
     switches: AtomicU64,
@@ -118,16 +120,25 @@ impl Backend {
         size: usize,
         timeout: Duration,
     ) -> Result<Self, String> {
+        let primary = match topology {
+            Topology::Sentinel { urls, master } => Some(Arc::new(Primary::new(
+                urls.clone(),
+                master.clone(),
+                timeout,
+            ))),
+            Topology::Single(_) | Topology::Cluster(_) => None,
+        };
         let connections = match mode {
             ConnectionMode::Pooled => {
-                Connections::Pooled(Pools::new(topology, tls, size, timeout)?)
+                Connections::Pooled(Pools::new(topology, tls, size, timeout, primary.as_ref())?)
             }
-            ConnectionMode::Shared | ConnectionMode::Auto => {
-                Connections::Shared(Box::new(Shared::new(topology, tls, size, timeout)?))
-            }
+            ConnectionMode::Shared | ConnectionMode::Auto => Connections::Shared(Box::new(
+                Shared::new(topology, tls, size, timeout, primary.as_ref())?,
+            )),
         };
         Ok(Backend {
             connections,
+            primary,
             switches: AtomicU64::new(0),
         })
     }
@@ -158,10 +169,31 @@ impl Backend {
         })
     }
 
-    /// Sentinel switched primaries: every connection open now leads to the old one, which
-    /// may still be alive and believe it is primary. Idle ones are closed now, the ones in
-    /// use when they are given back ([`Backend::switched_since`]).
-    pub fn forget_connections(&self) {
+    /// Through Sentinel: where the primary is.
+    pub fn primary(&self) -> Option<&Arc<Primary>> {
+        self.primary.as_ref()
+    }
+
+    /// A sentinel announced that the primary is now at `address` (`host:port`): every
+    /// connection open now leads to the old one, which may still be alive and believe it
+    /// is primary. Idle ones are closed now, the ones in use when they are given back
+    /// ([`Backend::switched_since`]); new ones go to `address`.
+    pub fn primary_switched(&self, address: String) {
+        if let Some(primary) = &self.primary {
+            primary.switched(address);
+        }
+        self.forget_connections();
+    }
+
+    /// A connection met a fault: through Sentinel, where the primary is is asked again
+    /// before the next one is opened.
+    pub fn fault(&self) {
+        if let Some(primary) = &self.primary {
+            primary.forget();
+        }
+    }
+
+    fn forget_connections(&self) {
         self.switches.fetch_add(1, Ordering::AcqRel);
         match &self.connections {
             Connections::Shared(shared) => shared.forget(),
@@ -203,7 +235,7 @@ impl Handle<'_> {
 enum Connector {
     Single(redis::Client, AsyncConnectionConfig),
     Cluster(ClusterClient),
-    Sentinel(tokio::sync::Mutex<SentinelClient>),
+    Sentinel(Arc<Primary>),
 }
 
 /// A connection that many requests use at once (cloning shares the socket).
@@ -247,6 +279,7 @@ impl Connector {
         topology: &Topology,
         tls: Option<&TlsCertificates>,
         timeout: Duration,
+        primary: Option<&Arc<Primary>>,
     ) -> Result<Self, RedisError> {
         Ok(match topology {
             Topology::Single(url) => Connector::Single(
@@ -267,14 +300,15 @@ impl Connector {
             Topology::Sentinel { .. } if tls.is_some() => {
                 return Err(certificates_unsupported("with Sentinel"));
             }
-            Topology::Sentinel { urls, master } => {
-                Connector::Sentinel(tokio::sync::Mutex::new(SentinelClient::build(
-                    urls.clone(),
-                    master.clone(),
-                    None,
-                    SentinelServerType::Master,
-                )?))
-            }
+            Topology::Sentinel { .. } => match primary {
+                Some(primary) => Connector::Sentinel(Arc::clone(primary)),
+                None => {
+                    return Err(RedisError::from((
+                        redis::ErrorKind::InvalidClientConfig,
+                        "Sentinel needs the primary's resolver",
+                    )));
+                }
+            },
         })
     }
 
@@ -286,9 +320,7 @@ impl Connector {
                     .await?,
             ),
             Connector::Cluster(client) => SharedConn::Cluster(client.get_async_connection().await?),
-            Connector::Sentinel(client) => {
-                SharedConn::Multiplexed(client.lock().await.get_async_connection().await?)
-            }
+            Connector::Sentinel(primary) => SharedConn::Multiplexed(primary.connect().await?),
         })
     }
 }
@@ -330,9 +362,11 @@ impl Shared {
         tls: Option<&TlsCertificates>,
         size: usize,
         timeout: Duration,
+        primary: Option<&Arc<Primary>>,
     ) -> Result<Self, String> {
         Ok(Shared {
-            connector: Connector::new(topology, tls, timeout).map_err(|e| e.to_string())?,
+            connector: Connector::new(topology, tls, timeout, primary)
+                .map_err(|e| e.to_string())?,
             slots: (0..size.max(1))
                 .map(|_| Slot {
                     current: Mutex::new(None),
@@ -384,7 +418,35 @@ impl Shared {
 pub(super) enum Pools {
     Single(deadpool_redis::Pool),
     Cluster(deadpool_redis::cluster::Pool),
-    Sentinel(deadpool_redis::sentinel::Pool),
+    Sentinel(deadpool::managed::Pool<PrimaryManager>),
+}
+
+/// Opens pooled connections to the primary the sentinels name now.
+pub(super) struct PrimaryManager(Arc<Primary>);
+
+impl deadpool::managed::Manager for PrimaryManager {
+    type Type = MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
+        self.0.connect().await
+    }
+
+    /// Checked on the way back, as deadpool-redis does: nothing left in a transaction,
+    /// and an answer to a PING.
+    async fn recycle(
+        &self,
+        conn: &mut MultiplexedConnection,
+        _: &deadpool::managed::Metrics,
+    ) -> deadpool::managed::RecycleResult<RedisError> {
+        redis::pipe()
+            .cmd("UNWATCH")
+            .ignore()
+            .cmd("PING")
+            .query_async::<(String,)>(conn)
+            .await?;
+        Ok(())
+    }
 }
 
 /// A connection of any kind.
@@ -393,7 +455,7 @@ pub(super) enum Conn {
     Cluster(ClusterConnection),
     PooledSingle(deadpool_redis::Connection),
     PooledCluster(deadpool_redis::cluster::Connection),
-    PooledSentinel(deadpool_redis::sentinel::Connection),
+    PooledSentinel(deadpool::managed::Object<PrimaryManager>),
 }
 
 fn pool_config(size: usize, timeout: Duration) -> PoolConfig {
@@ -410,6 +472,7 @@ impl Pools {
         tls: Option<&TlsCertificates>,
         size: usize,
         timeout: Duration,
+        primary: Option<&Arc<Primary>>,
     ) -> Result<Self, String> {
         let runtime = Some(Runtime::Tokio1);
         let pool = pool_config(size, timeout);
@@ -445,14 +508,15 @@ impl Pools {
                 config.pool = Some(pool);
                 Pools::Cluster(config.create_pool(runtime).map_err(|e| e.to_string())?)
             }
-            (Topology::Sentinel { urls, master }, None) => {
-                let mut config = deadpool_redis::sentinel::Config::from_urls(
-                    urls.clone(),
-                    master.clone(),
-                    deadpool_redis::sentinel::SentinelServerType::Master,
-                );
-                config.pool = Some(pool);
-                Pools::Sentinel(config.create_pool(runtime).map_err(|e| e.to_string())?)
+            (Topology::Sentinel { .. }, None) => {
+                let primary = primary.ok_or("Sentinel needs the primary's resolver")?;
+                Pools::Sentinel(
+                    deadpool::managed::Pool::builder(PrimaryManager(Arc::clone(primary)))
+                        .config(pool)
+                        .runtime(Runtime::Tokio1)
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                )
             }
         })
     }
@@ -497,7 +561,7 @@ impl Conn {
         match self {
             Conn::PooledSingle(c) => drop(deadpool_redis::Connection::take(c)),
             Conn::PooledCluster(c) => drop(deadpool_redis::cluster::Connection::take(c)),
-            Conn::PooledSentinel(c) => drop(deadpool_redis::sentinel::Connection::take(c)),
+            Conn::PooledSentinel(c) => drop(deadpool::managed::Object::take(c)),
             Conn::Multiplexed(_) | Conn::Cluster(_) => {}
         }
     }

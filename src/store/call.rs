@@ -206,6 +206,9 @@ impl Store {
                 result,
                 Err(StoreError::Unavailable(_) | StoreError::Unacknowledged(_))
             );
+            if faulted {
+                self.inner.backend.fault();
+            }
             if faulted || self.inner.backend.switched_since(&conn) {
                 conn.discard();
             }

@@ -72,7 +72,7 @@ async fn listen(
                 let payload: String = message.get_payload().unwrap_or_default();
                 if let Some((from, to)) = switch_of(&payload, master) {
                     tracing::warn!(%master, %from, %to, "Sentinel switched the primary; reconnecting to the new one");
-                    inner.backend.forget_connections();
+                    inner.backend.primary_switched(to);
                     inner.wakeups.primary_switched();
                 }
             }

@@ -17,6 +17,7 @@ mod leases;
 mod pools;
 mod reply;
 pub mod scripts;
+mod sentinel;
 mod settings;
 mod startup;
 mod wakeups;

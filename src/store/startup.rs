@@ -66,6 +66,7 @@ impl Store {
             settings.topology.clone(),
             settings.tls.clone(),
             settings.timeout,
+            store.inner.backend.primary().cloned(),
         ));
         if let Topology::Sentinel { urls, master } = &settings.topology {
             for url in urls {

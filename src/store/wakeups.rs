@@ -31,6 +31,7 @@ use tokio::sync::Notify;
 use super::Topology;
 use super::backend::client;
 use super::keys::POOL_EVENTS_PATTERN;
+use super::sentinel::Primary;
 
 /// How often the watcher tries again without being woken, while the subscription is up.
 const SAFETY_RETRY: Duration = Duration::from_secs(5);
@@ -187,6 +188,7 @@ impl Wakeups {
         topology: Topology,
         tls: Option<TlsCertificates>,
         timeout: Duration,
+        primary: Option<Arc<Primary>>,
     ) {
         let mut attempt = 0usize;
         loop {
@@ -195,7 +197,7 @@ impl Wakeups {
             }
             let url = topology.urls()[attempt % topology.urls().len()].clone();
             attempt += 1;
-            match Self::listen(&wakeups, &topology, &url, tls.as_ref(), timeout).await {
+            match Self::listen(&wakeups, primary.as_deref(), &url, tls.as_ref(), timeout).await {
                 Ok(()) => return,
                 Err(e) => tracing::debug!("long-poll subscription lost, reconnecting: {e}"),
             }
@@ -210,20 +212,17 @@ impl Wakeups {
     /// or `wakeups` is dropped (Ok).
     async fn listen(
         wakeups: &Weak<Wakeups>,
-        topology: &Topology,
+        primary: Option<&Primary>,
         url: &str,
         tls: Option<&TlsCertificates>,
         timeout: Duration,
     ) -> Result<(), redis::RedisError> {
         let connect = async {
-            let server = match topology {
-                Topology::Sentinel { urls, master } => {
-                    redis::sentinel::Sentinel::build(urls.clone())?
-                        .async_master_for(master, None)
-                        .await?
-                }
-                // On a Cluster any node will do: PUBLISH reaches every node.
-                Topology::Single(_) | Topology::Cluster(_) => client(url, tls)?,
+            let server = match primary {
+                // Through Sentinel, the primary; on a Cluster any node will do (PUBLISH
+                // reaches every node).
+                Some(primary) => client(&primary.url().await?, None)?,
+                None => client(url, tls)?,
             };
             let mut pubsub = server.get_async_pubsub().await?;
             pubsub.psubscribe(POOL_EVENTS_PATTERN).await?;

@@ -171,11 +171,13 @@ fn options(urls: Vec<String>, seed: u64, lease_ms: u64) -> contend::Options {
 fn report(fault: &str, faults: usize, report: &RunReport) {
     let c = &report.check;
     println!(
-        "chaos {fault}: {} operations checked ({} ok, {} failed, {} unknown), {faults} faults injected, {} retries, {} anomalies, seed {}",
+        "chaos {fault}: {} operations checked ({} ok, {} failed, {} unknown), {} stream deliveries over {} connections, {faults} faults injected, {} retries, {} anomalies, seed {}",
         c.operations,
         c.ok,
         c.fail,
         c.unknown,
+        report.deliveries,
+        report.stream_connections,
         report.retries,
         c.anomalies.len(),
         report.seed
@@ -184,6 +186,11 @@ fn report(fault: &str, faults: usize, report: &RunReport) {
     assert!(
         c.operations > 1000,
         "too little load to prove anything: {}",
+        report.table()
+    );
+    assert!(
+        report.deliveries > 0,
+        "no event reached the stream's follower: {}",
         report.table()
     );
     for cause in report.unknown_causes.keys() {
@@ -552,52 +559,143 @@ impl SentinelDeployment {
     }
 }
 
-async fn sentinel_run(durability: &str, fault: &str) -> (RunReport, Duration) {
-    let deployment = SentinelDeployment::start(durability).await;
-    let run = tokio::spawn(contend::run(options(deployment.urls(), seed(), 3000)));
+/// A fault injected into a Sentinel setup: when it struck, and how long the sentinels took
+/// from then to name a new primary that answers as one (their down-after plus failover).
+struct Failover {
+    struck: Instant,
+    window: Duration,
+}
+
+impl Failover {
+    /// Kills the primary, then waits for its successor.
+    fn kill(sentinel: &crate::topology::Sentinel) -> Failover {
+        let struck = Instant::now();
+        let old = sentinel.kill_primary();
+        let window = sentinel.wait_for_failover(old);
+        Failover { struck, window }
+    }
+}
+
+/// The Sentinel faults the chaos tests inject.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SentinelFault {
+    /// SIGKILL of the primary.
+    Kill,
+    /// SIGSTOP of the primary past down-after, then SIGCONT once it is replaced: it comes
+    /// back believing it is primary, until the sentinels demote it.
+    Stop,
+    /// SIGKILL of the primary, then of the replica promoted in its place a second after
+    /// the first failover (the first dead node comes back meanwhile, a replica of the
+    /// remaining one, as an operator would bring it back).
+    KillTwice,
+    /// The replicas stall, then the primary dies: what `replicas:N` alone cannot cover.
+    StallThenKill,
+}
+
+async fn sentinel_run(durability: &str, fault: SentinelFault) -> (RunReport, Failover) {
+    let mut deployment = SentinelDeployment::start(durability).await;
+    let mut options = options(deployment.urls(), seed(), 3000);
+    if fault == SentinelFault::KillTwice {
+        // Two failovers, the second possibly after a failed election.
+        options.duration = options.duration.max(Duration::from_secs(30));
+    }
+    let run = tokio::spawn(contend::run(options));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let window = tokio::task::block_in_place(|| match fault {
-        "kill" => {
-            let old = deployment.sentinel.kill_primary();
-            deployment.sentinel.wait_for_failover(old)
-        }
-        "stop" => {
+    let failover = tokio::task::block_in_place(|| match fault {
+        SentinelFault::Kill => Failover::kill(&deployment.sentinel),
+        SentinelFault::Stop => {
+            let struck = Instant::now();
             let old = deployment.sentinel.stop_primary();
             let window = deployment.sentinel.wait_for_failover(old);
             deployment.sentinel.resume(old);
-            window
+            Failover { struck, window }
         }
-        _ => deployment.stall_replicas_then_kill_primary(),
+        SentinelFault::KillTwice => {
+            let sentinel = &mut deployment.sentinel;
+            let first = sentinel.primary_port();
+            let failover = Failover::kill(sentinel);
+            let other = sentinel.replicas()[0].port;
+            sentinel.restart_as_replica_of(first, other);
+            std::thread::sleep(Duration::from_secs(1));
+            let second = sentinel.primary_port();
+            let failover_again = Failover::kill(sentinel);
+            let successor = sentinel.primary_port();
+            sentinel.restart_as_replica_of(second, successor);
+            println!(
+                "sentinel double failover: {:?} after the first SIGKILL, {:?} after the second",
+                failover.window, failover_again.window
+            );
+            failover_again
+        }
+        SentinelFault::StallThenKill => {
+            let struck = Instant::now();
+            let window = deployment.stall_replicas_then_kill_primary();
+            Failover { struck, window }
+        }
     });
     let run = run
         .await
         .expect("the run finished")
         .expect("the run was set up");
-    (run, window)
+    (run, failover)
+}
+
+/// The replicas follow a failover within a second of the sentinels: from the fault to the
+/// last request that failed is at most the sentinels' own time (down-after, election,
+/// promotion) plus one second.
+#[track_caller]
+fn assert_followed_within_a_second(fault: &str, run: &RunReport, failover: &Failover) {
+    let failing = run
+        .last_unavailable
+        .map(|last| last.saturating_duration_since(failover.struck));
+    println!(
+        "sentinel {fault}: the sentinels took {:?}; requests failed until {failing:?} after the fault",
+        failover.window
+    );
+    let bound = failover.window + Duration::from_secs(1);
+    assert!(
+        failing.is_some_and(|failing| failing <= bound),
+        "requests failed until {failing:?} after the fault, past the bound {bound:?}\n{}",
+        run.table()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sentinel_failover_after_the_primary_is_killed_loses_nothing_with_replicas_1() {
-    let (run, window) = sentinel_run("replicas:1", "kill").await;
-    println!("sentinel failover window after SIGKILL: {window:?}");
+    let (run, failover) = sentinel_run("replicas:1", SentinelFault::Kill).await;
     report("sentinel: primary SIGKILL, replicas:1", 1, &run);
+    assert_followed_within_a_second("primary SIGKILL", &run, &failover);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_sentinel_failover_after_the_primary_is_stopped_loses_nothing_with_replicas_1() {
-    let (run, window) = sentinel_run("replicas:1", "stop").await;
-    println!("sentinel failover window after SIGSTOP: {window:?}");
+    let (run, failover) = sentinel_run("replicas:1", SentinelFault::Stop).await;
     report(
         "sentinel: primary SIGSTOP past down-after, replicas:1",
         1,
         &run,
     );
+    assert_followed_within_a_second(
+        "primary SIGSTOP, back as a deposed primary",
+        &run,
+        &failover,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_failovers_in_a_row_lose_nothing_with_replicas_1() {
+    let (run, failover) = sentinel_run("replicas:1", SentinelFault::KillTwice).await;
+    report("sentinel: primary SIGKILL twice, replicas:1", 2, &run);
+    assert_followed_within_a_second("second SIGKILL", &run, &failover);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn stalled_replicas_then_a_dead_primary_lose_nothing_with_replicas_1() {
-    let (run, window) = sentinel_run("replicas:1", "stall").await;
-    println!("sentinel failover window after stall + SIGKILL: {window:?}");
+    let (run, failover) = sentinel_run("replicas:1", SentinelFault::StallThenKill).await;
+    println!(
+        "sentinel failover window after stall + SIGKILL: {:?}",
+        failover.window
+    );
     report(
         "sentinel: replicas stalled, primary SIGKILL, replicas:1",
         1,
@@ -615,7 +713,8 @@ async fn with_async_durability_the_same_failover_loses_acknowledged_writes() {
     let mut attempts = 0;
     while kinds.is_empty() && attempts < 3 {
         attempts += 1;
-        let (run, window) = sentinel_run("async", "stall").await;
+        let (run, failover) = sentinel_run("async", SentinelFault::StallThenKill).await;
+        let window = failover.window;
         kinds = run.check.anomalies.iter().map(|a| a.kind).collect();
         println!(
             "sentinel negative control (async), attempt {attempts}: {} operations checked, failover {window:?}, anomalies of kinds {kinds:?}, seed {}",

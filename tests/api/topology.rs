@@ -649,7 +649,6 @@ pub struct Sentinel {
     /// The data nodes: the first primary at start, then its replicas.
     nodes: Vec<RedisProcess>,
     /// The settings every data node was started with, except `--replicaof`.
-    #[allow(dead_code)]
     args: Vec<String>,
     sentinels: Vec<RedisProcess>,
     down: Mutex<BTreeMap<u16, Down>>,
@@ -816,12 +815,10 @@ impl Sentinel {
         down.remove(&port);
     }
 
-    /// Starts a killed data node again on its port with its data (as a primary, as it
-    /// was last configured; the sentinels turn it into a replica if it no longer is one).
-    // For the service's failover tests; proving it here would cost the 10 to 20 s the
-    // sentinels take to demote the node.
-    #[allow(dead_code)]
-    pub fn restart_node(&mut self, port: u16) {
+    /// Starts a killed data node again on its port with its data, as a replica of the node
+    /// on `primary` (as an operator brings a failed node back; the sentinels would demote
+    /// it if it came back a primary, but only 10 to 20 s later).
+    pub fn restart_as_replica_of(&mut self, port: u16, primary: u16) {
         assert_eq!(
             self.down.lock().expect("down list").get(&port),
             Some(&Down::Killed),
@@ -833,8 +830,10 @@ impl Sentinel {
             .position(|n| n.port == port)
             .expect("a data node of this setup");
         let dir = self.nodes[index].dir.clone();
-        let refs: Vec<&str> = self.args.iter().map(String::as_str).collect();
-        self.nodes[index] = RedisProcess::start_on(port, &dir, &refs);
+        let primary = primary.to_string();
+        let mut args = vec!["--replicaof", "127.0.0.1", primary.as_str()];
+        args.extend(self.args.iter().map(String::as_str));
+        self.nodes[index] = RedisProcess::start_on(port, &dir, &args);
         self.down.lock().expect("down list").remove(&port);
     }
 
