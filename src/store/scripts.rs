@@ -92,3 +92,52 @@ impl Default for Scripts {
         Self::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use leasehold_wire::numbers::{DrawCount, DurationMs, MAX_SAFE_INTEGER, PageLimit, Priority};
+
+    /// The number a script library assigns to `local <name> = <number>`.
+    fn lua_constant(source: &str, name: &str) -> i128 {
+        let line = format!("local {name} = ");
+        source
+            .lines()
+            .find_map(|l| l.strip_prefix(&line))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no `local {name} = <number>` in the scripts"))
+    }
+
+    /// The scripts check their arguments again with their own copies of the limits that
+    /// the API's types enforce: the two must agree, or a value the API takes would fail
+    /// inside Redis (a 500), or one it refuses would pass there.
+    #[test]
+    fn the_scripts_limits_are_the_apis() {
+        let prelude = include_str!("../../lua/lib/idempotency.lua");
+        assert_eq!(lua_constant(prelude, "MAX_MS"), i128::from(DurationMs::MAX));
+        assert_eq!(lua_constant(prelude, "PRIORITY"), i128::from(Priority::MAX));
+        assert_eq!(
+            -lua_constant(prelude, "PRIORITY"),
+            i128::from(Priority::MIN)
+        );
+        assert_eq!(lua_constant(prelude, "TOKEN"), i128::from(MAX_SAFE_INTEGER));
+        let pool = include_str!("../../lua/lib/pool.lua");
+        assert_eq!(
+            lua_constant(pool, "DEFAULT_MAX_EVENTS"),
+            i128::from(super::super::DEFAULT_MAX_EVENTS)
+        );
+        let page = format!(", 1, {})", PageLimit::MAX);
+        for listing in [
+            include_str!("../../lua/list_items.lua"),
+            include_str!("../../lua/list_leases.lua"),
+            include_str!("../../lua/list_events.lua"),
+        ] {
+            assert!(
+                listing.contains(&page),
+                "a listing takes pages of 1 to {}",
+                PageLimit::MAX
+            );
+        }
+        let draw = format!("int_arg(3, 1, {})", DrawCount::MAX);
+        assert!(include_str!("../../lua/counter_next.lua").contains(&draw));
+    }
+}
