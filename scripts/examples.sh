@@ -14,7 +14,8 @@ scripts/ensure-redis.sh
 
 ITEMS=12
 CASES=5
-cargo build --locked --quiet --bin leasehold --examples
+cargo build --locked --quiet --bin leasehold
+cargo build --locked --quiet -p leasehold-client --examples
 bin="${CARGO_TARGET_DIR:-target}/debug"
 
 work="$(mktemp -d)"

@@ -42,13 +42,37 @@
 //! The proof lives beside it: [`contend`] runs many clients against any deployment and
 //! records what they saw; [`check`] decides from that history whether any item was held
 //! twice, any token or counter value handed out twice, or any acknowledged write lost.
+//!
+//! ## The module map
+//!
+//! Imports flow one way, down this table: a module uses only those it names (no cycle
+//! among them; `python3 shared/tools/module_cycles.py src` checks). What travels over the
+//! wire is the crate `leasehold-wire` ([`names`] is its names), and the Rust client is
+//! the crate `leasehold-client` ([`client`]): neither knows of the server.
+//!
+//! | module | owns | may use |
+//! |---|---|---|
+//! | [`metrics`] | metric names, the recorder, the request middleware | — |
+//! | [`dev`] | the embedded `redis-server` of `leasehold dev` | — |
+//! | [`store`] | everything that speaks to Redis; `StoreError` | `metrics`, `names` |
+//! | [`error`] | `ApiError` and its one mapping to problem answers | `store`, `metrics`, `names` |
+//! | [`auth`] | API keys and their tenants | `error`, `names` |
+//! | [`model`] | the JSON answers built from what the store read | `store`, `error`, `names` |
+//! | [`state`] | `AppState`, what handlers share | `store`, `auth` |
+//! | [`config`] | the settings, read once | `store`, `auth` |
+//! | [`api`] | the routes, their typed input and answers, the API description | `state`, `store`, `model`, `error`, `metrics`, `names` |
+//! | [`ui`] | the dashboard's files | `state` |
+//! | [`app`] | the router with its layers, serving and shutdown | `api`, `ui`, `state`, `config`, `store`, `metrics` |
+//! | [`check`] | the history checkers | `store`, `client` |
+//! | [`contend`] | `leasehold contend` | `check`, `store`, `client` |
+//! | [`cli`] | the command line | `config`, `store` |
 
 pub mod api;
 pub mod app;
 pub mod auth;
 pub mod check;
 pub mod cli;
-pub mod client;
+pub use leasehold_client as client;
 pub mod config;
 pub mod contend;
 pub mod dev;

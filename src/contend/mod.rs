@@ -8,7 +8,7 @@
 //! acknowledged write lost, a counter value issued twice or read before a failover took it
 //! back, an event sent live that the pool's log lost. There must be none.
 //!
-//! Besides the clients, one follower ([`follow`]) keeps what the pool's live event stream
+//! Besides the clients, one follower (`follow.rs`) keeps what the pool's live event stream
 //! sends; at the end, the pool's whole event log is read as the truth it is held to.
 
 mod follow;

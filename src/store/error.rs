@@ -1,5 +1,5 @@
 //! `StoreError`: why a call to Redis did not give an answer. The HTTP layer turns it into
-//! a problem answer (`From<StoreError> for ApiError` in `crate::error`); nothing here knows
+//! a problem answer (`From<StoreError> for ApiError`, beside `ApiError`); nothing here knows
 //! of HTTP.
 
 use std::time::Duration;

@@ -8,6 +8,7 @@
 //! `Last-Event-ID`), then takes the shared events, skipping those it has already sent;
 //! one that falls too far behind the channel reads from Redis again.
 
+use leasehold_wire::items::EventKind;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -27,57 +28,6 @@ pub const POLL_EVERY: Duration = Duration::from_millis(500);
 const READ_PAGE: u64 = 100;
 /// How many events a follower may fall behind the shared reader before it reads again.
 const CHANNEL_CAPACITY: usize = 1024;
-
-/// What happened to an item: one per change, appended by `update()` in `lua/lib/pool.lua`
-/// (and by `add_items` and `delete_item`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// Added (by the bulk add, or by a PUT that created it).
-    Added,
-    /// Leased to `holder` with fencing token `token`.
-    Claimed,
-    /// Its lease was extended.
-    Renewed,
-    /// Its holder gave it back (to the pool, into a delay, or dead after its attempts).
-    Released,
-    /// Its holder finished it.
-    Completed,
-    /// Its lease ran out (back to the pool, or dead after its attempts).
-    Expired,
-    /// Its release delay ended: available again.
-    DelayOver,
-    /// Given to `holder` by an assignment.
-    Assigned,
-    /// An assignment took it from its holder back to the pool.
-    Unassigned,
-    /// Its data or priority was written.
-    Written,
-    /// Put back to the pool from done or dead, its attempts reset.
-    Requeued,
-    /// Deleted (`state` and `version` are the ones it had).
-    Deleted,
-}
-
-impl EventKind {
-    /// Its name on the wire (the `type` field, and the SSE event name).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Added => "added",
-            EventKind::Claimed => "claimed",
-            EventKind::Renewed => "renewed",
-            EventKind::Released => "released",
-            EventKind::Completed => "completed",
-            EventKind::Expired => "expired",
-            EventKind::DelayOver => "delay_over",
-            EventKind::Assigned => "assigned",
-            EventKind::Unassigned => "unassigned",
-            EventKind::Written => "written",
-            EventKind::Requeued => "requeued",
-            EventKind::Deleted => "deleted",
-        }
-    }
-}
 
 /// What [`EventId::parse`] accepts.
 pub const EVENT_ID_PATTERN: &str = "^[0-9]{1,19}-[0-9]{1,19}$";

@@ -1,5 +1,6 @@
 //! Items: bulk add, read, list, and writes under preconditions (PUT, PATCH, DELETE).
 
+use leasehold_wire::items::ItemState;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -14,54 +15,6 @@ pub const MAX_DATA_BYTES: usize = 64 * 1024;
 
 /// How many times PATCH merges again when the item changes under it.
 const PATCH_ATTEMPTS: usize = 16;
-
-/// Where an item is in its life: `available` → `leased` → `done`; back to `available` on
-/// release or expiry; `delayed` while a release delay runs; `dead` after `max_attempts`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ItemState {
-    Available,
-    Leased,
-    Delayed,
-    Done,
-    Dead,
-}
-
-impl<'de> Deserialize<'de> for ItemState {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        ItemState::parse(&text).map_err(|_| serde::de::Error::custom(ItemState::RULE))
-    }
-}
-
-impl ItemState {
-    const ALL: [ItemState; 5] = [
-        ItemState::Available,
-        ItemState::Leased,
-        ItemState::Delayed,
-        ItemState::Done,
-        ItemState::Dead,
-    ];
-
-    pub fn parse(value: &str) -> Result<Self, Invalid> {
-        ItemState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == value)
-            .ok_or_else(|| Invalid::new("state", ItemState::RULE))
-    }
-
-    const RULE: &str = "must be available, leased, delayed, done or dead";
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemState::Available => "available",
-            ItemState::Leased => "leased",
-            ItemState::Delayed => "delayed",
-            ItemState::Done => "done",
-            ItemState::Dead => "dead",
-        }
-    }
-}
 
 /// An item as a script reports it (times in milliseconds since the epoch, data as JSON
 /// text). The HTTP layer decides which fields a response shows.

@@ -36,15 +36,10 @@ use call::Access;
 pub use call::Idempotency;
 pub use counters::{CounterDraw, CounterFormat, PeriodKind, date_in};
 pub use error::{Refusal, StoreError};
-pub use events::{
-    EVENT_ID_PATTERN, EventId, EventKind, EventPage, EventRecord, Followed, Follower,
-};
-pub use items::{
-    AddedItems, ItemRecord, ItemState, ListCursor, NewItem, Preconditions, PutItem, data_text,
-};
-pub use pools::{
-    DEFAULT_MAX_EVENTS, PoolConfig, PoolCounts, PoolSettings, PoolStats, PoolSummary, PoolView,
-};
+pub use events::{EVENT_ID_PATTERN, EventId, EventPage, EventRecord, Followed, Follower};
+pub use items::{AddedItems, ItemRecord, ListCursor, NewItem, Preconditions, PutItem, data_text};
+pub use leasehold_wire::items::{EventKind, ItemState, PoolCounts, PoolStats};
+pub use pools::{DEFAULT_MAX_EVENTS, PoolConfig, PoolSettings, PoolSummary, PoolView};
 pub use redis::{ClientTlsConfig, TlsCertificates};
 pub use reply::Answer;
 use reply::{Outcome, decode, lua_list};

@@ -1,5 +1,6 @@
 //! Pools: create or change settings, read counts and stats, list, delete.
 
+use leasehold_wire::items::{PoolCounts, PoolStats};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -37,32 +38,10 @@ pub struct PoolConfig {
     pub max_events: u64,
 }
 
-/// A pool's `max_events` unless it sets another (`DEFAULT_MAX_EVENTS` in lib/pool.lua).
-pub const DEFAULT_MAX_EVENTS: u64 = 10_000;
+pub use leasehold_wire::numbers::DEFAULT_MAX_EVENTS;
 
 fn default_max_events() -> u64 {
     DEFAULT_MAX_EVENTS
-}
-
-/// How many items the pool has in each state.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PoolCounts {
-    pub available: u64,
-    pub leased: u64,
-    pub delayed: u64,
-    pub done: u64,
-    pub dead: u64,
-}
-
-/// What has happened in the pool, counted since it was created.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PoolStats {
-    /// Leases granted.
-    pub claims: u64,
-    /// Writes refused by the state they met (409, 412, 428).
-    pub conflicts: u64,
-    /// Leases ended because their time ran out.
-    pub expired: u64,
 }
 
 /// A pool as a script reports it.

@@ -158,6 +158,10 @@ bounded! {
     DrawCount(u32): 1, 1000, "How many values to draw, as one contiguous batch";
 }
 
+/// A pool's `max_events` unless it sets another (`DEFAULT_MAX_EVENTS` in the scripts'
+/// `lib/pool.lua`).
+pub const DEFAULT_MAX_EVENTS: u64 = 10_000;
+
 impl PageLimit {
     /// The page size when none is asked for.
     pub const DEFAULT: PageLimit = PageLimit(100);

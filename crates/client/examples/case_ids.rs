@@ -4,7 +4,7 @@
 //! "New case" together.
 //!
 //! ```sh
-//! cargo run --example case_ids -- --url http://127.0.0.1:8080 \
+//! cargo run -p leasehold-client --example case_ids -- --url http://127.0.0.1:8080 \
 //!     --firm acme:Europe/Paris --firm globex:America/New_York --count 5
 //! ```
 //!
@@ -15,7 +15,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use leasehold::client::{Client, Next};
+use leasehold_client::{Client, Next};
 
 /// Draw case IDs for a few firms.
 #[derive(Debug, Parser)]

@@ -4,7 +4,7 @@
 //! retry with the first answer.
 //!
 //! It decides *when* to send again ([`RetryPolicy`]) and reports *what happened* on every
-//! attempt ([`Sent`]); it does not decide what an answer means. [`crate::client::Client`]
+//! attempt ([`Sent`]); it does not decide what an answer means. [`crate::Client`]
 //! turns a [`Sent`] into typed values and errors; `leasehold contend` turns the same
 //! [`Sent`] into the ok / refused / unknown outcomes its history checkers need.
 

@@ -1,8 +1,8 @@
 //! The audit trail of a pool: who held which item, and when, from the pool's event log.
 //!
 //! ```sh
-//! cargo run --example audit -- --url http://127.0.0.1:8080 --pool cases --item c1
-//! cargo run --example audit -- --url http://127.0.0.1:8080 --pool cases --follow
+//! cargo run -p leasehold-client --example audit -- --url http://127.0.0.1:8080 --pool cases --item c1
+//! cargo run -p leasehold-client --example audit -- --url http://127.0.0.1:8080 --pool cases --follow
 //! ```
 //!
 //! It prints one line per event, oldest first:
@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use futures::StreamExt;
-use leasehold::client::{Client, Error, Event, EventKind, Followed};
+use leasehold_client::{Client, Error, Event, EventKind, Followed};
 
 /// Print a pool's events.
 #[derive(Debug, Parser)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::transport::{Answer, Attempt, Sent};
-pub use crate::error::{Current, ProblemCode};
+pub use leasehold_wire::problem::{Current, ProblemCode};
 
 /// An `application/problem+json` answer (RFC 9457), as the service sends it.
 #[derive(Debug, Clone, Deserialize)]

@@ -2,14 +2,14 @@
 //!
 //! Answers are read leniently (unknown fields are ignored), so a client keeps working
 //! against a newer server. The server writes its answers from its own records
-//! (`crate::model`, with the stored data passed through unparsed); here data is parsed
+//! (the server's `model`, with the stored data passed through unparsed); here data is parsed
 //! JSON and the shared pieces (`ItemState`, `EventKind`, `PoolCounts`, `PoolStats`) are the
 //! server's own types.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use crate::store::{EventKind, ItemState, PoolCounts, PoolStats};
+pub use leasehold_wire::items::{EventKind, ItemState, PoolCounts, PoolStats};
 
 /// A pool's settings, as the service answers them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,7 +29,7 @@ pub struct PoolConfig {
 }
 
 fn default_max_events() -> u64 {
-    crate::store::DEFAULT_MAX_EVENTS
+    leasehold_wire::numbers::DEFAULT_MAX_EVENTS
 }
 
 /// `GET /v1/pools/{pool}` and `PUT /v1/pools/{pool}`.

@@ -18,10 +18,10 @@
 //!   Server-Sent Events, reconnecting by itself after the last event it yielded.
 //!
 //! ```no_run
-//! use leasehold::client::{Claim, Client, NewItem, ProblemCode};
+//! use leasehold_client::{Claim, Client, NewItem, ProblemCode};
 //! use serde_json::json;
 //!
-//! # async fn run() -> Result<(), leasehold::client::Error> {
+//! # async fn run() -> Result<(), leasehold_client::Error> {
 //! let client = Client::builder("http://127.0.0.1:8080")
 //!     .api_key(std::env::var("LEASEHOLD_KEY").ok())
 //!     .build()?;
@@ -182,7 +182,7 @@ impl Client {
 
     /// This client with a fresh `Idempotency-Key` per write again (undoing
     /// [`Client::with_idempotency_key`]).
-    pub(super) fn with_fresh_keys(&self) -> Client {
+    pub(crate) fn with_fresh_keys(&self) -> Client {
         Client {
             inner: self.inner.clone(),
             idempotency_key: None,

@@ -6,7 +6,7 @@
 //! worker neither sleeps nor polls.
 //!
 //! ```sh
-//! cargo run --example worker -- --url http://127.0.0.1:8080 --pool cases --holder w1 --drain
+//! cargo run -p leasehold-client --example worker -- --url http://127.0.0.1:8080 --pool cases --holder w1 --drain
 //! ```
 //!
 //! It prints one line per event (`waiting`, `claimed`, `completed`, `released`, `lost`) and
@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use leasehold::client::{Claim, Client, Lease, Lost, ProblemCode, Release};
+use leasehold_client::{Claim, Client, Lease, Lost, ProblemCode, Release};
 use serde_json::{Value, json};
 
 /// Claim, work, complete; until stopped.
