@@ -15,8 +15,32 @@ use crate::config::Settings;
 use crate::state::AppState;
 use crate::store::{StartError, Store};
 
-/// Connects to Redis (checking its settings and loading the scripts) and builds the router.
-pub async fn build(settings: &Settings) -> Result<Router, StartError> {
+/// The application: its router, and the store whose waits end when it stops.
+pub struct App {
+    router: Router,
+    store: Store,
+}
+
+impl App {
+    /// Serves until `shutdown` completes; then long polls and event streams answer at once
+    /// and in-flight requests finish.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let store = self.store;
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                store.stop_waiting();
+            })
+            .await
+    }
+}
+
+/// Connects to Redis (checking its settings and loading the scripts) and builds the app.
+pub async fn build(settings: &Settings) -> Result<App, StartError> {
     crate::metrics::handle();
     let store = Store::connect(settings.store.clone()).await?;
     let state = AppState::new(
@@ -25,14 +49,18 @@ pub async fn build(settings: &Settings) -> Result<Router, StartError> {
         settings.max_body_bytes,
         settings.rate_limit,
     );
-    Ok(crate::api::router()
+    let router = crate::api::router()
         .merge(crate::ui::router())
-        .with_state(state)
+        .with_state(state.clone())
         // Bodies are read and limited by `api::extract::Write`, which answers problem+json.
         .layer(DefaultBodyLimit::disable())
         // Runs after routing (per route), so it sees the route matched.
         .layer(middleware::from_fn(crate::metrics::track))
-        .layer(middleware::from_fn(request_span)))
+        .layer(middleware::from_fn(request_span));
+    Ok(App {
+        router,
+        store: state.store().clone(),
+    })
 }
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -81,17 +109,6 @@ async fn request_span(mut request: Request, next: Next) -> Response {
     response
 }
 
-/// Serves until `shutdown` completes, then lets in-flight requests finish.
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
 /// Completes on Ctrl-C or SIGTERM.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -113,6 +130,4 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
-    // Long polls answer now with what they have, so they do not hold up the stop.
-    crate::store::stop_waiting();
 }

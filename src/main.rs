@@ -139,7 +139,7 @@ fn tls_certificates(
 }
 
 async fn run(settings: &Settings, backend: &str) -> Result<(), String> {
-    let router = app::build(settings).await.map_err(|e| e.to_string())?;
+    let app = app::build(settings).await.map_err(|e| e.to_string())?;
     settings.auth.reload_on_sighup();
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
@@ -148,7 +148,7 @@ async fn run(settings: &Settings, backend: &str) -> Result<(), String> {
     tracing::info!(
         "Leasehold is listening on http://{addr} with {backend} (dashboard: http://{addr}/ui/)"
     );
-    app::serve(listener, router, app::shutdown_signal())
+    app.serve(listener, app::shutdown_signal())
         .await
         .map_err(|e| e.to_string())
 }

@@ -17,7 +17,7 @@ use crate::error::ApiError;
 use crate::model::{Event, Events};
 use crate::names::{PoolName, Tenant};
 use crate::state::AppState;
-use crate::store::{EventId, Followed, stop_waiting_signal};
+use crate::store::{EventId, Followed};
 use leasehold_wire::numbers::PageLimit;
 
 #[derive(Deserialize, IntoParams)]
@@ -114,7 +114,7 @@ pub async fn stream_events(
         Some((Ok::<_, Infallible>(sse_event(next)), follower))
     })
     // A live stream never ends by itself: end it when the process stops, so it can.
-    .take_until(stop_waiting_signal());
+    .take_until(app.store().stopped_waiting());
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response())

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::time::{Duration, Instant};
 
 use super::StoreError;
-use super::{Answer, Idempotency, PoolRef, lua_list, wakeups};
+use super::{Answer, Idempotency, PoolRef, lua_list};
 use crate::names::{Holder, ItemId};
 
 use super::ItemRecord;
@@ -65,7 +65,7 @@ impl PoolRef<'_> {
         let deadline = Instant::now() + wait;
         let waiters = self.waiters();
         let mut waiting = waiters.join();
-        let stopping = wakeups::stopping();
+        let stopping = self.store.inner.wakeups.stopping.stopped();
         tokio::pin!(stopping);
         let answer = loop {
             // Listen before trying, so an announcement between the try and the wait counts.

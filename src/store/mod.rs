@@ -47,7 +47,6 @@ pub use scripts::Scripts;
 pub use settings::{Durability, RateLimit, StoreSettings};
 pub use startup::StartError;
 use wakeups::Wakeups;
-pub use wakeups::{stop_waiting, stopping as stop_waiting_signal};
 
 /// A cheap, cloneable handle on Redis and the scripts.
 #[derive(Clone)]
@@ -64,6 +63,18 @@ struct Inner {
 }
 
 impl Store {
+    /// Ends every wait on this store (long polls answer with what they have, event streams
+    /// end): the app is stopping, and they must not hold up the stop.
+    pub fn stop_waiting(&self) {
+        self.inner.wakeups.stopping.stop();
+    }
+
+    /// Completes once [`Store::stop_waiting`] was called.
+    pub fn stopped_waiting(&self) -> impl Future<Output = ()> + Send + 'static {
+        let store = self.clone();
+        async move { store.inner.wakeups.stopping.stopped().await }
+    }
+
     pub fn durability(&self) -> Durability {
         self.inner.settings.durability
     }

@@ -45,31 +45,39 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 /// The most waiters one announcement wakes.
 const MAX_WAKE: usize = 1000;
 
-/// Set once the process is stopping: waiters answer at once with what they have.
-static STOPPING: AtomicBool = AtomicBool::new(false);
-static STOPPED: Notify = Notify::const_new();
-
-/// Ends every wait in this process (on SIGTERM: a long poll must not hold up the stop).
-pub fn stop_waiting() {
-    STOPPING.store(true, Ordering::SeqCst);
-    STOPPED.notify_waiters();
+/// Whether the app that owns a store is stopping: then waiters (long polls, event
+/// streams) answer at once with what they have, so they do not hold up the stop. Each app
+/// has its own: apps in one process (the tests') stop on their own.
+#[derive(Default)]
+pub struct Stopping {
+    stopped: AtomicBool,
+    notify: Notify,
 }
 
-/// Completes when the process stops waiting.
-pub async fn stopping() {
-    let stopped = STOPPED.notified();
-    tokio::pin!(stopped);
-    stopped.as_mut().enable();
-    if STOPPING.load(Ordering::SeqCst) {
-        return;
+impl Stopping {
+    /// Ends every wait of this app.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
     }
-    stopped.await;
+
+    /// Completes once the app stops waiting.
+    pub async fn stopped(&self) {
+        let stopped = self.notify.notified();
+        tokio::pin!(stopped);
+        stopped.as_mut().enable();
+        if self.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        stopped.await;
+    }
 }
 
 /// The waiters of one replica.
 #[derive(Default)]
 pub struct Wakeups {
     pools: Mutex<HashMap<String, Weak<PoolWaiters>>>,
+    pub stopping: Stopping,
     subscribed: AtomicBool,
     /// Told when Sentinel switches primaries: the subscription moves to the new one (the
     /// old one, if alive, hears nothing of the new one's announcements).

@@ -517,19 +517,28 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         other_key,
         key_file,
     };
-    start_app(options, keys).await
+    start_app(options, keys, std::future::pending()).await
 }
 
 /// Another replica: an app with `options` that accepts the same keys as `first`, so one
 /// client key works on both (as behind a load balancer).
 pub async fn replica_of(first: &TestApp, options: Options) -> TestApp {
+    replica_until(first, options, std::future::pending()).await
+}
+
+/// As `replica_of`, an app that stops (as on SIGTERM) when `shutdown` completes.
+pub async fn replica_until(
+    first: &TestApp,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> TestApp {
     let keys = Keys {
         tenant: first.tenant.clone(),
         key: first.key.clone(),
         other_key: first.other_key.clone(),
         key_file: first.key_file.clone(),
     };
-    start_app(options, keys).await
+    start_app(options, keys, shutdown).await
 }
 
 /// The settings an app with `options` is built from, and the URL of its Redis.
@@ -565,19 +574,19 @@ pub fn settings_for(options: Options, auth: Auth) -> (Settings, String) {
     (settings, redis_url)
 }
 
-async fn start_app(options: Options, keys: Keys) -> TestApp {
+async fn start_app(
+    options: Options,
+    keys: Keys,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> TestApp {
     let auth = Auth::from_file(&keys.key_file, false).expect("keys");
     let (settings, redis_url) = settings_for(options, auth.clone());
-    let router = leasehold::app::build(&settings).await.expect("app builds");
+    let app = leasehold::app::build(&settings).await.expect("app builds");
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(leasehold::app::serve(
-        listener,
-        router,
-        std::future::pending(),
-    ));
+    tokio::spawn(app.serve(listener, shutdown));
     TestApp {
         addr,
         client: reqwest::Client::new(),

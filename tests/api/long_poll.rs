@@ -369,3 +369,55 @@ async fn items_whose_announcement_was_lost_reach_every_waiter_after_the_watchers
         last - added
     );
 }
+
+/// Each app owns its stop: stopping one (as SIGTERM does) answers its long polls at once
+/// with what they have, while another app's in the same process keep waiting.
+#[tokio::test]
+async fn stopping_one_app_ends_its_long_polls_and_not_another_apps() {
+    let first = spawn_app().await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let stopping = replica_until(&first, Options::default(), async {
+        let _ = stopped.await;
+    })
+    .await;
+    let pool = pool_name();
+    first
+        .put(&format!("/v1/pools/{pool}"), json!({}))
+        .await
+        .expect(201);
+    let wait = |app: &TestApp, holder: &str| {
+        app.request(reqwest::Method::POST, &format!("/v1/pools/{pool}/claim"))
+            .json(&json!({"holder": holder, "wait_ms": 20_000}))
+            .send()
+    };
+    let ended = tokio::spawn(wait(&stopping, "on-the-stopping-app"));
+    let kept = tokio::spawn(wait(&first, "on-the-other-app"));
+    // Time for both requests to reach their apps: nothing tells from outside that a long
+    // poll is waiting (it holds no Redis connection). Too short a pause fails the test (the
+    // stopped app refuses a request that comes late), it never passes it wrongly.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    stop.send(()).expect("the app is running");
+    let answer = ended
+        .await
+        .expect("the request ran")
+        .expect("the stopping app answers");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "the long poll held up the stop for {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(answer.status(), 200);
+    let body: Value = answer.json().await.expect("JSON");
+    assert_eq!(body["leases"], json!([]));
+    assert!(!kept.is_finished(), "the other app's long poll ended too");
+    first.add_items(&pool, &["a"]).await;
+    let granted: Value = kept
+        .await
+        .expect("the request ran")
+        .expect("the other app answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(granted["leases"][0]["id"], "a", "{granted}");
+}
