@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tracing::Instrument;
 
 use crate::config::Settings;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::{StartError, Store};
 
@@ -41,10 +42,11 @@ impl App {
 
 /// Connects to Redis (checking its settings and loading the scripts) and builds the app.
 pub async fn build(settings: &Settings) -> Result<App, StartError> {
-    crate::metrics::handle();
-    let store = Store::connect(settings.store.clone()).await?;
+    let metrics = Metrics::new();
+    let store = Store::connect(settings.store.clone(), metrics.clone()).await?;
     let state = AppState::new(
         store,
+        metrics.clone(),
         settings.auth.clone(),
         settings.max_body_bytes,
         settings.rate_limit,
@@ -55,7 +57,10 @@ pub async fn build(settings: &Settings) -> Result<App, StartError> {
         // Bodies are read and limited by `api::extract::Write`, which answers problem+json.
         .layer(DefaultBodyLimit::disable())
         // Runs after routing (per route), so it sees the route matched.
-        .layer(middleware::from_fn(crate::metrics::track))
+        .layer(middleware::from_fn_with_state(
+            metrics,
+            crate::metrics::track,
+        ))
         .layer(middleware::from_fn(request_span));
     Ok(App {
         router,

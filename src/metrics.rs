@@ -2,19 +2,21 @@
 //! by route and code (where contention is), request and Redis-call latency, leases ended
 //! by expiry, Redis connections and calls in flight.
 //!
-//! The recorder is process-wide (the `metrics` facade has one): every app built in one
-//! process reports into it. Labels are routes as declared (`/v1/pools/{pool}/claim`),
-//! never pool, item or tenant names, so the number of series stays bounded.
+//! Each app has its own recorder ([`Metrics`], in the app's state): apps built in one
+//! process count apart. Labels are routes as declared (`/v1/pools/{pool}/claim`), never
+//! pool, item or tenant names, so the number of series stays bounded.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::SharedString;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 
 /// Latency buckets in seconds, from a cache hit on loopback to the slowest timeout.
 const BUCKETS: &[f64] = &[
@@ -33,35 +35,60 @@ pub const REDIS_IN_FLIGHT: &str = "leasehold_redis_calls_in_flight";
 pub const REDIS_CONNECTIONS: &str = "leasehold_redis_connections";
 pub const LEASES_EXPIRED: &str = "leasehold_leases_expired_total";
 
-static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+/// One app's metrics: its own recorder, so apps in one process (the tests') count apart.
+/// Cheap to clone. Code that records does so inside [`Metrics::record`].
+#[derive(Clone)]
+pub struct Metrics(Arc<Recorders>);
 
-/// Installs the process-wide recorder on first use; `None` if another recorder was
-/// installed first (then `/metrics` answers 404).
-pub fn handle() -> Option<&'static PrometheusHandle> {
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), BUCKETS)
-                .ok()?
-                .build_recorder();
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok()?;
-            describe();
-            // Histograms keep every sample until upkeep folds them into their buckets:
-            // without a scrape, memory would grow with every request.
-            let upkeep = handle.clone();
-            std::thread::Builder::new()
-                .name("metrics-upkeep".to_owned())
-                .spawn(move || {
-                    loop {
-                        std::thread::sleep(UPKEEP_EVERY);
-                        upkeep.run_upkeep();
+struct Recorders {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".to_owned()), BUCKETS)
+            .unwrap_or_else(|_| PrometheusBuilder::new())
+            .build_recorder();
+        let handle = recorder.handle();
+        let metrics = Metrics(Arc::new(Recorders { recorder, handle }));
+        metrics.record(describe);
+        // Histograms keep every sample until upkeep folds them into their buckets:
+        // without a scrape, memory would grow with every request. The task ends with the
+        // app's metrics.
+        let upkeep = Arc::downgrade(&metrics.0);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let mut every = tokio::time::interval(UPKEEP_EVERY);
+                loop {
+                    every.tick().await;
+                    match upkeep.upgrade() {
+                        Some(recorders) => recorders.handle.run_upkeep(),
+                        None => return,
                     }
-                })
-                .ok()?;
-            Some(handle)
-        })
-        .as_ref()
+                }
+            });
+        }
+        metrics
+    }
+
+    /// Runs `record` (which uses the `metrics` macros) against this app's recorder.
+    pub fn record<T>(&self, record: impl FnOnce() -> T) -> T {
+        metrics::with_local_recorder(&self.0.recorder, record)
+    }
+
+    /// Everything recorded, in the Prometheus text format.
+    pub fn render(&self) -> String {
+        self.0.handle.run_upkeep();
+        self.0.handle.render()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
 }
 
 fn describe() {
@@ -100,7 +127,12 @@ fn describe() {
 }
 
 /// Middleware: counts and times every request under its route, and counts refusals.
-pub async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -> Response {
+pub async fn track(
+    State(metrics): State<Metrics>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = method_label(request.method());
     // Shared, so the three series below take it without copying.
@@ -109,17 +141,20 @@ pub async fn track(matched: Option<MatchedPath>, request: Request, next: Next) -
     ));
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    metrics::histogram!(REQUEST_SECONDS, "method" => method.clone(), "route" => route.clone())
-        .record(started.elapsed().as_secs_f64());
-    if let Some(Conflict(code)) = response.extensions().get::<Conflict>() {
-        metrics::counter!(CONFLICTS, "route" => route.clone(), "code" => *code).increment(1);
-    }
-    metrics::counter!(REQUESTS, "method" => method, "route" => route, "status" => status)
-        .increment(1);
+    let conflict = response.extensions().get::<Conflict>().copied();
+    metrics.record(|| {
+        metrics::histogram!(REQUEST_SECONDS, "method" => method.clone(), "route" => route.clone())
+            .record(started.elapsed().as_secs_f64());
+        if let Some(Conflict(code)) = conflict {
+            metrics::counter!(CONFLICTS, "route" => route.clone(), "code" => code).increment(1);
+        }
+        metrics::counter!(REQUESTS, "method" => method, "route" => route, "status" => status)
+            .increment(1);
+    });
     response
 }
 
-/// The method as a label, without allocating for the methods the API has.
+/// The method as a label, from a fixed set.
 fn method_label(method: &Method) -> SharedString {
     match *method {
         Method::GET => SharedString::const_str("GET"),
@@ -128,7 +163,10 @@ fn method_label(method: &Method) -> SharedString {
         Method::PATCH => SharedString::const_str("PATCH"),
         Method::DELETE => SharedString::const_str("DELETE"),
         Method::HEAD => SharedString::const_str("HEAD"),
-        ref other => SharedString::from(other.as_str().to_owned()),
+        Method::OPTIONS => SharedString::const_str("OPTIONS"),
+        // Any other name a caller sends folds into one label: label values come from a
+        // fixed set, so what strangers send cannot grow `/metrics`.
+        _ => SharedString::const_str("other"),
     }
 }
 

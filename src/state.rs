@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use crate::auth::Auth;
+use crate::metrics::Metrics;
 use crate::store::{RateLimit, Store};
 
 /// What every handler shares: the store, the key table and a few settings.
@@ -12,6 +13,7 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     store: Store,
+    metrics: Metrics,
     auth: Auth,
     max_body_bytes: usize,
     rate_limit: Option<RateLimit>,
@@ -20,12 +22,14 @@ struct Inner {
 impl AppState {
     pub fn new(
         store: Store,
+        metrics: Metrics,
         auth: Auth,
         max_body_bytes: usize,
         rate_limit: Option<RateLimit>,
     ) -> AppState {
         AppState(Arc::new(Inner {
             store,
+            metrics,
             auth,
             max_body_bytes,
             rate_limit,
@@ -34,6 +38,10 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.0.metrics
     }
 
     pub fn auth(&self) -> &Auth {

@@ -50,21 +50,16 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Response, ApiError> {
     tag = "operations",
     responses(
         (status = 200, description = "The Prometheus text format (0.0.4)", content_type = "text/plain", body = String),
-        (status = 404, description = "`not_found`: another metrics recorder was installed in this process first"),
     )
 )]
 pub async fn metrics(State(app): State<AppState>) -> Response {
-    let Some(handle) = crate::metrics::handle() else {
-        return ApiError::NoRoute.into_response();
-    };
     app.store().record_connection_gauges();
-    handle.run_upkeep();
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
         )],
-        handle.render(),
+        app.metrics().render(),
     )
         .into_response()
 }

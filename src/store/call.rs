@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use super::backend::Handle;
 use super::{Durability, Outcome, RateLimit, Store, StoreError, decode, keys};
+use crate::metrics::Metrics;
 use crate::names::Tenant;
 
 /// A client's write, or a read (which may apply expired leases, as any call does).
@@ -68,9 +69,12 @@ impl Store {
                 Ok(reply)
             })
             .await?;
-        metrics::histogram!(crate::metrics::REDIS_SECONDS, "script" => self.scripts().name_of(script))
-            .record(started.elapsed().as_secs_f64());
-        decode(&json, replayed)
+        let name = self.scripts().name_of(script);
+        self.inner.metrics.record(|| {
+            metrics::histogram!(crate::metrics::REDIS_SECONDS, "script" => name)
+                .record(started.elapsed().as_secs_f64());
+        });
+        decode(&json, replayed, &self.inner.metrics)
     }
 
     /// Under `replicas:N`, waits until N replicas have everything the primary holding
@@ -136,8 +140,10 @@ impl Store {
                     .map_err(backend_error)
             })
             .await?;
-        metrics::histogram!(crate::metrics::REDIS_SECONDS, "script" => "rate_limit")
-            .record(started.elapsed().as_secs_f64());
+        self.inner.metrics.record(|| {
+            metrics::histogram!(crate::metrics::REDIS_SECONDS, "script" => "rate_limit")
+                .record(started.elapsed().as_secs_f64());
+        });
         if admitted {
             Ok(())
         } else {
@@ -192,7 +198,7 @@ impl Store {
         &self,
         work: impl AsyncFnOnce(&mut Handle<'_>) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let _in_flight = InFlight::start();
+        let _in_flight = InFlight::start(&self.inner.metrics);
         let timeout = self.inner.settings.timeout;
         let result = async {
             let mut conn = self
@@ -222,7 +228,9 @@ impl Store {
                 StoreError::Unacknowledged(_) => "unacknowledged",
                 _ => "internal",
             };
-            metrics::counter!(crate::metrics::REDIS_ERRORS, "kind" => kind).increment(1);
+            self.inner.metrics.record(|| {
+                metrics::counter!(crate::metrics::REDIS_ERRORS, "kind" => kind).increment(1);
+            });
         }
         result
     }
@@ -230,10 +238,13 @@ impl Store {
     /// Sets the connection gauges (called when metrics are scraped).
     pub fn record_connection_gauges(&self) {
         let (open, idle) = self.inner.backend.status();
-        metrics::gauge!(crate::metrics::REDIS_CONNECTIONS, "state" => "open").set(open as f64);
-        if let Some(idle) = idle {
-            metrics::gauge!(crate::metrics::REDIS_CONNECTIONS, "state" => "idle").set(idle as f64);
-        }
+        self.inner.metrics.record(|| {
+            metrics::gauge!(crate::metrics::REDIS_CONNECTIONS, "state" => "open").set(open as f64);
+            if let Some(idle) = idle {
+                metrics::gauge!(crate::metrics::REDIS_CONNECTIONS, "state" => "idle")
+                    .set(idle as f64);
+            }
+        });
     }
 
     /// Every Redis call is bounded: a stalled Redis answers 503 fast instead of hanging.
@@ -251,18 +262,19 @@ const ACK_KEY_TTL_MS: u64 = 60_000;
 const TIMED_OUT: &str = "Redis call timed out";
 
 /// Counts a Redis call in the in-flight gauge while it lives.
-struct InFlight;
+struct InFlight<'a>(&'a Metrics);
 
-impl InFlight {
-    fn start() -> InFlight {
-        metrics::gauge!(crate::metrics::REDIS_IN_FLIGHT).increment(1.0);
-        InFlight
+impl InFlight<'_> {
+    fn start(metrics: &Metrics) -> InFlight<'_> {
+        metrics.record(|| metrics::gauge!(crate::metrics::REDIS_IN_FLIGHT).increment(1.0));
+        InFlight(metrics)
     }
 }
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        metrics::gauge!(crate::metrics::REDIS_IN_FLIGHT).decrement(1.0);
+        self.0
+            .record(|| metrics::gauge!(crate::metrics::REDIS_IN_FLIGHT).decrement(1.0));
     }
 }
 

@@ -56,6 +56,8 @@ pub struct Store {
 
 struct Inner {
     backend: Backend,
+    /// The app's metrics, which its Redis calls are counted in.
+    metrics: crate::metrics::Metrics,
     scripts: Scripts,
     settings: StoreSettings,
     wakeups: Arc<Wakeups>,
@@ -161,7 +163,9 @@ impl PoolRef<'_> {
         };
         match stored.split_once('\n') {
             Some((fingerprint, json)) if fingerprint == idempotency.fingerprint => {
-                decode(json, true)?.done().map(Some)
+                decode(json, true, &self.store.inner.metrics)?
+                    .done()
+                    .map(Some)
             }
             _ => Err(StoreError::refused(ProblemCode::IdempotencyKeyReused)),
         }

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use super::{Refusal, StoreError};
+use crate::metrics::Metrics;
 use leasehold_wire::problem::{Current, ProblemCode};
 
 /// A script's successful answer, and whether it was replayed from an earlier request.
@@ -37,11 +38,12 @@ pub(super) enum Outcome<T> {
 pub(super) fn decode<T: DeserializeOwned>(
     json: &str,
     replayed: bool,
+    metrics: &Metrics,
 ) -> Result<Outcome<T>, StoreError> {
     let reply: Tagged<T> = serde_json::from_str(json)
         .map_err(|e| StoreError::Internal(format!("undecodable script reply: {e}: {json}")))?;
     if let (Some(expired), false) = (reply.expired, replayed) {
-        metrics::counter!(crate::metrics::LEASES_EXPIRED).increment(expired);
+        metrics.record(|| metrics::counter!(crate::metrics::LEASES_EXPIRED).increment(expired));
     }
     if let Some(value) = reply.ok {
         return Ok(Outcome::Done(Answer { value, replayed }));

@@ -8,6 +8,7 @@ use redis::RedisError;
 use super::backend::{self, Backend};
 use super::wakeups::Wakeups;
 use super::{Durability, Inner, Scripts, Store, StoreSettings, Topology, events, failover};
+use crate::metrics::Metrics;
 
 /// Why the store refused to start.
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +30,7 @@ pub enum StartError {
 
 impl Store {
     /// Connects, checks the settings that correctness depends on, and loads the scripts.
-    pub async fn connect(settings: StoreSettings) -> Result<Self, StartError> {
+    pub async fn connect(settings: StoreSettings, metrics: Metrics) -> Result<Self, StartError> {
         let url = settings.topology.describe();
         let unreachable = |cause: String| StartError::Unreachable {
             url: url.clone(),
@@ -46,6 +47,7 @@ impl Store {
         let store = Store {
             inner: Arc::new(Inner {
                 backend,
+                metrics,
                 scripts: Scripts::new(),
                 settings,
                 wakeups: Arc::default(),

@@ -1,9 +1,8 @@
 //! Observing a replica: `GET /metrics` (requests, conflicts by route and code, latency,
 //! expired leases, Redis connections) and request ids in `X-Request-Id`.
 //!
-//! Every app of this test binary reports into the one process-wide recorder, and tests
-//! run in parallel: assertions compare a figure before and after the test's own requests
-//! (it can only have grown by at least what the test did).
+//! Each app has its own recorder: what one app of this test binary counts, another does
+//! not see.
 
 use std::time::Duration;
 
@@ -188,4 +187,67 @@ async fn a_request_id_is_echoed_or_made() {
         .await;
     assert_eq!(problem.status, 401);
     assert!(problem.header("x-request-id").is_some());
+}
+
+/// Apps in one process count apart: each has its own recorder.
+#[tokio::test]
+async fn each_app_counts_its_own_requests() {
+    let first = spawn_app().await;
+    let second = replica_of(&first, Options::default()).await;
+    for _ in 0..3 {
+        first.get("/healthz").await.expect(200);
+    }
+    let healthz = [("route", "/healthz"), ("status", "200")];
+    assert_eq!(
+        sample(
+            &scrape(&first).await,
+            "leasehold_http_requests_total",
+            &healthz
+        ),
+        3.0
+    );
+    assert_eq!(
+        sample(
+            &scrape(&second).await,
+            "leasehold_http_requests_total",
+            &healthz
+        ),
+        0.0
+    );
+}
+
+/// A stranger's made-up method names become no label: whatever is sent, the method label
+/// takes its value from a fixed set, so `/metrics` does not grow with what is sent.
+#[tokio::test]
+async fn any_method_name_is_counted_under_one_label() {
+    let app = spawn_app().await;
+    let odd = |n: usize| {
+        let method = reqwest::Method::from_bytes(format!("M{n}{}", "Q".repeat(5000)).as_bytes())
+            .expect("a method token");
+        app.request(method, "/")
+    };
+    app.send(odd(0)).await.expect_problem(404, "not_found");
+    // Twice, so the series of the scrape itself are there before the one compared with.
+    scrape(&app).await;
+    let before = scrape(&app).await;
+    for n in 1..20 {
+        app.send(odd(n)).await.expect_problem(404, "not_found");
+    }
+    let after = scrape(&app).await;
+    assert!(!after.contains("QQQQ"), "a method name became a label");
+    assert_eq!(
+        sample(
+            &after,
+            "leasehold_http_requests_total",
+            &[("method", "other")]
+        ),
+        20.0
+    );
+    // Only the counts changed, not the series: the size stays within a few digits.
+    assert!(
+        after.len() < before.len() + 200,
+        "/metrics grew from {} to {} bytes",
+        before.len(),
+        after.len()
+    );
 }
