@@ -40,19 +40,6 @@ fn client_at(base_url: &str, app: &TestApp) -> Client {
         .expect("a client")
 }
 
-/// Polls `condition` until it holds, failing the test after `timeout`.
-async fn eventually<F, Fut>(timeout: Duration, what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// The code of a failed call.
 #[track_caller]
 fn code_of<T: std::fmt::Debug>(result: Result<T, Error>) -> ProblemCode {
@@ -168,14 +155,11 @@ async fn forward(
 /// An app of its own over a redis-server of its own, which a test may stop: the app
 /// gives up on Redis after 300 ms and answers 503 with `Retry-After`.
 async fn app_over_own_redis() -> (RedisProcess, TestApp) {
-    let redis = RedisProcess::start(&[]);
-    let app = spawn_app_with(Options {
-        redis_url: Some(redis.url()),
+    app_on_own_redis_with(Options {
         redis_timeout_ms: Some(300),
         ..Options::default()
     })
-    .await;
-    (redis, app)
+    .await
 }
 
 fn counter_name() -> String {

@@ -184,18 +184,9 @@ async fn claim_for(app: &TestApp, pool: &str, id: &str, holder: &str, lease_ms: 
     .expect(200)
 }
 
-/// Polls an async condition until it holds, with a deadline.
-async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits until Redis's clock, the one leases and delays end by, is past `ms`.
 async fn wait_for_redis_clock_past(ms: i64) {
-    eventually("Redis's clock", async || redis_now_ms() > ms).await;
+    eventually(WAIT, "Redis's clock", async || redis_now_ms() > ms).await;
 }
 
 fn events_key(app: &TestApp, pool: &str) -> String {

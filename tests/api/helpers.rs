@@ -359,14 +359,18 @@ pub fn redis_now_ms() -> i64 {
     secs * 1000 + micros / 1000
 }
 
-/// How many times Redis ran each command (`INFO commandstats`), by lower-case name.
 /// An app over a redis-server of its own (with the ACL users, as the shared one), for a
-/// test that counts Redis's work or changes its users' rights.
+/// test that counts Redis's work, changes its users' rights or stops it.
 pub async fn app_on_own_redis() -> (RedisProcess, TestApp) {
+    app_on_own_redis_with(Options::default()).await
+}
+
+/// As `app_on_own_redis`, with other `options` (its Redis is the app's own whatever they say).
+pub async fn app_on_own_redis_with(options: Options) -> (RedisProcess, TestApp) {
     let redis = RedisProcess::start_locked(&[]);
     let app = spawn_app_with(Options {
         redis_url: Some(redis.app_url()),
-        ..Options::default()
+        ..options
     })
     .await;
     (redis, app)
@@ -381,6 +385,7 @@ pub fn scripts_run(redis: &RedisProcess) -> u64 {
         .sum()
 }
 
+/// How many times Redis ran each command (`INFO commandstats`), by lower-case name.
 pub fn command_calls(redis: &mut impl redis::ConnectionLike) -> Vec<(String, u64)> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
@@ -399,7 +404,18 @@ pub fn command_calls(redis: &mut impl redis::ConnectionLike) -> Vec<(String, u64
         .collect()
 }
 
-/// Polls `condition` until it holds, failing the test after `timeout`.
+/// Polls an async condition (an HTTP or Redis round trip) until it holds, failing the test
+/// after `timeout`.
+pub async fn eventually(timeout: Duration, what: &str, mut condition: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `condition` (blocking: for fixtures outside async code) until it holds, failing
+/// the test after `timeout`.
 pub fn wait_for(timeout: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !condition() {

@@ -1,6 +1,6 @@
 //! Leases: claim-next, claim-specific, renew, release, complete, assign, requeue, expiry.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::helpers::*;
 use reqwest::Method;
@@ -75,22 +75,15 @@ async fn leases_of(app: &TestApp, pool: &str, holder: &str) -> Vec<Value> {
     body["leases"].as_array().expect("leases").clone()
 }
 
-/// Polls an async condition (an HTTP or Redis round trip) until it holds, with a deadline.
-async fn eventually(what: &str, mut condition: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Waits until Redis's clock is past the lease's expiry, without touching the item, so
 /// nothing has reclaimed the lease when the test goes on.
 async fn wait_until_expired(lease: &Value) {
     let expires = expiry_ms(lease);
-    eventually("Redis's clock to pass the lease's expiry", async || {
-        redis_now_ms() > expires
-    })
+    eventually(
+        WAIT,
+        "Redis's clock to pass the lease's expiry",
+        async || redis_now_ms() > expires,
+    )
     .await;
 }
 
@@ -411,7 +404,7 @@ async fn release_with_delay_makes_item_delayed_then_available() {
     let item = release(&app, &pool, &lease, json!({ "delay_ms": 300 })).await;
     assert_eq!(item["state"], "delayed");
     assert_eq!(item["holder"], Value::Null);
-    eventually("the delay to end", async || {
+    eventually(WAIT, "the delay to end", async || {
         app.item(&pool, "a").await["state"] == "available"
     })
     .await;
@@ -548,7 +541,7 @@ async fn expired_lease_returns_item_to_available_keeping_attempts() {
     app.add_items(&pool, &["a"]).await;
     let lease = claim_item_for(&app, &pool, "a", "alice", SHORT_LEASE_MS).await;
     let mut item = Value::Null;
-    eventually("the lease to expire", async || {
+    eventually(WAIT, "the lease to expire", async || {
         item = app.item(&pool, "a").await;
         item["state"] == "available"
     })
@@ -610,7 +603,7 @@ async fn item_dies_after_max_attempts_grants_end_without_completion() {
     assert_eq!(item["state"], "available", "one attempt of two used");
     claim_item_for(&app, &pool, "a", "alice", SHORT_LEASE_MS).await;
     let mut item = Value::Null;
-    eventually("the second lease to expire", async || {
+    eventually(WAIT, "the second lease to expire", async || {
         item = app.item(&pool, "a").await;
         item["state"] != "leased"
     })

@@ -391,19 +391,6 @@ async fn app_behind_with(proxy: &Proxy, connections: ConnectionMode) -> TestApp 
     .await
 }
 
-/// Polls `condition` until it holds, failing the test after `timeout`.
-async fn eventually<F, Fut>(timeout: Duration, what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !condition().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// What the fault tests send: a claim, a version-checked write and a counter draw, in a
 /// pool of items, a pool holding one register, and a counter of their own.
 struct Target {
