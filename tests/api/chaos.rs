@@ -405,13 +405,13 @@ async fn the_contend_command_against_three_replicas_finds_no_overlap() {
 
 /// A Redis Cluster (3 primaries + 3 replicas, AOF always) and three replicas over it.
 struct ClusterDeployment {
-    cluster: crate::topology::RedisCluster,
+    cluster: crate::fixtures::RedisCluster,
     replicas: Vec<Replica>,
 }
 
 impl ClusterDeployment {
     async fn start(durability: &str) -> ClusterDeployment {
-        let cluster = tokio::task::spawn_blocking(crate::topology::RedisCluster::start)
+        let cluster = tokio::task::spawn_blocking(crate::fixtures::RedisCluster::start)
             .await
             .expect("the cluster starts");
         let nodes = cluster.urls().join(",");
@@ -496,14 +496,14 @@ const SENTINEL_MASTER: &str = "leasehold";
 /// A primary, two replicas and three sentinels (the primary refuses writes once it has no
 /// replica: `min-replicas-to-write 1`), and three replicas following the primary.
 struct SentinelDeployment {
-    sentinel: crate::topology::Sentinel,
+    sentinel: crate::fixtures::Sentinel,
     replicas: Vec<Replica>,
 }
 
 impl SentinelDeployment {
     async fn start(durability: &str) -> SentinelDeployment {
         let sentinel = tokio::task::spawn_blocking(|| {
-            crate::topology::Sentinel::start_with(
+            crate::fixtures::Sentinel::start_with(
                 SENTINEL_MASTER,
                 &[
                     "--min-replicas-to-write",
@@ -568,7 +568,7 @@ struct Failover {
 
 impl Failover {
     /// Kills the primary, then waits for its successor.
-    fn kill(sentinel: &crate::topology::Sentinel) -> Failover {
+    fn kill(sentinel: &crate::fixtures::Sentinel) -> Failover {
         let struck = Instant::now();
         let old = sentinel.kill_primary();
         let window = sentinel.wait_for_failover(old);

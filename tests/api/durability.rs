@@ -518,7 +518,7 @@ async fn a_retry_never_replays_an_answer_no_replica_has() {
 /// in turn, with both replicas stopped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_sentinel_no_read_path_shows_what_no_replica_has() {
-    let sentinel = tokio::task::spawn_blocking(|| crate::topology::Sentinel::start("durable"))
+    let sentinel = tokio::task::spawn_blocking(|| crate::fixtures::Sentinel::start("durable"))
         .await
         .expect("the sentinels start");
     let topology = Topology::Sentinel {

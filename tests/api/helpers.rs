@@ -242,7 +242,7 @@ impl Drop for RedisProcess {
 /// three primaries and three replicas (so the same tests prove the same contract there).
 pub enum Backend {
     Single(RedisProcess),
-    Cluster(crate::topology::RedisCluster),
+    Cluster(crate::fixtures::RedisCluster),
 }
 
 impl Backend {
@@ -337,7 +337,7 @@ pub fn redis() -> &'static Backend {
     static BACKEND: OnceLock<Backend> = OnceLock::new();
     BACKEND.get_or_init(
         || match std::env::var("LEASEHOLD_TEST_TOPOLOGY").as_deref() {
-            Ok("cluster") => Backend::Cluster(crate::topology::RedisCluster::start()),
+            Ok("cluster") => Backend::Cluster(crate::fixtures::RedisCluster::start()),
             _ => Backend::Single(RedisProcess::start_locked(&[])),
         },
     )

@@ -1,6 +1,7 @@
 //! The integration tests: one binary (linking many costs minutes), one module a feature.
 //! Everything runs against a real redis-server and the real router over real HTTP.
 
+mod fixtures;
 mod helpers;
 
 mod acl;
