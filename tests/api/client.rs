@@ -22,8 +22,8 @@ use leasehold::client::{
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::fixtures::proxy::{Mode, Proxy};
 use crate::helpers::*;
-use crate::proxy::{Mode, Proxy};
 
 // ---------------------------------------------------------------------------------------
 // The harness

@@ -1063,14 +1063,14 @@ async fn event_panel_resumes_after_the_stream_is_cut_from_the_last_event_shown()
     let app = spawn_app().await;
     app.add_items("orders", &["o1", "o2", "o3"]).await;
     // The browser reaches the app through a proxy that can reset its connections.
-    let proxy = crate::proxy::Proxy::start(app.addr, 1).await;
+    let proxy = crate::fixtures::proxy::Proxy::start(app.addr, 1).await;
 
     with_browser(|page| async move {
         let through = format!("http://{}", proxy.addr());
         open_dashboard(&page, &through, &app.key).await;
         wait_for_events_as_api_says(&app, &page, "orders").await;
 
-        proxy.set_mode(crate::proxy::Mode::Reset);
+        proxy.set_mode(crate::fixtures::proxy::Mode::Reset);
         wait_for_script(
             &page,
             EVENT_PANEL,
@@ -1081,7 +1081,7 @@ async fn event_panel_resumes_after_the_stream_is_cut_from_the_last_event_shown()
         // Changes while the page cannot reach the app, then the way opens again.
         claim_item(&app, "orders", "o1", "alice").await;
         claim_item(&app, "orders", "o2", "bob").await;
-        proxy.set_mode(crate::proxy::Mode::Pass);
+        proxy.set_mode(crate::fixtures::proxy::Mode::Pass);
 
         let shown = wait_for_events_as_api_says(&app, &page, "orders").await;
         assert!(shown["connects"].as_u64() >= Some(2), "{shown:#}");
