@@ -9,17 +9,13 @@
 //! and after the page's figure, which can only lie between the two.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::CommandExt;
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, ClientBuilder, Locator};
-use futures::FutureExt;
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 
+use crate::fixtures::browser::with_browser;
 use crate::helpers::*;
 
 /// How long any one thing the page should show may take to appear: the page polls every
@@ -28,131 +24,6 @@ const PAGE_WAIT: Duration = Duration::from_secs(8);
 
 const CLAIM_ROUTE: &str = "/v1/pools/{pool}/items/{id}/claim";
 const RENEW_ROUTE: &str = "/v1/pools/{pool}/items/{id}/renew";
-
-/// chromedriver and the Chromium it starts, with a fresh profile. The session is closed
-/// (which quits Chromium) by `with_browser`, on success and on failure; a small `sh` guard
-/// stops whatever is left of both when its stdin closes, so nothing outlives this test
-/// binary however it ends.
-struct Browser {
-    client: Client,
-    guard: Child,
-    stdin: Option<ChildStdin>,
-    profile: PathBuf,
-}
-
-/// Flags that keep Chromium headless, sandbox-free (it runs as root in CI) and off the
-/// network: without the background-networking ones it tries to reach Google's servers.
-const CHROMIUM_ARGS: &[&str] = &[
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--window-size=1280,800",
-];
-
-/// The Chromium binary on `PATH` (Debian calls it `chromium`), for chromedriver to start.
-fn chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-impl Browser {
-    async fn start() -> Browser {
-        let port = free_port();
-        let profile =
-            std::env::temp_dir().join(format!("leasehold-chromium-{}", uuid::Uuid::new_v4()));
-        std::fs::create_dir_all(&profile).expect("profile dir");
-        // The guard leads a process group of its own, which chromedriver and every
-        // Chromium process it starts join: when the test's end closes the guard's stdin,
-        // it stops that group (itself excepted), and nothing of the browser outlives it.
-        let mut guard = Command::new("sh")
-            .arg("-c")
-            .arg(r#"chromedriver "$@" >/dev/null 2>&1 & echo started; read _; trap '' TERM; kill -TERM 0; wait"#)
-            .arg("sh")
-            .arg(format!("--port={port}"))
-            .process_group(0)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("sh starts chromedriver (scripts/ensure-chromium.sh installs it)");
-        let stdin = guard.stdin.take();
-        let mut line = String::new();
-        BufReader::new(guard.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("chromedriver started");
-        let driver = format!("http://127.0.0.1:{port}");
-        let status = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let ready = status
-                .get(format!("{driver}/status"))
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success());
-            if ready.is_some() {
-                break;
-            }
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|a| a.to_string()).collect();
-        args.push(format!("--user-data-dir={}", profile.display()));
-        let mut options = json!({ "args": args });
-        if let Some(binary) = chromium() {
-            options["binary"] = json!(binary);
-        }
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": options,
-        });
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities.as_object().expect("an object").clone())
-            .connect(&driver)
-            .await
-            .expect("a Chromium session");
-        Browser {
-            client,
-            guard,
-            stdin,
-            profile,
-        }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        // Closing the pipe tells the guard to stop chromedriver; then reap the guard.
-        self.stdin.take();
-        let _ = self.guard.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
-
-/// Runs `test` with a browser, then closes the session (quitting Chromium) whether the
-/// test passed or panicked, and only then lets a panic through.
-async fn with_browser<F, Fut>(test: F)
-where
-    F: FnOnce(Client) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let browser = Browser::start().await;
-    let outcome = AssertUnwindSafe(test(browser.client.clone()))
-        .catch_unwind()
-        .await;
-    let _ = browser.client.clone().close().await;
-    drop(browser);
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-}
 
 /// What the page shows, read in one go (the page redraws its tables on every poll):
 /// each table row as `{column: text}`, by the cells' `data-col`.
