@@ -1,6 +1,7 @@
-//! The test harness: a real `redis-server` (`fixtures/redis_server.rs`) on a free loopback port (one per test binary,
-//! stopped by its own pid when the binary exits), and `TestApp`, the real router served
-//! on port 0 with two fresh tenants, so tests run in parallel without flushing anything.
+//! The test harness: the shared backend (a real `redis-server` from
+//! `fixtures/redis_server.rs` on a free loopback port, one per test binary, stopped by its
+//! own pid when the binary exits), and `TestApp`, the real router served on port 0 with two
+//! fresh tenants, so tests run in parallel without flushing anything.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
