@@ -392,10 +392,19 @@ async fn stopping_one_app_ends_its_long_polls_and_not_another_apps() {
     };
     let ended = tokio::spawn(wait(&stopping, "on-the-stopping-app"));
     let kept = tokio::spawn(wait(&first, "on-the-other-app"));
-    // Time for both requests to reach their apps: nothing tells from outside that a long
-    // poll is waiting (it holds no Redis connection). Too short a pause fails the test (the
-    // stopped app refuses a request that comes late), it never passes it wrongly.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Each waits once its first try (a claim_next script, which only these requests run on
+    // these apps) shows in that app's own metrics.
+    for app in [&stopping, &first] {
+        eventually(
+            Duration::from_secs(10),
+            "the long poll's first try",
+            async || {
+                let (_, metrics) = app.get_text("/metrics").await;
+                metrics.contains("script=\"claim_next\"")
+            },
+        )
+        .await;
+    }
     let asked = Instant::now();
     stop.send(()).expect("the app is running");
     let answer = ended
