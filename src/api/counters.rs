@@ -192,7 +192,7 @@ pub async fn counter_next(
         .await?;
     let draw = answer.value;
     let values: Vec<u64> = (draw.first..=draw.last).collect();
-    let ids = format.map(|f| {
+    let ids = format.map_or_else(Vec::new, |f| {
         values
             .iter()
             .map(|v| f.render(draw.period.as_deref(), *v))

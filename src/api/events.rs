@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 use super::extract::{LastEventId, PathParams, QueryParams};
 use super::reply;
 use crate::error::ApiError;
-use crate::model::{Event, Events};
+use crate::model::{self, EventPage};
 use crate::names::{PoolName, Tenant};
 use crate::state::AppState;
 use crate::store::{EventId, Followed};
@@ -41,7 +41,7 @@ pub struct EventsQuery {
     tag = "events",
     params(("pool" = PoolName, Path), EventsQuery),
     responses(
-        (status = 200, description = "A page of events; an empty page means none newer yet (poll again with the same `next_after`)", body = Events),
+        (status = 200, description = "A page of events; an empty page means none newer yet (poll again with the same `next_after`)", body = EventPage),
         (status = 404, description = "`not_found`: no such pool"),
     )
 )]
@@ -58,8 +58,8 @@ pub async fn list_events(
         .list_events(after, query.limit.unwrap_or_default().get())
         .await?;
     let next_after = page.events.last().map(|e| e.id).or(after);
-    let events = Events {
-        events: page.events.iter().map(Event::new).collect(),
+    let events = EventPage {
+        events: page.events.iter().map(model::event).collect(),
         next_after: next_after.map(|id| id.to_string()),
         trimmed: page.trimmed,
     };
@@ -127,7 +127,7 @@ fn sse_event(next: Followed) -> SseEvent {
             let event = SseEvent::default()
                 .id(record.id.to_string())
                 .event(record.kind.as_str());
-            match serde_json::to_string(&Event::new(&record)) {
+            match serde_json::to_string(&model::event(&record)) {
                 Ok(json) => event.data(json),
                 Err(_) => event.comment("unencodable event"),
             }

@@ -14,7 +14,7 @@ use super::openapi::{Data, EntityTags};
 use super::pools::Empty;
 use super::{no_content, reply, with_etag};
 use crate::error::ApiError;
-use crate::model::{AddedItems, Item, ItemPage};
+use crate::model::{self, AddedItems, Item, ItemPage};
 use crate::names::{Holder, ItemId, PoolName, Tenant};
 use crate::state::AppState;
 use crate::store::{ItemState, ListCursor, NewItem, StoreError, data_text};
@@ -136,7 +136,7 @@ pub async fn get_item(
     if not_modified {
         return Ok(with_etag(StatusCode::NOT_MODIFIED.into_response(), version));
     }
-    let item = Item::new(&pool, record)?;
+    let item = model::item(&pool, record)?;
     Ok(with_etag(reply(StatusCode::OK, &item, false), version))
 }
 
@@ -219,7 +219,7 @@ pub async fn list_items(
         .await?;
     let items = records
         .into_iter()
-        .map(|r| Item::new(&pool, r))
+        .map(|r| model::item(&pool, r))
         .collect::<Result<Vec<_>, _>>()?;
     let next_cursor = next.map(|c| format!("{}.{}", c.0, c.1));
     Ok(reply(
@@ -291,7 +291,7 @@ pub async fn put_item(
         StatusCode::OK
     };
     let version = answer.value.item.version;
-    let item = Item::new(&pool, answer.value.item)?;
+    let item = model::item(&pool, answer.value.item)?;
     Ok(with_etag(reply(status, &item, answer.replayed), version))
 }
 
@@ -337,7 +337,7 @@ pub async fn patch_item(
         )
         .await?;
     let version = answer.value.item.version;
-    let item = Item::new(&pool, answer.value.item)?;
+    let item = model::item(&pool, answer.value.item)?;
     Ok(with_etag(
         reply(StatusCode::OK, &item, answer.replayed),
         version,

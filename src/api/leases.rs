@@ -12,7 +12,7 @@ use super::extract::{PathParams, QueryParams, Write};
 use super::openapi::{Data, EntityTags};
 use super::{reply, with_etag};
 use crate::error::ApiError;
-use crate::model::{Item, Lease, LeasePage, Leases};
+use crate::model::{self, Item, Lease, LeasePage, Leases};
 use crate::names::{Holder, ItemId, PoolName, Tenant};
 use crate::state::AppState;
 use crate::store::{ItemRecord, data_text};
@@ -22,7 +22,7 @@ use leasehold_wire::numbers::{
 
 fn item_reply(pool: &PoolName, record: ItemRecord, replayed: bool) -> Result<Response, ApiError> {
     let version = record.version;
-    let item = Item::new(pool, record)?;
+    let item = model::item(pool, record)?;
     Ok(with_etag(reply(StatusCode::OK, &item, replayed), version))
 }
 
@@ -73,7 +73,9 @@ pub async fn claim_next(
         .await?;
     Ok(reply(
         StatusCode::OK,
-        &Leases::new(answer.value)?,
+        &Leases {
+            leases: model::leases(answer.value)?,
+        },
         answer.replayed,
     ))
 }
@@ -119,7 +121,7 @@ pub async fn claim_item(
         .await?;
     Ok(reply(
         StatusCode::OK,
-        &Lease::new(answer.value)?,
+        &model::lease(answer.value)?,
         answer.replayed,
     ))
 }
@@ -166,7 +168,7 @@ pub async fn renew(
         .await?;
     Ok(reply(
         StatusCode::OK,
-        &Lease::new(answer.value)?,
+        &model::lease(answer.value)?,
         answer.replayed,
     ))
 }
@@ -323,7 +325,7 @@ pub async fn assign(
         )
         .await?;
     let version = answer.value.version;
-    let item = Item::with_token(&pool, answer.value)?;
+    let item = model::item_with_token(&pool, answer.value)?;
     Ok(with_etag(
         reply(StatusCode::OK, &item, answer.replayed),
         version,
@@ -407,7 +409,7 @@ pub async fn list_leases(
         .list_leases(&holder, query.cursor.as_ref(), limit)
         .await?;
     let page = LeasePage {
-        leases: Leases::new(records)?.leases,
+        leases: model::leases(records)?,
         next_cursor: next,
     };
     Ok(reply(StatusCode::OK, &page, false))

@@ -17,7 +17,13 @@ use crate::state::AppState;
     responses((status = 200, description = "Alive: `{\"status\": \"ok\"}`", body = Status))
 )]
 pub async fn healthz() -> Response {
-    reply(axum::http::StatusCode::OK, &Status { status: "ok" }, false)
+    reply(
+        axum::http::StatusCode::OK,
+        &Status {
+            status: "ok".to_owned(),
+        },
+        false,
+    )
 }
 
 /// Redis is reachable, its settings still hold and the scripts are loaded.
@@ -37,7 +43,9 @@ pub async fn readyz(State(app): State<AppState>) -> Result<Response, ApiError> {
         .map_err(ApiError::BackendUnavailable)?;
     Ok(reply(
         axum::http::StatusCode::OK,
-        &Status { status: "ready" },
+        &Status {
+            status: "ready".to_owned(),
+        },
         false,
     ))
 }

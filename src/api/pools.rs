@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use super::extract::{PathParams, Write};
 use super::{no_content, reply};
 use crate::error::ApiError;
-use crate::model::{Pool, PoolList};
+use crate::model::{self, Pool, PoolList};
 use crate::names::{PoolName, Tenant};
 use crate::state::AppState;
 use crate::store::PoolSettings;
@@ -72,7 +72,7 @@ pub async fn put_pool(
     } else {
         StatusCode::OK
     };
-    Ok(reply(status, &Pool::new(&pool, view), answer.replayed))
+    Ok(reply(status, &model::pool(&pool, view), answer.replayed))
 }
 
 /// A pool's settings, counts by state and stats.
@@ -92,7 +92,7 @@ pub async fn get_pool(
     PathParams(pool): PathParams<PoolName>,
 ) -> Result<Response, ApiError> {
     let view = app.store().pool(&tenant, &pool).get_pool().await?;
-    Ok(reply(StatusCode::OK, &Pool::new(&pool, view), false))
+    Ok(reply(StatusCode::OK, &model::pool(&pool, view), false))
 }
 
 /// This tenant's pools, by name, with their counts.

@@ -1,8 +1,7 @@
 //! Pools: create or change settings, read counts and stats, list, delete.
 
 use leasehold_wire::items::{PoolCounts, PoolStats};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use serde::Deserialize;
 
 use super::StoreError;
 use super::{Answer, Idempotency, PoolRef, Store, keys};
@@ -19,46 +18,48 @@ pub struct PoolSettings {
     pub max_events: Option<u64>,
 }
 
-/// A pool's settings.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct PoolConfig {
-    /// The lease time of a grant that names none, in ms (0: no expiry).
-    pub lease_ms: u64,
-    /// The most leases one holder may have in this pool at once (0: unlimited).
-    pub max_leases_per_holder: u64,
-    /// Grants after which a lease ending without completion makes the item `dead`
-    /// (0: unlimited).
-    pub max_attempts: u64,
-    /// Item writes must carry a precondition (428 `precondition_required` otherwise).
-    #[serde(deserialize_with = "flag")]
-    pub require_if_match: bool,
-    /// How many of its latest events the pool's log keeps (0: none). Defaulted for an
-    /// answer stored before the setting existed (an Idempotency-Key replay).
-    #[serde(default = "default_max_events")]
-    pub max_events: u64,
-}
-
+pub use leasehold_wire::answers::{PoolConfig, PoolSummary};
 pub use leasehold_wire::numbers::DEFAULT_MAX_EVENTS;
+
+/// A pool's settings as the scripts report them: `require_if_match` is 0 or 1.
+#[derive(Deserialize)]
+struct ScriptConfig {
+    lease_ms: u64,
+    max_leases_per_holder: u64,
+    max_attempts: u64,
+    require_if_match: u64,
+    /// Defaulted for an answer stored before the setting existed (an Idempotency-Key
+    /// replay).
+    #[serde(default = "default_max_events")]
+    max_events: u64,
+}
 
 fn default_max_events() -> u64 {
     DEFAULT_MAX_EVENTS
 }
 
+fn script_config<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<PoolConfig, D::Error> {
+    let c = ScriptConfig::deserialize(deserializer)?;
+    Ok(PoolConfig {
+        lease_ms: c.lease_ms,
+        max_leases_per_holder: c.max_leases_per_holder,
+        max_attempts: c.max_attempts,
+        require_if_match: c.require_if_match != 0,
+        max_events: c.max_events,
+    })
+}
+
 /// A pool as a script reports it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct PoolView {
+    #[serde(deserialize_with = "script_config")]
     pub config: PoolConfig,
     pub counts: PoolCounts,
     pub stats: PoolStats,
     pub created: Option<u64>,
     pub updated: Option<u64>,
-}
-
-/// One line of `GET /v1/pools`.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PoolSummary {
-    pub name: String,
-    pub counts: PoolCounts,
 }
 
 #[derive(Deserialize)]
@@ -203,8 +204,4 @@ impl Store {
         )
         .await
     }
-}
-
-fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
-    Ok(u64::deserialize(deserializer)? != 0)
 }

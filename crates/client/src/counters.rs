@@ -4,12 +4,12 @@
 use reqwest::Method;
 
 use super::transport::Call;
-use super::{Client, CounterPeriod, CounterValue, Draw, Error, Next, json_call, path};
+use super::{Client, CounterDraw, CounterPeriod, CounterValue, Error, Next, json_call, path};
 
 impl Client {
     /// `POST /v1/counters/{name}/next`: `count` contiguous values (and ids, with a
     /// `format`), starting at 1 in each period.
-    pub async fn counter_next(&self, name: &str, next: &Next) -> Result<Draw, Error> {
+    pub async fn counter_next(&self, name: &str, next: &Next) -> Result<CounterDraw, Error> {
         let call = json_call(
             Method::POST,
             path(&["v1", "counters", name, "next"], &[]),

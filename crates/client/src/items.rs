@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::transport::Call;
 use super::{
-    Added, Client, Error, Item, ItemFilter, ItemPage, NewItem, Preconditions, Put, PutItem,
+    AddedItems, Client, Error, Item, ItemFilter, ItemPage, NewItem, Preconditions, Put, PutItem,
     json_call, path,
 };
 
@@ -33,7 +33,7 @@ impl Preconditions {
 impl Client {
     /// `POST /v1/pools/{pool}/items`: adds up to 1000 items; ids that exist are left as
     /// they are (and listed in `existing`).
-    pub async fn add_items(&self, pool: &str, items: &[NewItem]) -> Result<Added, Error> {
+    pub async fn add_items(&self, pool: &str, items: &[NewItem]) -> Result<AddedItems, Error> {
         let call = json_call(
             Method::POST,
             path(&["v1", "pools", pool, "items"], &[]),

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use reqwest::Method;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -13,11 +12,6 @@ use super::{
     Assign, Claim, Client, Error, Item, Lease, LeaseInfo, LeasePage, Release, RetryPolicy,
     json_call, path,
 };
-
-#[derive(Deserialize)]
-struct Leases {
-    leases: Vec<LeaseInfo>,
-}
 
 /// When a claim's leases began, at the earliest: when the call was first sent; not known
 /// for a replayed answer, which may be of a claim made long before (under a key from
@@ -48,7 +42,7 @@ impl Client {
             policy.max_elapsed += wait;
         }
         let answer = self.send(call, &policy).await?;
-        let leases: Leases = super::decode(&answer)?;
+        let leases: leasehold_wire::answers::Leases = super::decode(&answer)?;
         let granted_after = granted_after(&answer, sent_at);
         Ok(leases
             .leases

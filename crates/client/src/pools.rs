@@ -1,15 +1,10 @@
 //! Pools: create or change settings, read counts and stats, list, delete.
 
+use leasehold_wire::answers::PoolList;
 use reqwest::Method;
-use serde::Deserialize;
 
 use super::transport::Call;
 use super::{Client, Error, Pool, PoolSettings, PoolSummary, json_call, path};
-
-#[derive(Deserialize)]
-struct Pools {
-    pools: Vec<PoolSummary>,
-}
 
 impl Client {
     /// `PUT /v1/pools/{pool}`: creates the pool or changes its settings; the pool, and
@@ -32,10 +27,10 @@ impl Client {
 
     /// `GET /v1/pools`: this tenant's pools with their counts.
     pub async fn list_pools(&self) -> Result<Vec<PoolSummary>, Error> {
-        let pools: Pools = self
+        let list: PoolList = self
             .call(Call::new(Method::GET, path(&["v1", "pools"], &[])))
             .await?;
-        Ok(pools.pools)
+        Ok(list.pools)
     }
 
     /// `DELETE /v1/pools/{pool}`: the pool and all its items.

@@ -1,56 +1,23 @@
 //! The bodies the client sends and reads, typed.
 //!
-//! Answers are read leniently (unknown fields are ignored), so a client keeps working
-//! against a newer server. The server writes its answers from its own records
-//! (the server's `model`, with the stored data passed through unparsed); here data is parsed
-//! JSON and the shared pieces (`ItemState`, `EventKind`, `PoolCounts`, `PoolStats`) are the
-//! server's own types.
+//! Answers are the server's own types (`leasehold_wire::answers`), read leniently: unknown
+//! fields are ignored, so a client keeps working against a newer server. An item's `data`
+//! is read as a [`serde_json::Value`]. Requests are built here, with setters for what is
+//! optional; the server checks their values and answers 400 `invalid_request` naming the
+//! field it refuses.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use leasehold_wire::answers::{
+    AddedItems, CounterDraw, CounterValue, Event, EventPage, Item, ItemPage, LeasePage, Pool,
+    PoolConfig, PoolSummary,
+};
 pub use leasehold_wire::items::{EventKind, ItemState, PoolCounts, PoolStats};
 
-/// A pool's settings, as the service answers them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PoolConfig {
-    /// The default lease time in ms (0: no expiry).
-    pub lease_ms: u64,
-    /// The most leases one holder may have in this pool (0: unlimited).
-    pub max_leases_per_holder: u64,
-    /// Grants after which an item is `dead` (0: unlimited).
-    pub max_attempts: u64,
-    /// Whether every write must carry a precondition.
-    pub require_if_match: bool,
-    /// How many of its latest events the pool's log keeps (0: none; 10,000 from a server
-    /// that does not say).
-    #[serde(default = "default_max_events")]
-    pub max_events: u64,
-}
-
-fn default_max_events() -> u64 {
-    leasehold_wire::numbers::DEFAULT_MAX_EVENTS
-}
-
-/// `GET /v1/pools/{pool}` and `PUT /v1/pools/{pool}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pool {
-    pub name: String,
-    pub config: PoolConfig,
-    pub counts: PoolCounts,
-    pub stats: PoolStats,
-    #[serde(default)]
-    pub created_at: Option<String>,
-    #[serde(default)]
-    pub updated_at: Option<String>,
-}
-
-/// One pool of `GET /v1/pools`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct PoolSummary {
-    pub name: String,
-    pub counts: PoolCounts,
-}
+/// A lease as its holder sees it: what claims, renewals and `list_leases` answer (the
+/// service's `Lease`; [`crate::Lease`] is the guard that keeps one alive).
+pub type LeaseInfo = leasehold_wire::answers::Lease;
 
 /// Settings to create a pool with or change; `None` keeps the current value (or the
 /// default, for a new pool).
@@ -66,42 +33,6 @@ pub struct PoolSettings {
     pub require_if_match: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_events: Option<u64>,
-}
-
-/// An item. Its `version` is the one its `ETag` names; `token` is only there in the
-/// answer to an assignment (the new holder's fencing token).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Item {
-    pub id: String,
-    pub pool: String,
-    pub state: ItemState,
-    pub priority: i64,
-    pub version: u64,
-    pub holder: Option<String>,
-    /// RFC 3339 UTC, by Redis's clock; null when not leased or leased without expiry.
-    pub lease_expires_at: Option<String>,
-    pub attempts: u64,
-    pub data: Value,
-    pub created_at: String,
-    pub updated_at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<u64>,
-}
-
-/// A lease as its holder sees it: what claims, renewals and `list_leases` answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LeaseInfo {
-    /// The item's id.
-    pub id: String,
-    /// The fencing token: strictly increasing over every grant in the pool.
-    pub token: u64,
-    pub version: u64,
-    pub holder: String,
-    /// RFC 3339 UTC, by Redis's clock; null for a lease without expiry.
-    pub lease_expires_at: Option<String>,
-    pub priority: i64,
-    pub attempts: u64,
-    pub data: Value,
 }
 
 /// An item to add.
@@ -136,13 +67,6 @@ impl NewItem {
     }
 }
 
-/// The answer to adding items: the ids created, and those that existed (left untouched).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Added {
-    pub created: Vec<String>,
-    pub existing: Vec<String>,
-}
-
 /// Which items to list, and from where.
 #[derive(Debug, Clone, Default)]
 pub struct ItemFilter {
@@ -152,20 +76,6 @@ pub struct ItemFilter {
     pub limit: Option<u64>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
-}
-
-/// A page of items; `next_cursor` is `None` on the last page.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ItemPage {
-    pub items: Vec<Item>,
-    pub next_cursor: Option<String>,
-}
-
-/// A page of a holder's leases; `next_cursor` is `None` on the last page.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LeasePage {
-    pub leases: Vec<LeaseInfo>,
-    pub next_cursor: Option<String>,
 }
 
 /// The header preconditions of an item write (PUT, PATCH, DELETE).
@@ -324,17 +234,6 @@ pub struct Next {
     pub format: Option<String>,
 }
 
-/// The values drawn: `period` is the day (`2026-01-10`) or `None` for a counter without
-/// periods; `ids` are the values rendered with the draw's `format`, if it had one.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Draw {
-    pub name: String,
-    pub period: Option<String>,
-    pub values: Vec<u64>,
-    #[serde(default)]
-    pub ids: Vec<String>,
-}
-
 /// Which period of a counter to read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CounterPeriod {
@@ -344,49 +243,4 @@ pub enum CounterPeriod {
     Date(String),
     /// A counter drawn with [`Period::None`].
     Whole,
-}
-
-/// The last value a counter issued in a period (0 if none).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CounterValue {
-    pub name: String,
-    pub period: Option<String>,
-    pub value: u64,
-}
-
-/// One change to an item of a pool, from its event log: who held it, and when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
-    /// Its place in the pool's log, `<ms>-<seq>`: the `after` (or `Last-Event-ID`) to go
-    /// on from here.
-    pub id: String,
-    /// What happened.
-    #[serde(rename = "type")]
-    pub kind: EventKind,
-    /// The item's id.
-    pub item: String,
-    /// The state the change left the item in (for `deleted`, the state it had).
-    pub state: ItemState,
-    /// The item's version after the change (for `deleted`, the version it had).
-    pub version: u64,
-    /// The holder the change concerned: the new one of a grant or an assignment, else the
-    /// one it had; `None` when none.
-    pub holder: Option<String>,
-    /// That holder's fencing token; `None` when none.
-    pub token: Option<u64>,
-    /// When it happened: RFC 3339 UTC, by Redis's clock.
-    pub at: String,
-}
-
-/// A page of a pool's events, oldest first.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EventPage {
-    pub events: Vec<Event>,
-    /// The `after` of the next page: the last event's id, or the `after` given when the
-    /// page is empty (`None` if neither). An empty page means nothing newer yet: ask
-    /// again with the same `next_after`.
-    pub next_after: Option<String>,
-    /// Events after the `after` given were dropped by the pool's cap (its `max_events`)
-    /// before they were read: this page starts at the oldest kept.
-    pub trimmed: bool,
 }

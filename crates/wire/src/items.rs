@@ -108,7 +108,7 @@ impl EventKind {
 }
 
 /// How many items the pool has in each state.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct PoolCounts {
     pub available: u64,
@@ -119,7 +119,7 @@ pub struct PoolCounts {
 }
 
 /// What has happened in the pool, counted since it was created.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct PoolStats {
     /// Leases granted.
