@@ -137,38 +137,32 @@ for _ in $(seq 100); do curl -sf "$URL/readyz" >/dev/null 2>&1 && break; sleep 0
 curl -sf "$URL/readyz" >/dev/null || die "leasehold serve did not become ready ($WORK/leasehold.log)"
 log "redis-server on :$RP, leasehold serve on :$HP"
 
-script_src() { cat "$ROOT/lua/lib/idempotency.lua" "$ROOT/lua/lib/pool.lua" "$ROOT/lua/$1.lua"; }
-SHA_ADD=$(script_src add_items | rcli -x SCRIPT LOAD)
-SHA_CLAIM=$(script_src claim_next | rcli -x SCRIPT LOAD)
-SHA_CTR=$(cat "$ROOT/lua/lib/idempotency.lua" "$ROOT/lua/counter_next.lua" | rcli -x SCRIPT LOAD)
-
-pool_keys() {
-  local s
-  for s in pool items avail leased delayed done dead holders fence events idem; do
-    printf 'lh:{%s/%s}:%s ' "$TENANT" "$1" "$s"
-  done
-}
-avail() { rcli ZCARD "lh:{$TENANT/$1}:avail"; }
+# Key names and script SHAs come from the binary (`leasehold bench`), which takes them from
+# the store's own key layout and script registry.
+lh_bench() { "$BIN" bench "$@"; }
+SHA_CLAIM=$(lh_bench sha --redis "redis://127.0.0.1:$RP" claim_next)
+SHA_CTR=$(lh_bench sha --redis "redis://127.0.0.1:$RP" counter_next)
+pool_keys() { lh_bench keys --tenant "$TENANT" --pool "$1"; }
+pool_key() { lh_bench keys --tenant "$TENANT" --pool "$1" --key "$2"; }
+avail() { rcli ZCARD "$(pool_key "$1" avail)"; }
 used_memory() { rcli INFO memory | tr -d '\r' | awk -F: '$1 == "used_memory" {print $2}'; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.2f", b - a}'; }
 
 declare -A R # every figure, by name
 
-# Loads pool $1 with $2 items through the add_items script, 1000 per EVALSHA.
+# Loads pool $1 with $2 items through the store's add_items, 1000 a call (4 in flight);
+# prints the seconds it took.
 load_pool() {
-  local pool=$1 n=$2 t out
-  t=$(now)
-  out=$(awk -v sha="$SHA_ADD" -v tenant="$TENANT" -v pool="$pool" -v n="$n" -v batch=1000 \
-    -f "$BENCH/add_items.awk" | rcli --pipe 2>&1)
-  grep -q 'errors: 0' <<< "$out" || die "loading $pool: $out"
-  rcli SADD "lh:{$TENANT}:pools" "$pool" >/dev/null
+  local pool=$1 n=$2 secs
+  secs=$(lh_bench load --redis "redis://127.0.0.1:$RP" --tenant "$TENANT" --pool "$pool" \
+    --items "$n") || die "loading $pool"
   [[ $(avail "$pool") -eq $n ]] || die "pool $pool has $(avail "$pool") items, not $n"
-  elapsed "$t"
+  echo "$secs"
 }
 
 # ---------------------------------------------------------------- preload
-log "loading pool bench-http with $ITEMS items (add_items by EVALSHA, 1000 a call)"
+log "loading pool bench-http with $ITEMS items (leasehold bench load: add_items, 1000 a call)"
 m0=$(used_memory)
 R[load_redis_s]=$(load_pool bench-http "$ITEMS")
 m1=$(used_memory)
@@ -321,14 +315,14 @@ done
 sleep 2.1
 for k in 1 100 10000; do
   for sys in http raw; do
-    n=$(rcli ZCOUNT "lh:{$TENANT/exp$k-$sys}:leased" -inf "($(($(date +%s%N) / 1000000))")
+    n=$(rcli ZCOUNT "$(pool_key "exp$k-$sys" leased)" -inf "($(($(date +%s%N) / 1000000))")
     [[ $n -eq $k ]] || die "exp$k-$sys: $n expired leases, not $k"
   done
   run_wrk "exp_http_$k" 1 2 "/v1/pools/exp$k-http/claim" "$(claim_body grower)" "$GROWTH_CLAIMS"
   # shellcheck disable=SC2046
   run_rb "exp_raw_$k" "$GROWTH_CLAIMS" 1 EVALSHA "$SHA_CLAIM" 11 $(pool_keys "exp$k-raw") \
     '' '' grower 1 "$LEASE_MS"
-  R[exp_left_$k]=$(rcli ZCOUNT "lh:{$TENANT/exp$k-http}:leased" -inf "($(($(date +%s%N) / 1000000))")
+  R[exp_left_$k]=$(rcli ZCOUNT "$(pool_key "exp$k-http" leased)" -inf "($(($(date +%s%N) / 1000000))")
   log "  $k expired: HTTP p50 ${R[exp_http_${k}_p50]} ms, EVALSHA p50 ${R[exp_raw_${k}_p50]} ms"
 done
 
@@ -357,13 +351,14 @@ R[left_pg]=$(pg_avail)
 ((R[left_pg] > 0)) || die "the PostgreSQL table ran dry"
 
 # ---------------------------------------------------------------- 4. counters
-CTR_KEYS=("lh:{$TENANT/ctr/bench-raw}:p:-" "lh:{$TENANT/ctr/bench-raw}:p:-" "lh:{$TENANT/ctr/bench-raw}:idem")
+read -r -a CTR_KEYS <<< "$(lh_bench keys --tenant "$TENANT" --counter bench-raw)"
+read -r INCR_KEY _ <<< "$(lh_bench keys --tenant "$TENANT" --counter bench-incr)"
 for c in "${CONNS[@]}"; do
   log "counters at $c connection(s): HTTP next, EVALSHA counter_next, INCR"
   run_wrk "ctr_http_$c" "$c" "$SECS" /v1/counters/bench-http/next '{"period":"none"}'
   run_rb_timed "ctr_raw_$c" "$c" 100000000 EVALSHA "$SHA_CTR" 3 "${CTR_KEYS[@]}" \
     '' '' 1 '' '' '' '' '' 3024000000
-  run_rb_timed "incr_$c" "$c" 100000000 INCR "lh:{$TENANT/ctr/bench-incr}:p:-"
+  run_rb_timed "incr_$c" "$c" 100000000 INCR "$INCR_KEY"
   log "  HTTP ${R[ctr_http_${c}_rps]}/s, EVALSHA ${R[ctr_raw_${c}_rps]}/s, INCR ${R[incr_${c}_rps]}/s"
 done
 
@@ -380,7 +375,7 @@ load_pool ev-on "$EV_ITEMS" >/dev/null
 load_pool ev-off "$EV_ITEMS" >/dev/null
 curl -sf -X PUT "$URL/v1/pools/ev-off" -H 'content-type: application/json' \
   -d '{"max_events":0}' >/dev/null || die "could not set ev-off's max_events to 0"
-[[ $(rcli XLEN "lh:{$TENANT/ev-off}:events") -eq 0 ]] || die "ev-off's log was not trimmed"
+[[ $(rcli XLEN "$(pool_key ev-off events)") -eq 0 ]] || die "ev-off's log was not trimmed"
 for round in $(seq "$EV_ROUNDS"); do
   for c in 1 64; do
     n=$((c == 1 ? EV_N1 : EV_N64))
@@ -392,7 +387,7 @@ for round in $(seq "$EV_ROUNDS"); do
       '' '' rb 1 "$LEASE_MS"
   done
 done
-[[ $(rcli XLEN "lh:{$TENANT/ev-off}:events") -eq 0 ]] ||
+[[ $(rcli XLEN "$(pool_key ev-off events)") -eq 0 ]] ||
   die "claims on a pool with max_events 0 still appended events"
 for c in 1 64; do
   for sys in on off; do
@@ -404,8 +399,8 @@ for c in 1 64; do
   done
   log "  $c conn(s): with the event ${R[ev_on_${c}_rps]}/s, without ${R[ev_off_${c}_rps]}/s"
 done
-R[ev_xlen]=$(rcli XLEN "lh:{$TENANT/ev-on}:events")
-R[ev_bytes]=$(rcli MEMORY USAGE "lh:{$TENANT/ev-on}:events" SAMPLES 0)
+R[ev_xlen]=$(rcli XLEN "$(pool_key ev-on events)")
+R[ev_bytes]=$(rcli MEMORY USAGE "$(pool_key ev-on events)" SAMPLES 0)
 R[ev_bytes_each]=$((R[ev_bytes] / R[ev_xlen]))
 log "  a full log: ${R[ev_xlen]} events, $((R[ev_bytes] / 1024)) KiB (${R[ev_bytes_each]} bytes an event)"
 
@@ -501,7 +496,7 @@ side_by_side() {
   echo "| leasehold RSS at 1,000 open connections, peak while wrk -c 1000 ran counters (MiB) | $(mib "${R[rss_1000]}") |"
   echo "| leasehold peak RSS over the whole run, VmHWM (MiB) | $(mib "${R[rss_hwm]}") |"
   echo "| HTTP counter next at 1,000 connections: requests/s, p50 / p99 ms | $(f "${R[rss_rps]}"), $(awk -v a="${R[rss_p50]}" -v b="${R[rss_p99]}" 'BEGIN {printf "%.2f / %.2f", a/1000, b/1000}') |"
-  echo "| load $ITEMS items into a pool, add_items by EVALSHA 1000 a call via redis-cli --pipe (s) | ${R[load_redis_s]} |"
+  echo "| load $ITEMS items into a pool, add_items 1000 a call, 4 in flight (leasehold bench load) (s) | ${R[load_redis_s]} |"
   echo "| load 100,000 items over HTTP, POST .../items of 1000, 4 curl in parallel (s) | ${R[load_http_s]} |"
   echo "| load $ITEMS rows into PostgreSQL, with index and VACUUM ANALYZE (s) | ${R[load_pg_s]} |"
   echo "| items left after the claim runs: HTTP pool / EVALSHA pool / PG table | ${R[left_http]} / ${R[left_raw]} / ${R[left_pg]} |"

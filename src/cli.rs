@@ -1,4 +1,5 @@
-//! The command line: `dev` (the default), `serve` and `keygen`.
+//! The command line: `dev` (the default), `serve`, `keygen`, and the tools `contend` and
+//! `bench`.
 
 use std::path::PathBuf;
 
@@ -30,6 +31,50 @@ pub enum Command {
     /// Point many parallel clients at a deployment and check that nothing overlapped:
     /// no item held twice, no counter value issued twice, no acknowledged write lost.
     Contend(ContendArgs),
+    /// What the benchmark (bench/run.sh) takes from this binary: pools loaded through the
+    /// store, and the key names and script SHAs of the runs that call Redis directly.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// Add items i<from>.. (priority i % 10, data {}) to a pool, 1000 a call through the
+    /// store's add_items script; prints the seconds it took.
+    Load {
+        /// The Redis to load (one server).
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+        #[arg(long, default_value = "dev")]
+        tenant: String,
+        #[arg(long)]
+        pool: String,
+        /// How many items.
+        #[arg(long)]
+        items: u64,
+        /// The first item's number.
+        #[arg(long, default_value_t = 1)]
+        from: u64,
+    },
+    /// Print the keys a pool's scripts take (in their order), or one of them by its role
+    /// (--key avail, leased, events, ...); or those of a counter without periods.
+    Keys {
+        #[arg(long, default_value = "dev")]
+        tenant: String,
+        #[arg(long, conflicts_with = "counter", required_unless_present = "counter")]
+        pool: Option<String>,
+        #[arg(long, requires = "pool")]
+        key: Option<String>,
+        #[arg(long)]
+        counter: Option<String>,
+    },
+    /// Connect to Redis (which loads every script) and print the SHA of one, named after
+    /// its file in lua/.
+    Sha {
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+        script: String,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]

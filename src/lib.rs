@@ -65,11 +65,13 @@
 //! | [`app`] | the router with its layers, serving and shutdown | `api`, `ui`, `state`, `config`, `store`, `metrics` |
 //! | [`check`] | the history checkers | `store`, `client` |
 //! | [`contend`] | `leasehold contend` | `check`, `store`, `client` |
+//! | [`bench`] | `leasehold bench`: the benchmark's loading, key names and script SHAs | `store`, `metrics`, `names` |
 //! | [`cli`] | the command line | `config`, `store` |
 
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod bench;
 pub mod check;
 pub mod cli;
 pub use leasehold_client as client;

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use leasehold::app;
 use leasehold::auth::{self, Auth};
-use leasehold::cli::{Cli, Command, ContendArgs, DevArgs, KeygenArgs, ServeArgs};
+use leasehold::cli::{BenchCommand, Cli, Command, ContendArgs, DevArgs, KeygenArgs, ServeArgs};
 use leasehold::config::{LogFormat, Settings};
 use leasehold::dev::EmbeddedRedis;
-use leasehold::names::Tenant;
+use leasehold::names::{CounterName, PoolName, Tenant};
 use leasehold::store::{ClientTlsConfig, Durability, TlsCertificates, Topology};
 
 /// mimalloc: fewer cycles per request than the system allocator (see docs/benchmarks.md).
@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Keygen(args)) => keygen(&args),
         Some(Command::Contend(args)) => contend(args).await,
+        Some(Command::Bench(command)) => bench(command).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -191,4 +192,49 @@ async fn contend(args: ContendArgs) -> Result<(), String> {
             report.check.anomalies.len()
         ))
     }
+}
+
+async fn bench(command: BenchCommand) -> Result<(), String> {
+    let tenant = |name: &str| Tenant::parse("tenant", name).map_err(|e| e.to_string());
+    let pool = |name: &str| PoolName::parse("pool", name).map_err(|e| e.to_string());
+    match command {
+        BenchCommand::Load {
+            redis,
+            tenant: t,
+            pool: p,
+            items,
+            from,
+        } => {
+            let store = leasehold::bench::connect(&redis).await?;
+            let seconds =
+                leasehold::bench::load(&store, &tenant(&t)?, &pool(&p)?, from, items, 1000, 4)
+                    .await?;
+            println!("{seconds:.2}");
+        }
+        BenchCommand::Keys {
+            tenant: t,
+            pool: Some(p),
+            key,
+            ..
+        } => {
+            let keys = leasehold::bench::pool_keys(&tenant(&t)?, &pool(&p)?, key.as_deref())?;
+            println!("{}", keys.join(" "));
+        }
+        BenchCommand::Keys {
+            tenant: t, counter, ..
+        } => {
+            let name = counter.unwrap_or_default();
+            let counter = CounterName::parse("counter", &name).map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                leasehold::bench::counter_keys(&tenant(&t)?, &counter).join(" ")
+            );
+        }
+        BenchCommand::Sha { redis, script } => {
+            let sha = leasehold::bench::script_sha(&script)?;
+            leasehold::bench::connect(&redis).await?;
+            println!("{sha}");
+        }
+    }
+    Ok(())
 }
