@@ -11,7 +11,6 @@ scripts/ensure-chromium.sh
 cargo test --locked --workspace "$@"
 scripts/examples.sh  # the client examples, run against a real `leasehold dev`
 echo "== the contract suite again, on a Redis Cluster"
-LEASEHOLD_TEST_TOPOLOGY=cluster cargo test --locked --test api -- \
-  --skip chaos:: --skip proxy:: --skip topology::cluster --skip topology::sentinel \
-  --skip topology::pools_spread --skip durability:: --skip processes::
+# (tests that bring their own servers skip themselves there: `skipped_on_topology_rerun`)
+LEASEHOLD_TEST_TOPOLOGY=cluster cargo test --locked --test api
 scripts/schemathesis.sh

@@ -29,6 +29,9 @@ fn primary_with_replica() -> (RedisProcess, RedisProcess) {
 
 #[test]
 fn durability_is_async_fsync_or_replicas_n() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     assert_eq!("async".parse(), Ok(Durability::Async));
     assert_eq!("fsync".parse(), Ok(Durability::Fsync));
     assert_eq!("replicas:2".parse(), Ok(Durability::Replicas(2)));
@@ -47,6 +50,9 @@ fn durability_is_async_fsync_or_replicas_n() {
 
 #[tokio::test]
 async fn writes_are_acknowledged_once_a_replica_has_them() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     let (primary, replica) = primary_with_replica();
     let app = spawn_app_with(Options {
         redis_url: Some(primary.url()),
@@ -74,6 +80,9 @@ async fn writes_are_acknowledged_once_a_replica_has_them() {
 
 #[tokio::test]
 async fn a_write_no_replica_acknowledges_is_503_and_its_retry_applies_it_once() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     let (primary, replica) = primary_with_replica();
     let timeout_ms = 600;
     let app = spawn_app_with(Options {
@@ -466,51 +475,81 @@ async fn replayed_answers(s: &Stalling<'_>) {
 
 #[tokio::test]
 async fn a_counter_read_never_shows_a_draw_no_replica_has() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     on_a_primary_with_a_replica!(counter_reads);
 }
 
 #[tokio::test]
 async fn an_item_read_never_shows_a_write_no_replica_has() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     on_a_primary_with_a_replica!(item_reads);
 }
 
 #[tokio::test]
 async fn an_item_listing_never_shows_an_add_no_replica_has() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     on_a_primary_with_a_replica!(item_listings);
 }
 
 #[tokio::test]
 async fn a_pool_read_never_counts_an_add_no_replica_has() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     on_a_primary_with_a_replica!(pool_reads);
 }
 
 #[tokio::test]
 async fn the_pool_listing_never_shows_a_pool_no_replica_has() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     on_a_primary_with_a_replica!(pool_listings);
 }
 
 #[tokio::test]
 async fn a_lease_listing_never_shows_a_grant_no_replica_has() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     on_a_primary_with_a_replica!(lease_listings);
 }
 
 #[tokio::test]
 async fn an_event_page_never_shows_an_event_no_replica_has() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     on_a_primary_with_a_replica!(event_pages);
 }
 
 #[tokio::test]
 async fn an_event_stream_sends_no_event_before_a_replica_has_it() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     on_a_primary_with_a_replica!(event_streams);
 }
 
 #[tokio::test]
 async fn a_long_poll_claim_never_answers_a_grant_no_replica_has() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     on_a_primary_with_a_replica!(long_poll_answers);
 }
 
 #[tokio::test]
 async fn a_retry_never_replays_an_answer_no_replica_has() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     on_a_primary_with_a_replica!(replayed_answers);
 }
 
@@ -518,6 +557,9 @@ async fn a_retry_never_replays_an_answer_no_replica_has() {
 /// in turn, with both replicas stopped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_sentinel_no_read_path_shows_what_no_replica_has() {
+    if skipped_on_topology_rerun("it starts its own primaries and replicas") {
+        return;
+    }
     let sentinel = tokio::task::spawn_blocking(|| crate::fixtures::Sentinel::start("durable"))
         .await
         .expect("the sentinels start");

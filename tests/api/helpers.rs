@@ -16,6 +16,7 @@ use reqwest::{Method, StatusCode, header::HeaderMap};
 use serde_json::{Value, json};
 
 pub use crate::fixtures::redis_server::RedisProcess;
+pub use crate::fixtures::skipped_on_topology_rerun;
 
 /// The Redis the contract suite runs against, shared by every test of this binary: one
 /// server by default, with the default user off and the app connecting as the minimal

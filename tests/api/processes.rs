@@ -208,6 +208,9 @@ fn path_str(path: &Path) -> &str {
 
 #[test]
 fn serve_refuses_a_redis_that_may_evict_keys() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let redis = RedisProcess::start(&["--maxmemory-policy", "allkeys-lru"]);
     let (_, listen) = listen_arg();
     let (status, _, stderr) = run_to_exit(&[
@@ -224,6 +227,9 @@ fn serve_refuses_a_redis_that_may_evict_keys() {
 
 #[test]
 fn serve_with_fsync_durability_refuses_appendfsync_everysec() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let redis = RedisProcess::start(&["--appendonly", "yes", "--appendfsync", "everysec"]);
     let (_, listen) = listen_arg();
     let (status, _, stderr) = run_to_exit(&[
@@ -242,6 +248,9 @@ fn serve_with_fsync_durability_refuses_appendfsync_everysec() {
 
 #[tokio::test]
 async fn serve_with_fsync_durability_starts_on_appendfsync_always_and_stops_on_sigterm() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let redis = RedisProcess::start(&["--appendonly", "yes", "--appendfsync", "always"]);
     let (mut server, port) = Leasehold::serve(
         &redis.url(),
@@ -261,6 +270,9 @@ async fn serve_with_fsync_durability_starts_on_appendfsync_always_and_stops_on_s
 
 #[tokio::test]
 async fn serve_reaches_redis_over_tls_with_the_certificate_flags() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let certificates = crate::tls::Certificates::make();
     let (_redis, url) = crate::tls::tls_redis(&certificates);
     let flags = crate::tls::serve_flags(&certificates);
@@ -287,6 +299,9 @@ async fn serve_reaches_redis_over_tls_with_the_certificate_flags() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_long_polls_at_once_with_an_empty_answer() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let redis = RedisProcess::start(&[]);
     let (mut server, port) = Leasehold::serve(&redis.url(), &["--allow-anonymous"], &[]).await;
     let evalsha = || {
@@ -322,6 +337,9 @@ async fn sigterm_ends_long_polls_at_once_with_an_empty_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_ends_event_streams_so_the_server_stops() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let redis = RedisProcess::start(&[]);
     let (mut server, port) = Leasehold::serve(&redis.url(), &["--allow-anonymous"], &[]).await;
     let client = reqwest::Client::new();
@@ -389,6 +407,9 @@ async fn pause_redis(redis: &RedisProcess, ms: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_requests_in_flight_finish() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let redis = RedisProcess::start(&[]);
     let (mut server, port) = Leasehold::serve(
         &redis.url(),
@@ -458,6 +479,9 @@ async fn sigterm_lets_the_requests_in_flight_finish() {
 
 #[tokio::test]
 async fn json_logs_carry_the_request_id() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let redis = RedisProcess::start(&[]);
     let (server, port) = Leasehold::serve(
         &redis.url(),
@@ -503,6 +527,9 @@ async fn json_logs_carry_the_request_id() {
 
 #[test]
 fn serve_without_api_keys_or_allow_anonymous_refuses_to_start() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let (_, listen) = listen_arg();
     let (status, _, stderr) =
         run_to_exit(&["serve", "--redis", &redis().url(), "--listen", &listen]);
@@ -512,6 +539,9 @@ fn serve_without_api_keys_or_allow_anonymous_refuses_to_start() {
 
 #[test]
 fn keygen_prints_a_key_and_its_key_file_entry() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let (key, entry) = keygen("acme");
     assert!(key.len() >= 32, "short key {key:?}");
     assert!(
@@ -526,6 +556,9 @@ fn keygen_prints_a_key_and_its_key_file_entry() {
 
 #[tokio::test]
 async fn serve_with_a_keygen_key_file_answers_only_that_key() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let (key, entry) = keygen("acme");
     let key_file = write_key_file(&entry);
     // Kept until the test ends: dropping it stops the server.
@@ -608,6 +641,9 @@ async fn poll_until<F: Future<Output = bool>>(
 
 #[tokio::test]
 async fn sighup_reloads_the_key_file_and_a_broken_file_keeps_the_old_keys() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let acme = Tenant::parse("tenant", "acme").expect("valid");
     let globex = Tenant::parse("tenant", "globex").expect("valid");
     let (old_key, old_entry) = leasehold::auth::generate(&acme);
@@ -663,6 +699,9 @@ async fn sighup_reloads_the_key_file_and_a_broken_file_keeps_the_old_keys() {
 
 #[tokio::test]
 async fn listen_address_and_redis_url_can_come_from_the_environment() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let private = RedisProcess::start(&[]);
     let (port, listen) = listen_arg();
     let mut server = Leasehold::start(
@@ -694,6 +733,9 @@ async fn listen_address_and_redis_url_can_come_from_the_environment() {
 
 #[test]
 fn dev_without_redis_server_exits_with_an_install_hint() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let data = temp_dir("leasehold-dev");
     let (_, listen) = listen_arg();
     let (status, _, stderr) = run_to_exit(&[
@@ -727,6 +769,9 @@ fn embedded_redis_port(log: &str) -> Option<u16> {
 
 #[tokio::test]
 async fn dev_serves_tenant_dev_without_a_key_and_stops_its_redis_on_sigterm() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
     let root = temp_dir("leasehold-dev");
     let data = root.join("data");
     let (port, listen) = listen_arg();

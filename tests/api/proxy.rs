@@ -228,11 +228,17 @@ async fn fails_fast_then_recovers_with(fault: Mode, connections: ConnectionMode)
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blackholed_redis_is_503_within_the_timeout_then_heals() {
+    if skipped_on_topology_rerun("it puts a proxy in front of one redis-server") {
+        return;
+    }
     fails_fast_then_recovers(Mode::Blackhole).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_slower_than_the_timeout_is_503_within_it_then_heals() {
+    if skipped_on_topology_rerun("it puts a proxy in front of one redis-server") {
+        return;
+    }
     fails_fast_then_recovers(Mode::Delay {
         base: Duration::from_millis(1500),
         jitter: Duration::from_millis(100),
@@ -242,16 +248,25 @@ async fn a_redis_slower_than_the_timeout_is_503_within_it_then_heals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_redis_connections_are_503_then_heal() {
+    if skipped_on_topology_rerun("it puts a proxy in front of one redis-server") {
+        return;
+    }
     fails_fast_then_recovers(Mode::Reset).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_redis_connections_are_503_then_heal() {
+    if skipped_on_topology_rerun("it puts a proxy in front of one redis-server") {
+        return;
+    }
     fails_fast_then_recovers(Mode::Drop { probability: 1.0 }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delay_below_the_timeout_only_slows_requests() {
+    if skipped_on_topology_rerun("it puts a proxy in front of one redis-server") {
+        return;
+    }
     let redis = RedisProcess::start(&[]);
     let proxy = Proxy::start(address_of(&redis), seed()).await;
     let app = app_behind(&proxy).await;
@@ -287,6 +302,9 @@ async fn a_delay_below_the_timeout_only_slows_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn faults_cycling_under_load_lose_and_repeat_nothing() {
+    if skipped_on_topology_rerun("it puts a proxy in front of one redis-server") {
+        return;
+    }
     let seed = seed();
     let backend = RedisProcess::start(&[]);
     let proxy = Proxy::start(address_of(&backend), seed).await;
@@ -454,6 +472,9 @@ async fn new_connection_closed(addr: SocketAddr) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_proxy_passes_bytes_unchanged_holds_them_in_order_blackholes_and_resets() {
+    if skipped_on_topology_rerun("it puts a proxy in front of one redis-server") {
+        return;
+    }
     let proxy = Proxy::start(echo_server().await, 7).await;
     let live = proxy.live_tasks();
     let mut rng = StdRng::seed_from_u64(7);
