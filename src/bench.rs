@@ -26,6 +26,7 @@ pub async fn connect(redis: &str) -> Result<Store, String> {
         idempotency_ttl: Duration::from_secs(86_400),
         counter_retention: Duration::from_secs(35 * 86_400),
         tls: None,
+        fence_failovers: true,
     };
     Store::connect(settings, Metrics::new())
         .await

@@ -148,6 +148,11 @@ pub struct ServeArgs {
     /// Accept requests without a key as tenant `dev` (for tests; never in production).
     #[arg(long, env = "LEASEHOLD_ALLOW_ANONYMOUS")]
     pub allow_anonymous: bool,
+    /// Through Sentinel, go on writing to a primary that the sentinels have begun to fail
+    /// over, until they announce the new one: loses writes it acknowledged in between.
+    /// Only for the tests' negative control.
+    #[arg(long, hide = true)]
+    pub unsafe_no_failover_fence: bool,
     /// `async`: acknowledge after the script; `fsync`: require appendonly yes and
     /// appendfsync always on Redis, and refuse to start otherwise; `replicas:N`: after
     /// each write, WAIT for N replicas (503 durability_timeout when fewer acknowledge it

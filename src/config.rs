@@ -99,6 +99,7 @@ impl Settings {
                         * 86_400,
                 ),
                 tls: None,
+                fence_failovers: true,
             },
             auth,
             max_body_bytes: server.max_body_bytes,

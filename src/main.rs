@@ -101,6 +101,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let tls = tls_certificates(&args, &topology)?;
     let mut settings = Settings::new(&args.server, topology, auth, args.durability);
     settings.store.tls = tls;
+    settings.store.fence_failovers = !args.unsafe_no_failover_fence;
     run(&settings, &backend).await
 }
 

@@ -178,11 +178,27 @@ impl Backend {
     /// connection open now leads to the old one, which may still be alive and believe it
     /// is primary. Idle ones are closed now, the ones in use when they are given back
     /// ([`Backend::switched_since`]); new ones go to `address`.
-    pub fn primary_switched(&self, address: String) {
-        if let Some(primary) = &self.primary {
-            primary.switched(address);
+    pub fn primary_switched(&self, address: String) -> bool {
+        if let Some(primary) = &self.primary
+            && !primary.switched(address)
+        {
+            return false;
         }
         self.forget_connections();
+        true
+    }
+
+    /// A sentinel announced that it fails over the primary at `address`: unless another
+    /// primary is in use, nothing more is sent to it until that is over; connections open
+    /// now are closed as for a switch (a call under way on one answers 503).
+    pub fn failover_started(&self, address: String) {
+        if self
+            .primary
+            .as_ref()
+            .is_some_and(|primary| primary.failover_started(address))
+        {
+            self.forget_connections();
+        }
     }
 
     /// A connection met a fault: through Sentinel, where the primary is is asked again
@@ -201,7 +217,8 @@ impl Backend {
         }
     }
 
-    /// Whether Sentinel switched primaries since `handle` was handed out.
+    /// Whether Sentinel switched primaries, or started to fail the primary over, since
+    /// `handle` was handed out.
     pub fn switched_since(&self, handle: &Handle<'_>) -> bool {
         self.switches.load(Ordering::Acquire) != handle.switches
     }

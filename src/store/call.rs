@@ -215,10 +215,18 @@ impl Store {
             if faulted {
                 self.inner.backend.fault();
             }
-            if faulted || self.inner.backend.switched_since(&conn) {
+            let switched = self.inner.backend.switched_since(&conn);
+            if faulted || switched {
                 conn.discard();
             }
-            result
+            match result {
+                // The primary was switched, or its failover began, while the call ran on
+                // it: what it acknowledged may be taken back by the failover.
+                Ok(_) if switched && self.inner.settings.fence_failovers => {
+                    Err(StoreError::Unavailable(SWITCHED.to_owned()))
+                }
+                result => result,
+            }
         }
         .await;
         if let Err(error) = &result {
@@ -260,6 +268,8 @@ const ACK_KEY_TTL_MS: u64 = 60_000;
 
 /// Why a call that took longer than the request timeout failed.
 const TIMED_OUT: &str = "Redis call timed out";
+/// Why a call that the primary answered is answered 503 all the same.
+const SWITCHED: &str = "the primary was switched or its failover began during the call";
 
 /// Counts a Redis call in the in-flight gauge while it lives.
 struct InFlight<'a>(&'a Metrics);

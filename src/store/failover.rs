@@ -10,6 +10,11 @@
 //! Without the message (it was missed, or the sentinels were out of reach) a connection
 //! that fails is closed all the same (see `Store::with_connection`); the message only
 //! saves the failures.
+//!
+//! Each replica also listens for `+try-failover`: from then on the primary is fenced (see
+//! `sentinel`), its connections are closed, and a call that was under way on one of them
+//! answers 503 (its outcome unknown) even if the primary acknowledged it, since the
+//! failover may take it back.
 
 use std::sync::Weak;
 use std::time::Duration;
@@ -22,6 +27,9 @@ use super::backend::client;
 /// The channel on which a sentinel announces a new primary:
 /// `<master name> <old ip> <old port> <new ip> <new port>`.
 const SWITCH_MASTER: &str = "+switch-master";
+/// The channel on which a sentinel announces that it starts a failover (its leader may
+/// be another): `master <master name> <ip> <port>`.
+const TRY_FAILOVER: &str = "+try-failover";
 /// How long to wait before connecting to a sentinel again after losing it.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
 /// How often the subscription is checked with a PING (and whether the store still lives).
@@ -34,9 +42,15 @@ pub(super) async fn follow_switches(
     url: String,
     master: String,
     timeout: Duration,
+    fence: bool,
 ) {
+    let channels: &[&str] = if fence {
+        &[SWITCH_MASTER, TRY_FAILOVER]
+    } else {
+        &[SWITCH_MASTER]
+    };
     while inner.strong_count() > 0 {
-        if let Err(e) = listen(&inner, &url, &master, timeout).await {
+        if let Err(e) = listen(&inner, &url, &master, timeout, channels).await {
             tracing::debug!(sentinel = %super::redacted(&url), "sentinel subscription lost, reconnecting: {e}");
         }
         tokio::time::sleep(RECONNECT_AFTER).await;
@@ -50,10 +64,11 @@ async fn listen(
     url: &str,
     master: &str,
     timeout: Duration,
+    channels: &[&str],
 ) -> Result<(), redis::RedisError> {
     let connect = async {
         let mut pubsub = client(url, None)?.get_async_pubsub().await?;
-        pubsub.subscribe(SWITCH_MASTER).await?;
+        pubsub.subscribe(channels).await?;
         Ok::<_, redis::RedisError>(pubsub)
     };
     let pubsub = tokio::time::timeout(timeout, connect)
@@ -70,10 +85,18 @@ async fn listen(
                 };
                 let Some(inner) = inner.upgrade() else { return Ok(()) };
                 let payload: String = message.get_payload().unwrap_or_default();
-                if let Some((from, to)) = switch_of(&payload, master) {
-                    tracing::warn!(%master, %from, %to, "Sentinel switched the primary; reconnecting to the new one");
-                    inner.backend.primary_switched(to);
-                    inner.wakeups.primary_switched();
+                if message.get_channel_name() == TRY_FAILOVER {
+                    if let Some(address) = failover_of(&payload, master) {
+                        tracing::warn!(%master, %address, "Sentinel fails the primary over; sending it nothing until that is over");
+                        inner.backend.failover_started(address);
+                    }
+                } else if let Some((from, to)) = switch_of(&payload, master) {
+                    if inner.backend.primary_switched(to.clone()) {
+                        tracing::warn!(%master, %from, %to, "Sentinel switched the primary; reconnecting to the new one");
+                        inner.wakeups.primary_switched();
+                    } else {
+                        tracing::info!(%master, %from, %to, "a late announcement of a switch to the primary being failed over; ignored");
+                    }
                 }
             }
             _ = ping.tick() => {
@@ -100,6 +123,15 @@ fn switch_of(payload: &str, master: &str) -> Option<(String, String)> {
     }
 }
 
+/// The `ip:port` of a `+try-failover` message, if it is about `master`.
+fn failover_of(payload: &str, master: &str) -> Option<String> {
+    let fields: Vec<&str> = payload.split_whitespace().collect();
+    match fields.as_slice() {
+        ["master", name, ip, port] if *name == master => Some(format!("{ip}:{port}")),
+        _ => None,
+    }
+}
+
 fn timed_out() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut))
 }
@@ -117,5 +149,22 @@ mod tests {
         );
         assert_eq!(switch_of(payload, "other"), None);
         assert_eq!(switch_of("leasehold 127.0.0.1 6379", "leasehold"), None);
+    }
+
+    #[test]
+    fn a_failover_attempt_is_read_only_for_its_own_master() {
+        let payload = "master leasehold 127.0.0.1 6379";
+        assert_eq!(
+            failover_of(payload, "leasehold").as_deref(),
+            Some("127.0.0.1:6379")
+        );
+        assert_eq!(failover_of(payload, "other"), None);
+        assert_eq!(
+            failover_of(
+                "slave 127.0.0.1:6380 127.0.0.1 6380 @ leasehold 127.0.0.1 6379",
+                "leasehold"
+            ),
+            None
+        );
     }
 }

@@ -74,4 +74,7 @@ pub struct StoreSettings {
     /// The CA to trust and the client certificate to present over `rediss://`, when not
     /// the system's roots and no client certificate.
     pub tls: Option<TlsCertificates>,
+    /// Through Sentinel, fence the primary from the first announcement of a failover (see
+    /// `sentinel`). Off only for the tests' negative control, which shows what it prevents.
+    pub fence_failovers: bool,
 }

@@ -77,6 +77,7 @@ impl Store {
                     url.clone(),
                     master.clone(),
                     settings.timeout,
+                    settings.fence_failovers,
                 ));
             }
         }
