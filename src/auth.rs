@@ -132,10 +132,12 @@ impl Auth {
                 Err(ApiError::Unauthorized)
             };
         };
+        // `Bearer <key>`; the scheme is case-insensitive (RFC 9110, 11.1).
         let key = std::str::from_utf8(value)
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Bearer"))
+            .map(|(_, key)| key.trim())
             .ok_or(ApiError::Unauthorized)?;
         let presented = hash(key);
         // Take the current table and let go of the lock before comparing.
@@ -188,10 +190,22 @@ mod tests {
         let _ = std::fs::remove_file(&dir);
         let header = format!("Bearer {key}");
         assert_eq!(
-            auth.authenticate(Some(header.as_bytes())).ok(),
-            Some(tenant)
+            auth.authenticate(Some(header.as_bytes())).ok().as_ref(),
+            Some(&tenant)
         );
+        for scheme in ["bearer", "BEARER", "BeArEr"] {
+            let header = format!("{scheme} {key}");
+            assert_eq!(
+                auth.authenticate(Some(header.as_bytes())).ok().as_ref(),
+                Some(&tenant),
+                "{scheme}"
+            );
+        }
         assert!(auth.authenticate(Some(b"Bearer lh_wrong")).is_err());
+        assert!(
+            auth.authenticate(Some(format!("Bearerx {key}").as_bytes()))
+                .is_err()
+        );
         assert!(auth.authenticate(None).is_err());
         assert!(auth.authenticate(Some(key.as_bytes())).is_err());
     }

@@ -343,6 +343,47 @@ async fn with_authorization(
     app.send(request).await
 }
 
+/// The scheme of `Authorization` is case-insensitive (RFC 9110, 11.1): `bearer <key>`
+/// is the key's tenant, as `Bearer <key>` is.
+#[tokio::test]
+async fn the_bearer_scheme_is_taken_in_any_case() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let authorization = format!("{scheme} {}", app.key);
+        let reply = with_authorization(
+            &app,
+            Method::PUT,
+            &format!("/v1/pools/{pool}"),
+            Some(&json!({})),
+            Some(authorization.as_bytes()),
+        )
+        .await;
+        assert!(
+            reply.status.is_success(),
+            "{scheme}: {} {:#}",
+            reply.status,
+            reply.body
+        );
+        assert_eq!(reply.body["name"], json!(pool), "{scheme}");
+    }
+    let listed = with_authorization(
+        &app,
+        Method::GET,
+        "/v1/pools",
+        None,
+        Some(format!("bearer {}", app.key).as_bytes()),
+    )
+    .await;
+    let names: Vec<&str> = listed.body["pools"]
+        .as_array()
+        .expect("pools")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(names.contains(&pool.as_str()), "{names:?}");
+}
+
 #[tokio::test]
 async fn missing_malformed_and_unknown_keys_get_401_on_every_endpoint() {
     let app = spawn_app().await;
