@@ -319,3 +319,81 @@ async fn same_key_with_a_different_if_match_is_idempotency_key_reused() {
         .expect_problem(409, "idempotency_key_reused");
     assert_eq!(app.item(&pool, "a").await["version"], 2);
 }
+
+/// A key is scoped to the pool or counter it is used on (its answer is stored in the same
+/// Redis slot as the effect, see docs/api.md): the same key on another pool, or on a
+/// counter, is another request, applied there and replayed there alone.
+#[tokio::test]
+async fn a_key_is_scoped_to_its_pool_or_counter() {
+    let app = spawn_app().await;
+    let (first, second) = (pool_name(), pool_name());
+    let counter = format!("c-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let add = json!({"items": [{"id": "a"}]});
+    let key = "one-key-everywhere";
+
+    let on_first = send_keyed(
+        &app,
+        Method::POST,
+        &format!("/v1/pools/{first}/items"),
+        key,
+        Some(&add),
+    )
+    .await;
+    assert_not_replayed(&on_first);
+    assert_eq!(on_first.expect(200)["created"], json!(["a"]));
+
+    let on_second = send_keyed(
+        &app,
+        Method::POST,
+        &format!("/v1/pools/{second}/items"),
+        key,
+        Some(&add),
+    )
+    .await;
+    assert_not_replayed(&on_second);
+    assert_eq!(on_second.expect(200)["created"], json!(["a"]));
+
+    let draw = send_keyed(
+        &app,
+        Method::POST,
+        &format!("/v1/counters/{counter}/next"),
+        key,
+        Some(&json!({"period": "none"})),
+    )
+    .await;
+    assert_not_replayed(&draw);
+    assert_eq!(draw.expect(200)["values"], json!([1]));
+
+    // Each replays its own answer, and the same key with another body on the first pool
+    // is still refused there.
+    let again = send_keyed(
+        &app,
+        Method::POST,
+        &format!("/v1/pools/{second}/items"),
+        key,
+        Some(&add),
+    )
+    .await;
+    assert_replayed(&again);
+    assert_eq!(again.expect(200)["created"], json!(["a"]));
+    let again = send_keyed(
+        &app,
+        Method::POST,
+        &format!("/v1/counters/{counter}/next"),
+        key,
+        Some(&json!({"period": "none"})),
+    )
+    .await;
+    assert_replayed(&again);
+    assert_eq!(again.expect(200)["values"], json!([1]));
+    let other = json!({"items": [{"id": "b"}]});
+    send_keyed(
+        &app,
+        Method::POST,
+        &format!("/v1/pools/{first}/items"),
+        key,
+        Some(&other),
+    )
+    .await
+    .expect_problem(409, "idempotency_key_reused");
+}
