@@ -50,6 +50,7 @@ pub async fn build(settings: &Settings) -> Result<App, StartError> {
         settings.auth.clone(),
         settings.max_body_bytes,
         settings.rate_limit,
+        settings.stream_max,
     );
     let router = crate::api::router()
         .merge(crate::ui::router())

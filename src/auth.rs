@@ -3,7 +3,8 @@
 //! The tenant always comes from the key, never from a path or body. Only SHA-256 hashes
 //! of keys are stored (keys are long random strings, so a fast hash is enough), and a
 //! presented key's hash is compared with every entry in constant time. The key file is
-//! read again on SIGHUP, so keys are added and revoked without a restart.
+//! read again on SIGHUP, so keys are added and revoked without a restart; what a revoked
+//! key keeps open (a live event stream) ends at the reload (`Auth::revoked`).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -28,6 +29,8 @@ type Entry = (Tenant, [u8; 32]);
 pub struct Auth {
     /// Swapped whole on reload; a request takes the current table and reads it unlocked.
     keys: Arc<RwLock<Arc<Vec<Entry>>>>,
+    /// Counts the reloads, so that what a key keeps open can check it at each one.
+    reloads: Arc<tokio::sync::watch::Sender<u64>>,
     /// The key file the table came from, read again by `reload`.
     source: Option<PathBuf>,
     allow_anonymous: bool,
@@ -56,6 +59,7 @@ impl Auth {
         let keys = read_key_file(path)?;
         Ok(Auth {
             keys: Arc::new(RwLock::new(Arc::new(keys))),
+            reloads: Arc::new(tokio::sync::watch::Sender::new(0)),
             source: Some(path.to_owned()),
             allow_anonymous,
         })
@@ -72,6 +76,7 @@ impl Auth {
         let keys = read_key_file(path)?;
         let count = keys.len();
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+        self.reloads.send_modify(|reloads| *reloads += 1);
         Ok(count)
     }
 
@@ -117,6 +122,7 @@ impl Auth {
     pub fn anonymous() -> Self {
         Auth {
             keys: Arc::default(),
+            reloads: Arc::new(tokio::sync::watch::Sender::new(0)),
             source: None,
             allow_anonymous: true,
         }
@@ -125,9 +131,17 @@ impl Auth {
     /// The tenant of an `Authorization` header value. A key that is presented must be
     /// valid even where anonymous access is allowed.
     pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Tenant, ApiError> {
+        self.caller(authorization).map(|caller| caller.tenant)
+    }
+
+    /// Who an `Authorization` header value is: its tenant, and the key it presented.
+    pub fn caller(&self, authorization: Option<&[u8]>) -> Result<Caller, ApiError> {
         let Some(value) = authorization else {
             return if self.allow_anonymous {
-                Ok(Tenant::parse("tenant", ANONYMOUS_TENANT)?)
+                Ok(Caller {
+                    tenant: Tenant::parse("tenant", ANONYMOUS_TENANT)?,
+                    key: None,
+                })
             } else {
                 Err(ApiError::Unauthorized)
             };
@@ -140,16 +154,54 @@ impl Auth {
             .map(|(_, key)| key.trim())
             .ok_or(ApiError::Unauthorized)?;
         let presented = hash(key);
+        let tenant = self.tenant_of(&presented).ok_or(ApiError::Unauthorized)?;
+        Ok(Caller {
+            tenant,
+            key: Some(presented),
+        })
+    }
+
+    /// Whether a caller's key is still in force (for a caller without a key: whether
+    /// requests without one are still accepted).
+    pub fn still_valid(&self, caller: &Caller) -> bool {
+        match &caller.key {
+            None => self.allow_anonymous,
+            Some(key) => self.tenant_of(key).as_ref() == Some(&caller.tenant),
+        }
+    }
+
+    /// Resolves when a reload of the key file has revoked the caller's key; never, as
+    /// long as it stays.
+    pub async fn revoked(&self, caller: &Caller) {
+        let mut reloads = self.reloads.subscribe();
+        while reloads.changed().await.is_ok() {
+            if !self.still_valid(caller) {
+                return;
+            }
+        }
+        std::future::pending().await
+    }
+
+    /// The tenant whose key has this hash, compared with every entry in constant time.
+    fn tenant_of(&self, presented: &[u8; 32]) -> Option<Tenant> {
         // Take the current table and let go of the lock before comparing.
         let keys = Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner));
         let mut found = None;
         for (tenant, digest) in keys.iter() {
-            if bool::from(digest.ct_eq(&presented)) {
+            if bool::from(digest.ct_eq(presented)) {
                 found = Some(tenant);
             }
         }
-        found.cloned().ok_or(ApiError::Unauthorized)
+        found.cloned()
     }
+}
+
+/// Who a request came from: its tenant, and the hash of the key it presented (none for
+/// a request without a key where that is allowed).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub tenant: Tenant,
+    key: Option<[u8; 32]>,
 }
 
 /// Parses a whole key file, or says which line is wrong.

@@ -47,6 +47,10 @@ pub struct ServerArgs {
     /// The largest request body accepted, in bytes.
     #[arg(long, env = "LEASEHOLD_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// How long a live event stream lasts at most; then it ends cleanly, and the client
+    /// resumes with `Last-Event-ID` (an `EventSource` does so by itself).
+    #[arg(long, env = "LEASEHOLD_STREAM_MAX_SECS", default_value_t = 3600)]
+    pub stream_max_secs: u64,
 }
 
 /// How log lines are written.
@@ -70,6 +74,8 @@ pub struct Settings {
     pub auth: Auth,
     pub max_body_bytes: usize,
     pub rate_limit: Option<RateLimit>,
+    /// How long a live event stream lasts at most.
+    pub stream_max: Duration,
 }
 
 impl Settings {
@@ -107,6 +113,7 @@ impl Settings {
                 per_second: server.rate_limit,
                 burst: server.rate_burst.unwrap_or(server.rate_limit).max(1),
             }),
+            stream_max: Duration::from_secs(server.stream_max_secs.max(1)),
         }
     }
 }

@@ -60,7 +60,7 @@
 //! | [`model`] | the JSON answers built from what the store read | `store`, `error`, `names` |
 //! | [`state`] | `AppState`, what handlers share | `store`, `auth` |
 //! | [`config`] | the settings, read once | `store`, `auth` |
-//! | [`api`] | the routes, their typed input and answers, the API description | `state`, `store`, `model`, `error`, `metrics`, `names` |
+//! | [`api`] | the routes, their typed input and answers, the API description | `state`, `store`, `model`, `auth`, `error`, `metrics`, `names` |
 //! | [`ui`] | the dashboard's files | `state` |
 //! | [`app`] | the router with its layers, serving and shutdown | `api`, `ui`, `state`, `config`, `store`, `metrics` |
 //! | [`check`] | the history checkers | `store`, `client` |

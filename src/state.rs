@@ -2,6 +2,7 @@
 //! cheap to clone. Routers import it from here; `app` builds it and the router.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::auth::Auth;
 use crate::metrics::Metrics;
@@ -17,6 +18,7 @@ struct Inner {
     auth: Auth,
     max_body_bytes: usize,
     rate_limit: Option<RateLimit>,
+    stream_max: Duration,
 }
 
 impl AppState {
@@ -26,6 +28,7 @@ impl AppState {
         auth: Auth,
         max_body_bytes: usize,
         rate_limit: Option<RateLimit>,
+        stream_max: Duration,
     ) -> AppState {
         AppState(Arc::new(Inner {
             store,
@@ -33,7 +36,13 @@ impl AppState {
             auth,
             max_body_bytes,
             rate_limit,
+            stream_max,
         }))
+    }
+
+    /// How long a live event stream lasts at most.
+    pub fn stream_max(&self) -> Duration {
+        self.0.stream_max
     }
 
     pub fn store(&self) -> &Store {

@@ -13,6 +13,7 @@ use utoipa::IntoParams;
 
 use super::extract::{LastEventId, PathParams, QueryParams};
 use super::reply;
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::model::{self, EventPage};
 use crate::names::{PoolName, Tenant};
@@ -81,7 +82,9 @@ pub struct StreamQuery {
 /// event as JSON data, so a browser's `EventSource` resumes where it left off by itself.
 /// An SSE event named `trimmed` (no id, data `{}`) says events were dropped by the cap
 /// before they could be sent. A comment every 15 s keeps idle connections open; the
-/// stream ends when the pool is deleted or the server stops.
+/// stream ends when the pool is deleted, when the server stops, when its key is revoked
+/// (at the reload of the key file), and after at most `--stream-max-secs` (an hour by
+/// default): resume with `Last-Event-ID`.
 #[utoipa::path(
     get,
     path = "/v1/pools/{pool}/events/stream",
@@ -98,7 +101,7 @@ pub struct StreamQuery {
 )]
 pub async fn stream_events(
     State(app): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     PathParams(pool): PathParams<PoolName>,
     QueryParams(query): QueryParams<StreamQuery>,
     LastEventId(resume): LastEventId,
@@ -106,15 +109,25 @@ pub async fn stream_events(
     let after = resume.or(query.after);
     let follower = app
         .store()
-        .pool(&tenant, &pool)
+        .pool(&caller.tenant, &pool)
         .follow_events(after)
         .await?;
+    // A live stream never ends by itself: end it when the process stops (so that it
+    // can), when its key is revoked, and after its longest lifetime.
+    let stopped = app.store().stopped_waiting();
+    let lifetime = app.stream_max();
+    let end = async move {
+        tokio::select! {
+            () = stopped => {}
+            () = app.auth().revoked(&caller) => {}
+            () = tokio::time::sleep(lifetime) => {}
+        }
+    };
     let events = futures::stream::unfold(follower, |mut follower| async move {
         let next = follower.next().await?;
         Some((Ok::<_, Infallible>(sse_event(next)), follower))
     })
-    // A live stream never ends by itself: end it when the process stops, so it can.
-    .take_until(app.store().stopped_waiting());
+    .take_until(end);
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response())

@@ -13,6 +13,7 @@ use serde::de::value::{Error as DeError, SeqDeserializer, StrDeserializer};
 use serde_path_to_error::Segment;
 use sha2::{Digest, Sha256};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::names::Tenant;
 use crate::state::AppState;
@@ -25,15 +26,27 @@ impl FromRequestParts<AppState> for Tenant {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Caller::from_request_parts(parts, state)
+            .await
+            .map(|caller| caller.tenant)
+    }
+}
+
+/// The caller: its tenant and its key, for what outlives one answer (a live stream ends
+/// when its key is revoked). Authenticated and admitted as [`Tenant`] is.
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let authorization = parts
             .headers
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
-        let tenant = state.auth().authenticate(authorization)?;
+        let caller = state.auth().caller(authorization)?;
         if let Some(limit) = state.rate_limit() {
-            state.store().admit(&tenant, limit).await?;
+            state.store().admit(&caller.tenant, limit).await?;
         }
-        Ok(tenant)
+        Ok(caller)
     }
 }
 

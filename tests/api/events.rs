@@ -1564,3 +1564,97 @@ async fn a_follower_from_before_the_first_event_is_told_what_the_cap_dropped() {
     );
     assert_sse_is(&stream.expect_event().await, &oldest[0]);
 }
+
+// ---------------------------------------------------------------------------------------
+// What ends a live stream: its key revoked, its longest lifetime
+
+/// The pool's stream opened with `key` (another tenant's, say).
+async fn follow_as(app: &TestApp, pool: &str, key: &str) -> SseClient {
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/pools/{pool}/events/stream")))
+        .bearer_auth(key)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("the stream opens");
+    assert_eq!(response.status(), 200);
+    SseClient {
+        response,
+        buffer: Vec::new(),
+    }
+}
+
+/// Adds item `id` to `pool` as the holder of `key`.
+async fn add_as(app: &TestApp, pool: &str, key: &str, id: &str) {
+    let reply = app
+        .send(
+            app.client
+                .post(app.url(&format!("/v1/pools/{pool}/items")))
+                .bearer_auth(key)
+                .json(&json!({"items": [{"id": id}]})),
+        )
+        .await;
+    reply.expect(200);
+}
+
+/// A stream opened with a key that a reload of the key file then revokes ends at the
+/// reload (the key's 401 would otherwise not reach what it has open); another tenant's
+/// stream goes on.
+#[tokio::test]
+async fn a_revoked_keys_stream_ends_at_the_reload_and_other_keys_streams_go_on() {
+    let app = spawn_app().await;
+    let (mine, theirs) = (pool_name(), pool_name());
+    add_as(&app, &mine, &app.key, "a").await;
+    add_as(&app, &theirs, &app.other_key, "x").await;
+    let mut revoked = follow_as(&app, &mine, &app.key).await;
+    let mut kept = follow_as(&app, &theirs, &app.other_key).await;
+    assert_eq!(revoked.expect_event().await.event, "added");
+    assert_eq!(kept.expect_event().await.event, "added");
+
+    // Revoke the first tenant's key: keep only the other tenant's entry.
+    let file = std::fs::read_to_string(&app.key_file).expect("key file");
+    let others: Vec<&str> = file.lines().skip(1).collect();
+    std::fs::write(&app.key_file, others.join("\n")).expect("rewrite the key file");
+    assert_eq!(app.auth.reload(), Ok(1));
+
+    let ended = tokio::time::timeout(WAIT, revoked.next()).await;
+    assert_eq!(
+        ended.expect("the revoked key's stream ends"),
+        None,
+        "the revoked key's stream went on"
+    );
+    add_as(&app, &theirs, &app.other_key, "y").await;
+    let next = kept.expect_event().await;
+    let data: Value = serde_json::from_str(&next.data).expect("JSON");
+    assert_eq!((next.event.as_str(), &data["item"]), ("added", &json!("y")));
+}
+
+/// A stream ends cleanly after its longest lifetime (`--stream-max-secs`), and one opened
+/// again with `Last-Event-ID` goes on from the last event received.
+#[tokio::test]
+async fn a_stream_ends_after_its_longest_lifetime_and_resumes_from_its_last_event() {
+    let app = spawn_app_with(Options {
+        stream_max_secs: Some(1),
+        ..Options::default()
+    })
+    .await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let opened = tokio::time::Instant::now();
+    let mut stream = follow(&app, &pool, None, None).await;
+    let first = stream.expect_event().await;
+    let ended = tokio::time::timeout(WAIT, stream.next()).await;
+    assert_eq!(ended.expect("the stream ends"), None);
+    assert!(
+        opened.elapsed() >= Duration::from_secs(1),
+        "ended after {:?}, before its lifetime",
+        opened.elapsed()
+    );
+
+    app.add_items(&pool, &["b"]).await;
+    let mut resumed = follow(&app, &pool, None, first.id.as_deref()).await;
+    let next = resumed.expect_event().await;
+    let data: Value = serde_json::from_str(&next.data).expect("JSON");
+    assert_eq!(data["item"], json!("b"), "{next:?}");
+}

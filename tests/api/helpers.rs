@@ -288,6 +288,8 @@ pub struct Options {
     pub rate_burst: Option<u32>,
     /// The CA and client certificate for a `rediss://` Redis.
     pub tls: Option<leasehold::store::TlsCertificates>,
+    /// How long a live event stream lasts at most (default an hour).
+    pub stream_max_secs: Option<u64>,
 }
 
 /// The keys an app accepts: its default tenant's, another tenant's, and the file.
@@ -352,6 +354,7 @@ pub fn settings_for(options: Options, auth: Auth) -> (Settings, String) {
         rate_burst: options.rate_burst,
         log_format: LogFormat::Text,
         max_body_bytes: 2 * 1024 * 1024,
+        stream_max_secs: options.stream_max_secs.unwrap_or(3600),
     };
     if let Some(limit) = options.max_body_bytes {
         server.max_body_bytes = limit;
