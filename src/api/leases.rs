@@ -11,6 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::extract::{PathParams, QueryParams, Write};
 use super::openapi::{Data, EntityTags};
 use super::{reply, with_etag};
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::model::{self, Item, Lease, LeasePage, Leases};
 use crate::names::{Holder, ItemId, PoolName, Tenant};
@@ -41,7 +42,8 @@ pub struct ClaimNextBody {
 
 /// Leases the best available items (highest priority, then first added), up to `count`;
 /// with `wait_ms`, waits that long for one when none is available. A pool that does not
-/// exist has nothing to lease: the answer is empty (after the wait).
+/// exist has nothing to lease: the answer is empty (after the wait). A wait ends with 401
+/// when the caller's key is revoked meanwhile.
 #[utoipa::path(
     post,
     path = "/v1/pools/{pool}/claim",
@@ -55,22 +57,27 @@ pub struct ClaimNextBody {
 )]
 pub async fn claim_next(
     State(app): State<AppState>,
-    tenant: Tenant,
+    caller: Caller,
     PathParams(pool): PathParams<PoolName>,
     write: Write<ClaimNextBody>,
 ) -> Result<Response, ApiError> {
     let body = write.body;
     let answer = app
         .store()
-        .pool(&tenant, &pool)
+        .pool(&caller.tenant, &pool)
         .claim_next(
             write.idempotency.as_ref(),
             &body.holder,
             body.count.map_or(1, ClaimCount::get),
             body.lease_ms.map(DurationMs::get),
             std::time::Duration::from_millis(body.wait_ms.map_or(0, WaitMs::get)),
+            app.auth().revoked(&caller),
         )
         .await?;
+    // A wait that ended for want of a key: nothing was granted, so nothing is lost.
+    if answer.value.is_empty() && !app.auth().still_valid(&caller) {
+        return Err(ApiError::Unauthorized);
+    }
     Ok(reply(
         StatusCode::OK,
         &Leases {

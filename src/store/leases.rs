@@ -33,7 +33,9 @@ fn opt<T: ToString>(value: Option<T>) -> String {
 impl PoolRef<'_> {
     /// Grants up to `count` of the best available items (priority, then arrival). With a
     /// `wait`, when there is nothing to grant, waits up to that long for items to become
-    /// available (see `wakeups`) and answers with what it got then, possibly nothing.
+    /// available (see `wakeups`) and answers with what it got then, possibly nothing. The
+    /// wait ends early, answering nothing, when the store stops waiting or `give_up`
+    /// resolves (the caller's key was revoked, say).
     pub async fn claim_next(
         &self,
         idempotency: Option<&Idempotency>,
@@ -41,6 +43,7 @@ impl PoolRef<'_> {
         count: u32,
         lease_ms: Option<u64>,
         wait: Duration,
+        give_up: impl Future<Output = ()>,
     ) -> Result<Answer<Vec<ItemRecord>>, StoreError> {
         let args = |waiting: bool| {
             [
@@ -67,6 +70,7 @@ impl PoolRef<'_> {
         let mut waiting = waiters.join();
         let stopping = self.store.inner.wakeups.stopping.stopped();
         tokio::pin!(stopping);
+        tokio::pin!(give_up);
         let answer = loop {
             // Listen before trying, so an announcement between the try and the wait counts.
             let woken = waiters.notify.notified();
@@ -87,6 +91,7 @@ impl PoolRef<'_> {
                 () = &mut woken => waiting.woken(),
                 () = tokio::time::sleep_until(until.into()) => {}
                 () = &mut stopping => break Answer { value: Leases::default(), replayed: false },
+                () = &mut give_up => break Answer { value: Leases::default(), replayed: false },
             }
         };
         Ok(Answer {

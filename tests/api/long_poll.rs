@@ -430,3 +430,64 @@ async fn stopping_one_app_ends_its_long_polls_and_not_another_apps() {
         .expect("JSON");
     assert_eq!(granted["leases"][0]["id"], "a", "{granted}");
 }
+
+/// How many times `claim_next` has run on `app`, from its own metrics.
+async fn claim_next_runs(app: &TestApp) -> u64 {
+    let (_, metrics) = app.get_text("/metrics").await;
+    metrics
+        .lines()
+        .filter(|line| !line.starts_with('#') && line.contains("script=\"claim_next\""))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// A long poll whose key a reload of the key file revokes ends at once with 401 (having
+/// granted nothing); another tenant's long poll waits on and gets its item.
+#[tokio::test]
+async fn a_revoked_keys_long_poll_ends_with_401_and_another_tenants_waits_on() {
+    let app = spawn_app().await;
+    let (mine, theirs) = (pool_name(), pool_name());
+    let wait = |pool: &str, key: &str| {
+        app.client
+            .post(app.url(&format!("/v1/pools/{pool}/claim")))
+            .bearer_auth(key)
+            .json(&json!({"holder": "waiter", "wait_ms": 20_000}))
+            .send()
+    };
+    let revoked = tokio::spawn(wait(&mine, &app.key));
+    let kept = tokio::spawn(wait(&theirs, &app.other_key));
+    // Both wait once their first tries (claim_next scripts, which only they run on this
+    // app) show in the app's metrics.
+    eventually(Duration::from_secs(10), "both long polls' first tries", async || {
+        claim_next_runs(&app).await >= 2
+    })
+    .await;
+
+    let file = std::fs::read_to_string(&app.key_file).expect("key file");
+    let others: Vec<&str> = file.lines().skip(1).collect();
+    std::fs::write(&app.key_file, others.join("\n")).expect("rewrite the key file");
+    let asked = Instant::now();
+    assert_eq!(app.auth.reload(), Ok(1));
+    let answer = revoked
+        .await
+        .expect("the request ran")
+        .expect("an answer");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "the revoked key's long poll waited on for {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(answer.status(), 401);
+    assert!(!kept.is_finished(), "the other tenant's long poll ended too");
+
+    let add = app
+        .client
+        .post(app.url(&format!("/v1/pools/{theirs}/items")))
+        .bearer_auth(&app.other_key)
+        .json(&json!({"items": [{"id": "x"}]}));
+    app.send(add).await.expect(200);
+    let granted = kept.await.expect("the request ran").expect("an answer");
+    assert_eq!(granted.status(), 200);
+    let body: Value = granted.json().await.expect("JSON");
+    assert_eq!(body["leases"][0]["id"], json!("x"), "{body:#}");
+}
