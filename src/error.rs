@@ -49,6 +49,9 @@ pub enum ApiError {
     /// write is unknown, so retry it with the same `Idempotency-Key`.
     #[error("the backend is unavailable; retry with the same Idempotency-Key")]
     BackendUnavailable(String),
+    /// 503 `backend_unavailable` from `/readyz`, saying why when that is safe to show.
+    #[error("not ready: {0}")]
+    NotReady(String),
     /// 503 `durability_timeout`: the write ran but too few replicas acknowledged it in
     /// time; the outcome is unknown, so retry with the same `Idempotency-Key`.
     #[error("too few replicas acknowledged the write in time; retry with the same Idempotency-Key")]
@@ -118,7 +121,9 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => ProblemCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType => ProblemCode::UnsupportedMediaType,
             ApiError::RateLimited { .. } => ProblemCode::RateLimited,
-            ApiError::BackendUnavailable(_) => ProblemCode::BackendUnavailable,
+            ApiError::BackendUnavailable(_) | ApiError::NotReady(_) => {
+                ProblemCode::BackendUnavailable
+            }
             ApiError::DurabilityTimeout(_) => ProblemCode::DurabilityTimeout,
             ApiError::Internal(_) => ProblemCode::Internal,
         }
@@ -166,6 +171,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
             ApiError::BackendUnavailable(cause) => tracing::warn!(%cause, "backend unavailable"),
+            ApiError::NotReady(why) => tracing::warn!(%why, "not ready"),
             ApiError::DurabilityTimeout(cause) => tracing::warn!(%cause, "durability timeout"),
             ApiError::Internal(cause) => tracing::error!(%cause, "internal error"),
             _ => {}

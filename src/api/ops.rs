@@ -8,6 +8,7 @@ use super::reply;
 use crate::error::ApiError;
 use crate::model::Status;
 use crate::state::AppState;
+use crate::store::NotReady;
 
 /// The process is alive.
 #[utoipa::path(
@@ -33,14 +34,17 @@ pub async fn healthz() -> Response {
     tag = "operations",
     responses(
         (status = 200, description = "Ready: `{\"status\": \"ready\"}`", body = Status),
-        (status = 503, description = "`backend_unavailable`: Redis is out of reach, its settings changed, or the scripts could not be loaded"),
+        (status = 503, description = "`backend_unavailable`: Redis is out of reach, its settings changed, the scripts could not be loaded, or it refuses writes for lack of memory (which `detail` says)"),
     )
 )]
 pub async fn readyz(State(app): State<AppState>) -> Result<Response, ApiError> {
     app.store()
         .ready()
         .await
-        .map_err(ApiError::BackendUnavailable)?;
+        .map_err(|not_ready| match not_ready {
+            NotReady::OutOfMemory => ApiError::NotReady(not_ready.to_string()),
+            NotReady::Unavailable(cause) => ApiError::BackendUnavailable(cause),
+        })?;
     Ok(reply(
         axum::http::StatusCode::OK,
         &Status {

@@ -21,6 +21,7 @@
 //! | `lh:{t}:rate` | string | the tenant's rate limiter (GCRA arrival time, µs) |
 //! | `lh:{t/ctr/c}:p:<period>` | string | a counter's last value in a period |
 //! | `lh:{t/ctr/c}:idem:<sha256>` | string | a stored answer for an `Idempotency-Key` |
+//! | `lh:{}:ready` | string | written by `/readyz` to see that Redis takes writes; expires after 10 s |
 //! | `lh:{…}:ack` | string | written before `WAIT` under `replicas:N`, so that a read waits for the replicas too; expires after a minute |
 
 use sha2::{Digest, Sha256};
@@ -77,6 +78,9 @@ pub fn counter(tenant: &Tenant, name: &CounterName, period: Option<&str>) -> Str
 pub fn counter_idempotency(tenant: &Tenant, name: &CounterName, key: Option<&str>) -> String {
     idempotency(&format!("lh:{{{tenant}/ctr/{name}}}"), key)
 }
+
+/// What `/readyz` writes to see that Redis takes writes. No tenant's: its tag is empty.
+pub const READY_PROBE: &str = "lh:{}:ready";
 
 /// The key written before `WAIT` under `--durability replicas:N`, in the slot of `key` (a
 /// key of this layout, which carries its tag right after `lh:`).

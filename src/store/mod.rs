@@ -45,7 +45,7 @@ pub use reply::Answer;
 use reply::{Outcome, decode, lua_list};
 pub use scripts::Scripts;
 pub use settings::{Durability, RateLimit, StoreSettings};
-pub use startup::StartError;
+pub use startup::{NotReady, StartError};
 use wakeups::Wakeups;
 
 /// A cheap, cloneable handle on Redis and the scripts.

@@ -6,9 +6,25 @@ use std::sync::Arc;
 use redis::RedisError;
 
 use super::backend::{self, Backend};
+use super::keys;
 use super::wakeups::Wakeups;
 use super::{Durability, Inner, Scripts, Store, StoreSettings, Topology, events, failover};
 use crate::metrics::Metrics;
+
+/// Why `/readyz` says not ready.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    /// Redis is out of memory: with `noeviction` it refuses every write.
+    #[error("Redis refuses writes: it is out of memory (used memory over maxmemory)")]
+    OutOfMemory,
+    /// Redis is out of reach, its settings changed, or the scripts could not be loaded
+    /// (the cause is for the log only).
+    #[error("Redis is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// How long the readiness probe's key lives.
+const READY_PROBE_TTL_MS: u64 = 10_000;
 
 /// Why the store refused to start.
 #[derive(Debug, thiserror::Error)]
@@ -84,17 +100,42 @@ impl Store {
         Ok(store)
     }
 
-    /// For `/readyz`: Redis answers, the settings still hold, the scripts are loaded.
-    pub async fn ready(&self) -> Result<(), String> {
+    /// For `/readyz`: Redis answers, the settings still hold, the scripts are loaded, and
+    /// Redis takes writes (a small one to `keys::READY_PROBE`, which expires by itself).
+    pub async fn ready(&self) -> Result<(), NotReady> {
         self.bounded(async {
             self.check_settings().await.map_err(|e| match e {
-                SettingsProblem::Start(e) => e.to_string(),
-                SettingsProblem::Redis(e) => e.to_string(),
+                SettingsProblem::Start(e) => NotReady::Unavailable(e.to_string()),
+                SettingsProblem::Redis(e) => NotReady::Unavailable(e.to_string()),
             })?;
-            self.load_scripts().await.map_err(|e| e.to_string())
+            self.load_scripts()
+                .await
+                .map_err(|e| NotReady::Unavailable(e.to_string()))?;
+            self.probe_a_write().await
         })
         .await
-        .map_err(|_| "Redis did not answer in time".to_owned())?
+        .map_err(|_| NotReady::Unavailable("Redis did not answer in time".to_owned()))?
+    }
+
+    async fn probe_a_write(&self) -> Result<(), NotReady> {
+        let mut conn = self
+            .inner
+            .backend
+            .get()
+            .await
+            .map_err(|e| NotReady::Unavailable(e.to_string()))?;
+        let set = redis::cmd("SET")
+            .arg(keys::READY_PROBE)
+            .arg(1)
+            .arg("PX")
+            .arg(READY_PROBE_TTL_MS)
+            .query_async::<()>(&mut conn)
+            .await;
+        match set {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == Some("OOM") => Err(NotReady::OutOfMemory),
+            Err(e) => Err(NotReady::Unavailable(e.to_string())),
+        }
     }
 
     /// Checks every server that takes writes: the one server, Sentinel's primary, or every

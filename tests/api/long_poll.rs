@@ -458,9 +458,11 @@ async fn a_revoked_keys_long_poll_ends_with_401_and_another_tenants_waits_on() {
     let kept = tokio::spawn(wait(&theirs, &app.other_key));
     // Both wait once their first tries (claim_next scripts, which only they run on this
     // app) show in the app's metrics.
-    eventually(Duration::from_secs(10), "both long polls' first tries", async || {
-        claim_next_runs(&app).await >= 2
-    })
+    eventually(
+        Duration::from_secs(10),
+        "both long polls' first tries",
+        async || claim_next_runs(&app).await >= 2,
+    )
     .await;
 
     let file = std::fs::read_to_string(&app.key_file).expect("key file");
@@ -468,17 +470,17 @@ async fn a_revoked_keys_long_poll_ends_with_401_and_another_tenants_waits_on() {
     std::fs::write(&app.key_file, others.join("\n")).expect("rewrite the key file");
     let asked = Instant::now();
     assert_eq!(app.auth.reload(), Ok(1));
-    let answer = revoked
-        .await
-        .expect("the request ran")
-        .expect("an answer");
+    let answer = revoked.await.expect("the request ran").expect("an answer");
     assert!(
         asked.elapsed() < Duration::from_secs(5),
         "the revoked key's long poll waited on for {:?}",
         asked.elapsed()
     );
     assert_eq!(answer.status(), 401);
-    assert!(!kept.is_finished(), "the other tenant's long poll ended too");
+    assert!(
+        !kept.is_finished(),
+        "the other tenant's long poll ended too"
+    );
 
     let add = app
         .client

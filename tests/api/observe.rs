@@ -251,3 +251,59 @@ async fn any_method_name_is_counted_under_one_label() {
         after.len()
     );
 }
+
+/// `/readyz` answers 503 while Redis refuses writes for want of memory (`noeviction` at
+/// `maxmemory`), saying so, and ready again once it has room.
+#[tokio::test]
+async fn readyz_is_not_ready_while_redis_is_out_of_memory() {
+    let (redis, app) = app_on_own_redis().await;
+    assert_eq!(app.get("/readyz").await.status, 200);
+    let mut admin = redis.connection();
+    let fillers: Vec<String> = (0..16).map(|i| format!("filler:{i}")).collect();
+    for name in &fillers {
+        let _: () = redis::cmd("SET")
+            .arg(name)
+            .arg("x".repeat(64 * 1024))
+            .query(&mut admin)
+            .expect("SET a filler");
+    }
+    // Redis now holds more than it may: it refuses every write that could add memory.
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(&mut admin)
+        .expect("INFO");
+    let used: u64 = info
+        .lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(used - 512 * 1024)
+        .query(&mut admin)
+        .expect("CONFIG SET maxmemory");
+
+    let problem = app
+        .get("/readyz")
+        .await
+        .expect_problem(503, "backend_unavailable");
+    let detail = problem["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("out of memory"), "{detail}");
+    let pool = pool_name();
+    app.put(&format!("/v1/pools/{pool}"), json!({}))
+        .await
+        .expect_problem(503, "backend_unavailable");
+
+    let _: () = redis::cmd("DEL")
+        .arg(&fillers)
+        .query(&mut admin)
+        .expect("DEL");
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(0)
+        .query(&mut admin)
+        .expect("CONFIG SET maxmemory 0");
+    assert_eq!(app.get("/readyz").await.status, 200);
+}
