@@ -6,11 +6,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::data::Data;
 use super::extract::{PathParams, QueryParams, Write};
-use super::openapi::{Data, EntityTags};
+use super::openapi::EntityTags;
 use super::pools::Empty;
 use super::{no_content, reply, with_etag};
 use crate::error::ApiError;
@@ -38,8 +38,7 @@ pub(super) struct NewItemBody {
     /// Default 0.
     priority: Option<Priority>,
     /// Default `{}`.
-    #[schema(value_type = Option<Data>)]
-    data: Option<Value>,
+    data: Option<Data>,
 }
 
 /// Adds items; an item that exists already is left as it is (its data is not replaced).
@@ -74,7 +73,7 @@ pub async fn add_items(
             ));
         }
         let data = match item.data {
-            Some(data) => data_text(&data).map_err(|e| match e {
+            Some(data) => data_text(&data.0).map_err(|e| match e {
                 StoreError::Invalid(invalid) => {
                     ApiError::invalid(&format!("items[{n}].data"), invalid.detail)
                 }
@@ -233,8 +232,7 @@ pub async fn list_items(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutItemBody {
-    #[schema(value_type = Data)]
-    data: Value,
+    data: Data,
     /// Default: kept (0 for a new item).
     priority: Option<Priority>,
     /// The write succeeds only if the item has this version (0: only if it does not
@@ -271,7 +269,7 @@ pub async fn put_item(
     write: Write<PutItemBody>,
 ) -> Result<Response, ApiError> {
     let body = write.body;
-    let data = data_text(&body.data)?;
+    let data = data_text(&body.data.0)?;
     let mut preconditions = write.preconditions;
     preconditions.expected_version = body.expected_version.map(Version::get);
     let answer = app
@@ -324,7 +322,7 @@ pub async fn patch_item(
     State(app): State<AppState>,
     tenant: Tenant,
     PathParams((pool, id)): PathParams<(PoolName, ItemId)>,
-    write: Write<Value>,
+    write: Write<Data>,
 ) -> Result<Response, ApiError> {
     let answer = app
         .store()
@@ -332,7 +330,7 @@ pub async fn patch_item(
         .patch_item(
             write.idempotency.as_ref(),
             &id,
-            &write.body,
+            &write.body.0,
             &write.preconditions,
         )
         .await?;

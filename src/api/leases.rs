@@ -5,11 +5,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Deserializer};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::data::Data;
 use super::extract::{PathParams, QueryParams, Write};
-use super::openapi::{Data, EntityTags};
+use super::openapi::EntityTags;
 use super::{reply, with_etag};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -232,8 +232,7 @@ pub struct CompleteBody {
     holder: Holder,
     token: Token,
     /// The item's final data (default: kept).
-    #[schema(value_type = Option<Data>)]
-    data: Option<Value>,
+    data: Option<Data>,
 }
 
 /// Finishes a lease: the item is `done`.
@@ -256,7 +255,7 @@ pub async fn complete(
     write: Write<CompleteBody>,
 ) -> Result<Response, ApiError> {
     let body = write.body;
-    let data = body.data.as_ref().map(data_text).transpose()?;
+    let data = body.data.as_ref().map(|d| data_text(&d.0)).transpose()?;
     let answer = app
         .store()
         .pool(&tenant, &pool)

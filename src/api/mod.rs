@@ -6,6 +6,7 @@
 //! `GET /openapi.json` cannot disagree.
 
 mod counters;
+mod data;
 mod events;
 pub mod extract;
 mod items;

@@ -418,22 +418,6 @@ pub fn new_items() -> RefOr<Schema> {
         .into()
 }
 
-/// An item's `data`: a JSON object of at most 64 KiB as compact JSON (413 beyond).
-pub struct Data;
-
-impl PartialSchema for Data {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .description(Some(
-                "The item's data: a JSON object of at most 64 KiB as compact JSON",
-            ))
-            .into()
-    }
-}
-
-impl ToSchema for Data {}
-
 #[cfg(test)]
 mod tests {
     use super::*;

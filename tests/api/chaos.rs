@@ -795,26 +795,13 @@ async fn without_the_fence_a_failover_of_a_live_primary_loses_acknowledged_write
     if skipped_on_topology_rerun("it starts its own deployments to break") {
         return;
     }
-    let mut kinds = std::collections::BTreeSet::new();
-    let mut attempts = 0;
-    while kinds.is_empty() && attempts < 3 {
-        attempts += 1;
-        let (run, failover) = sentinel_run_with(
-            "replicas:1",
-            &["--unsafe-no-failover-fence"],
-            SentinelFault::Manual,
-        )
-        .await;
-        kinds = run.check.anomalies.iter().map(|a| a.kind).collect();
-        println!(
-            "sentinel negative control (no fence), attempt {attempts}: {} operations checked, failover {:?}, anomalies of kinds {kinds:?}, seed {}",
-            run.check.operations, failover.window, run.seed
-        );
-    }
-    assert!(
-        !kinds.is_empty(),
-        "without the fence, {attempts} failovers of a live primary lost nothing: the test cannot see what the fence prevents"
-    );
+    caught_losing(
+        "no fence",
+        "replicas:1",
+        &["--unsafe-no-failover-fence"],
+        SentinelFault::Manual,
+    )
+    .await;
 }
 
 /// The negative control for `replicas:N`: the same fault with `async` durability must lose
@@ -826,20 +813,27 @@ async fn with_async_durability_the_same_failover_loses_acknowledged_writes() {
     if skipped_on_topology_rerun("it starts its own deployments to break") {
         return;
     }
+    caught_losing("async", "async", &[], SentinelFault::StallThenKill).await;
+}
+
+/// A negative control: runs the fault with the service set up as `durability` and
+/// `extra` say until the checkers find acknowledged writes lost (up to 3 runs, as the loss
+/// depends on timing), and fails if they never do: then the test could not see the loss
+/// its positive twin says does not happen.
+async fn caught_losing(label: &str, durability: &str, extra: &[&str], fault: SentinelFault) {
     let mut kinds = std::collections::BTreeSet::new();
     let mut attempts = 0;
     while kinds.is_empty() && attempts < 3 {
         attempts += 1;
-        let (run, failover) = sentinel_run("async", SentinelFault::StallThenKill).await;
-        let window = failover.window;
+        let (run, failover) = sentinel_run_with(durability, extra, fault).await;
         kinds = run.check.anomalies.iter().map(|a| a.kind).collect();
         println!(
-            "sentinel negative control (async), attempt {attempts}: {} operations checked, failover {window:?}, anomalies of kinds {kinds:?}, seed {}",
-            run.check.operations, run.seed
+            "sentinel negative control ({label}), attempt {attempts}: {} operations checked, failover {:?}, anomalies of kinds {kinds:?}, seed {}",
+            run.check.operations, failover.window, run.seed
         );
     }
     assert!(
         !kinds.is_empty(),
-        "async durability lost nothing in {attempts} failovers: the harness cannot see the loss"
+        "{label}: {attempts} failovers lost nothing: the harness cannot see the loss"
     );
 }

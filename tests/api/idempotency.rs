@@ -328,72 +328,45 @@ async fn a_key_is_scoped_to_its_pool_or_counter() {
     let app = spawn_app().await;
     let (first, second) = (pool_name(), pool_name());
     let counter = format!("c-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let add = json!({"items": [{"id": "a"}]});
     let key = "one-key-everywhere";
+    let add = |pool: &str, id: &str| {
+        let path = format!("/v1/pools/{pool}/items");
+        let body = json!({"items": [{"id": id}]});
+        let app = &app;
+        async move { send_keyed(app, Method::POST, &path, key, Some(&body)).await }
+    };
+    let draw = || {
+        let path = format!("/v1/counters/{counter}/next");
+        let app = &app;
+        async move {
+            send_keyed(
+                app,
+                Method::POST,
+                &path,
+                key,
+                Some(&json!({"period": "none"})),
+            )
+            .await
+        }
+    };
 
-    let on_first = send_keyed(
-        &app,
-        Method::POST,
-        &format!("/v1/pools/{first}/items"),
-        key,
-        Some(&add),
-    )
-    .await;
-    assert_not_replayed(&on_first);
-    assert_eq!(on_first.expect(200)["created"], json!(["a"]));
-
-    let on_second = send_keyed(
-        &app,
-        Method::POST,
-        &format!("/v1/pools/{second}/items"),
-        key,
-        Some(&add),
-    )
-    .await;
-    assert_not_replayed(&on_second);
-    assert_eq!(on_second.expect(200)["created"], json!(["a"]));
-
-    let draw = send_keyed(
-        &app,
-        Method::POST,
-        &format!("/v1/counters/{counter}/next"),
-        key,
-        Some(&json!({"period": "none"})),
-    )
-    .await;
-    assert_not_replayed(&draw);
-    assert_eq!(draw.expect(200)["values"], json!([1]));
+    for reply in [add(&first, "a").await, add(&second, "a").await] {
+        assert_not_replayed(&reply);
+        assert_eq!(reply.expect(200)["created"], json!(["a"]));
+    }
+    let drawn = draw().await;
+    assert_not_replayed(&drawn);
+    assert_eq!(drawn.expect(200)["values"], json!([1]));
 
     // Each replays its own answer, and the same key with another body on the first pool
     // is still refused there.
-    let again = send_keyed(
-        &app,
-        Method::POST,
-        &format!("/v1/pools/{second}/items"),
-        key,
-        Some(&add),
-    )
-    .await;
+    let again = add(&second, "a").await;
     assert_replayed(&again);
     assert_eq!(again.expect(200)["created"], json!(["a"]));
-    let again = send_keyed(
-        &app,
-        Method::POST,
-        &format!("/v1/counters/{counter}/next"),
-        key,
-        Some(&json!({"period": "none"})),
-    )
-    .await;
+    let again = draw().await;
     assert_replayed(&again);
     assert_eq!(again.expect(200)["values"], json!([1]));
-    let other = json!({"items": [{"id": "b"}]});
-    send_keyed(
-        &app,
-        Method::POST,
-        &format!("/v1/pools/{first}/items"),
-        key,
-        Some(&other),
-    )
-    .await
-    .expect_problem(409, "idempotency_key_reused");
+    add(&first, "b")
+        .await
+        .expect_problem(409, "idempotency_key_reused");
 }

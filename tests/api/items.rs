@@ -945,3 +945,73 @@ async fn a_lease_token_or_cursor_beyond_any_issued_is_invalid() {
     .await
     .expect_problem(400, "invalid_request");
 }
+
+/// Data comes back as written, numbers included: a number a 64-bit integer or a double
+/// cannot hold exactly is refused with 400 naming the field, wherever data is written,
+/// and nothing is written; sent as a string it is kept. (Bodies are sent as text: a
+/// client's own JSON value would have rounded the number already.)
+#[tokio::test]
+async fn data_keeps_every_number_exactly_or_is_refused() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let big = "123456789012345678901234567890";
+    let raw = |method: Method, path: String, body: String| {
+        app.send(
+            app.request(method, &path)
+                .header("content-type", "application/json")
+                .body(body),
+        )
+    };
+    let item = format!("/v1/pools/{pool}/items/a");
+
+    // A PUT, a bulk add, a PATCH and a completion, each refused, naming the field.
+    let refused = raw(
+        Method::PUT,
+        item.clone(),
+        format!(r#"{{"data": {{"n": {big}}}}}"#),
+    )
+    .await
+    .expect_problem(400, "invalid_request");
+    assert_eq!(refused["field"], json!("data"), "{refused:#}");
+    assert!(refused["detail"].as_str().unwrap_or_default().contains(big));
+    let refused = raw(
+        Method::POST,
+        format!("/v1/pools/{pool}/items"),
+        format!(r#"{{"items": [{{"id": "b"}}, {{"id": "c", "data": {{"n": {big}}}}}]}}"#),
+    )
+    .await
+    .expect_problem(400, "invalid_request");
+    assert_eq!(refused["field"], json!("items[1].data"), "{refused:#}");
+    assert_eq!(
+        app.get(&format!("/v1/pools/{pool}/items/b")).await.status,
+        404
+    );
+
+    let exact = json!({"s": big, "f": 0.1, "e": 1e2, "i": i64::MIN, "u": u64::MAX});
+    let put = app.put(&item, json!({"data": exact})).await.expect(201);
+    assert_eq!(put["data"], exact);
+    let refused = raw(Method::PATCH, item.clone(), format!(r#"{{"n": {big}}}"#))
+        .await
+        .expect_problem(400, "invalid_request");
+    assert!(
+        refused["detail"].as_str().unwrap_or_default().contains(big),
+        "{refused:#}"
+    );
+    let lease = app
+        .post(&format!("{item}/claim"), json!({"holder": "h"}))
+        .await
+        .expect(200);
+    let refused = raw(
+        Method::POST,
+        format!("{item}/complete"),
+        format!(
+            r#"{{"holder": "h", "token": {}, "data": {{"n": {big}}}}}"#,
+            lease["token"]
+        ),
+    )
+    .await
+    .expect_problem(400, "invalid_request");
+    assert_eq!(refused["field"], json!("data"), "{refused:#}");
+    let kept = app.get(&item).await.expect(200);
+    assert_eq!((&kept["data"], &kept["state"]), (&exact, &json!("leased")));
+}
