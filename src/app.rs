@@ -1,44 +1,104 @@
 //! The application: the router with its layers over the [`AppState`], serving with
 //! graceful shutdown on Ctrl-C or SIGTERM.
+//!
+//! Serving guards the replica against connections that hold it up: a request's head must
+//! arrive within the header timeout of the connection being ready for one (a new one, or
+//! a kept-alive one between requests), else the connection is closed; open connections
+//! are capped, and one over the cap is closed at once rather than left waiting; on
+//! shutdown, requests under way get a grace period to finish, then every connection is
+//! closed. (A body's own timeout is `api::extract`'s: 408.)
 
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
-use crate::config::Settings;
+use crate::config::{ServeLimits, Settings};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::{StartError, Store};
 
-/// The application: its router, and the store whose waits end when it stops.
+/// The application: its router, the store whose waits end when it stops, and the limits
+/// it serves connections with.
 pub struct App {
     router: Router,
     store: Store,
+    limits: ServeLimits,
 }
 
 impl App {
-    /// Serves until `shutdown` completes; then long polls and event streams answer at once
-    /// and in-flight requests finish.
+    /// Serves until `shutdown` completes; then long polls and event streams answer at once,
+    /// requests under way have the grace period to finish, and every connection closes.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let store = self.store;
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                store.stop_waiting();
-            })
+        let limits = self.limits;
+        let open = Arc::new(Semaphore::new(limits.max_connections));
+        let graceful = GracefulShutdown::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout);
+        let mut connections = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            // Reap the connections that have ended.
+            while connections.try_join_next().is_some() {}
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, say: wait a little rather than spin.
+                        tracing::warn!("accepting a connection failed: {e}");
+                        tokio::time::sleep(ACCEPT_RETRY).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let Ok(slot) = Arc::clone(&open).try_acquire_owned() else {
+                // Over the cap: closed at once, rather than left to wait behind the others.
+                drop(stream);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let service = TowerToHyperService::new(self.router.clone());
+            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            connections.spawn(async move {
+                let _ = connection.await;
+                drop(slot);
+            });
+        }
+        drop(listener);
+        self.store.stop_waiting();
+        if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
             .await
+            .is_err()
+        {
+            tracing::warn!(
+                "closing {} connections still open after the {:?} grace period",
+                connections.len(),
+                limits.shutdown_grace
+            );
+        }
+        connections.shutdown().await;
+        Ok(())
     }
 }
+
+/// How long to wait after a failed accept before accepting again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
 
 /// Connects to Redis (checking its settings and loading the scripts) and builds the app.
 pub async fn build(settings: &Settings) -> Result<App, StartError> {
@@ -51,6 +111,7 @@ pub async fn build(settings: &Settings) -> Result<App, StartError> {
         settings.max_body_bytes,
         settings.rate_limit,
         settings.stream_max,
+        settings.serve.body_timeout,
     );
     let router = crate::api::router()
         .merge(crate::ui::router())
@@ -66,6 +127,7 @@ pub async fn build(settings: &Settings) -> Result<App, StartError> {
     Ok(App {
         router,
         store: state.store().clone(),
+        limits: settings.serve,
     })
 }
 

@@ -51,6 +51,40 @@ pub struct ServerArgs {
     /// resumes with `Last-Event-ID` (an `EventSource` does so by itself).
     #[arg(long, env = "LEASEHOLD_STREAM_MAX_SECS", default_value_t = 3600)]
     pub stream_max_secs: u64,
+    /// A connection must send a request's whole head within this long of being ready for
+    /// one (a new connection, or a kept-alive one between requests), else it is closed.
+    #[arg(long, env = "LEASEHOLD_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// A request's body must arrive within this long, else 408 `request_timeout`.
+    #[arg(long, env = "LEASEHOLD_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// Open connections at most; one over it is closed at once. Default: the process's
+    /// file-descriptor limit less room for Redis connections and logs.
+    #[arg(long, env = "LEASEHOLD_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// On shutdown, how long requests under way may take to finish before every
+    /// connection is closed.
+    #[arg(long, env = "LEASEHOLD_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+/// How connections are served: what keeps slow or idle ones from holding a replica up.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    pub shutdown_grace: Duration,
+}
+
+/// File descriptors kept back from `--max-connections`' default, for Redis connections,
+/// the listener, logs and the embedded Redis's pipes.
+const RESERVED_FDS: u64 = 256;
+
+/// The default cap on open connections: the file-descriptor limit less what is reserved.
+fn default_max_connections() -> usize {
+    let soft = rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft);
+    usize::try_from(soft.saturating_sub(RESERVED_FDS).max(64)).unwrap_or(usize::MAX)
 }
 
 /// How log lines are written.
@@ -76,6 +110,7 @@ pub struct Settings {
     pub rate_limit: Option<RateLimit>,
     /// How long a live event stream lasts at most.
     pub stream_max: Duration,
+    pub serve: ServeLimits,
 }
 
 impl Settings {
@@ -114,6 +149,15 @@ impl Settings {
                 burst: server.rate_burst.unwrap_or(server.rate_limit).max(1),
             }),
             stream_max: Duration::from_secs(server.stream_max_secs.max(1)),
+            serve: ServeLimits {
+                header_timeout: Duration::from_secs(server.header_timeout_secs.max(1)),
+                body_timeout: Duration::from_secs(server.body_timeout_secs.max(1)),
+                max_connections: server
+                    .max_connections
+                    .unwrap_or_else(default_max_connections)
+                    .max(1),
+                shutdown_grace: Duration::from_secs(server.shutdown_grace_secs),
+            },
         }
     }
 }

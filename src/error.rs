@@ -42,6 +42,9 @@ pub enum ApiError {
     /// next request would be admitted.
     #[error("too many requests for this tenant: retry in {} ms", .retry_after.as_millis())]
     RateLimited { retry_after: std::time::Duration },
+    /// 408 `request_timeout`: the body did not arrive in time.
+    #[error("the request's body did not arrive within {} s", .0.as_secs())]
+    RequestTimeout(std::time::Duration),
     /// 415 `unsupported_media_type`.
     #[error("the body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
@@ -120,6 +123,7 @@ impl ApiError {
             ApiError::Refused(r) => r.code,
             ApiError::PayloadTooLarge(_) => ProblemCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType => ProblemCode::UnsupportedMediaType,
+            ApiError::RequestTimeout(_) => ProblemCode::RequestTimeout,
             ApiError::RateLimited { .. } => ProblemCode::RateLimited,
             ApiError::BackendUnavailable(_) | ApiError::NotReady(_) => {
                 ProblemCode::BackendUnavailable

@@ -19,6 +19,7 @@ struct Inner {
     max_body_bytes: usize,
     rate_limit: Option<RateLimit>,
     stream_max: Duration,
+    body_timeout: Duration,
 }
 
 impl AppState {
@@ -29,6 +30,7 @@ impl AppState {
         max_body_bytes: usize,
         rate_limit: Option<RateLimit>,
         stream_max: Duration,
+        body_timeout: Duration,
     ) -> AppState {
         AppState(Arc::new(Inner {
             store,
@@ -37,7 +39,13 @@ impl AppState {
             max_body_bytes,
             rate_limit,
             stream_max,
+            body_timeout,
         }))
+    }
+
+    /// How long a request's body may take to arrive.
+    pub fn body_timeout(&self) -> Duration {
+        self.0.body_timeout
     }
 
     /// How long a live event stream lasts at most.

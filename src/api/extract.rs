@@ -164,7 +164,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Write<T> {
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, ApiError> {
         let (parts, body) = request.into_parts();
-        let bytes = read_body(&parts.headers, body, state.max_body_bytes()).await?;
+        let bytes = read_body(
+            &parts.headers,
+            body,
+            state.max_body_bytes(),
+            state.body_timeout(),
+        )
+        .await?;
         let json: &[u8] = if bytes.is_empty() {
             b"{}"
         } else {
@@ -233,7 +239,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Write<T> {
     }
 }
 
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// The body, bounded in size and in the time it takes to arrive.
+async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Vec<u8>, ApiError> {
     let too_large = || ApiError::PayloadTooLarge(format!("the body is larger than {limit} bytes"));
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -242,7 +254,10 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<
     if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
-    match Limited::new(body, limit).collect().await {
+    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
+        .await
+        .map_err(|_| ApiError::RequestTimeout(timeout))?;
+    match read {
         Ok(collected) => Ok(collected.to_bytes().to_vec()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
         Err(e) => Err(ApiError::invalid("body", format!("could not be read: {e}"))),

@@ -11,7 +11,7 @@
 //! What every operation of a kind shares is added here once, by [`Spec::new`]: every
 //! answer's `X-Request-Id`; on `/v1` the bearer key, 400, 401, 429, 500 and 503 (and 404
 //! where the path names something); on writes `Idempotency-Key`, `Idempotent-Replayed`,
-//! 409 `idempotency_key_reused`, 413 and 415. An error status a handler declares gets the
+//! 408, 409 `idempotency_key_reused`, 413 and 415. An error status a handler declares gets the
 //! problem body of its status, listing the codes that status can carry.
 
 use std::collections::BTreeMap;
@@ -144,9 +144,9 @@ const PROBLEM_JSON: &str = "application/problem+json";
 /// Statuses every `/v1` operation can answer: a bad name, query or body; no valid key;
 /// over the tenant's rate limit; a fault; Redis out of reach.
 const V1_STATUSES: [u16; 5] = [400, 401, 429, 500, 503];
-/// Statuses every write can answer besides: a reused `Idempotency-Key`, a body too large
-/// or not JSON.
-const WRITE_STATUSES: [u16; 3] = [409, 413, 415];
+/// Statuses every write can answer besides: a body that did not arrive in time, a reused
+/// `Idempotency-Key`, a body too large or not JSON.
+const WRITE_STATUSES: [u16; 4] = [408, 409, 413, 415];
 /// Refusals a script decides, stored with an `Idempotency-Key` and replayed like a success.
 const REPLAYED_STATUSES: [u16; 4] = [404, 409, 412, 428];
 

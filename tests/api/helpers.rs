@@ -290,6 +290,11 @@ pub struct Options {
     pub tls: Option<leasehold::store::TlsCertificates>,
     /// How long a live event stream lasts at most (default an hour).
     pub stream_max_secs: Option<u64>,
+    /// The connection limits (defaults: 10 s, 30 s, from the fd limit, 10 s).
+    pub header_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub shutdown_grace_secs: Option<u64>,
 }
 
 /// The keys an app accepts: its default tenant's, another tenant's, and the file.
@@ -355,6 +360,10 @@ pub fn settings_for(options: Options, auth: Auth) -> (Settings, String) {
         log_format: LogFormat::Text,
         max_body_bytes: 2 * 1024 * 1024,
         stream_max_secs: options.stream_max_secs.unwrap_or(3600),
+        header_timeout_secs: options.header_timeout_secs.unwrap_or(10),
+        body_timeout_secs: options.body_timeout_secs.unwrap_or(30),
+        max_connections: options.max_connections,
+        shutdown_grace_secs: options.shutdown_grace_secs.unwrap_or(10),
     };
     if let Some(limit) = options.max_body_bytes {
         server.max_body_bytes = limit;

@@ -7,6 +7,7 @@ mod helpers;
 mod acl;
 mod chaos;
 mod client;
+mod connections;
 mod contention;
 mod counters;
 mod durability;

@@ -48,6 +48,7 @@ const PROBLEMS: &[(u16, &str)] = &[
     (401, "unauthorized"),
     (404, "not_found"),
     (405, "method_not_allowed"),
+    (408, "request_timeout"),
     (409, "already_leased"),
     (409, "lease_lost"),
     (409, "version_conflict"),

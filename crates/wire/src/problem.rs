@@ -99,6 +99,9 @@ problem_codes! {
     /// Too few replicas acknowledged a write in time; the outcome is unknown.
     DurabilityTimeout = "durability_timeout", 503,
         "too few replicas acknowledged the write in time (--durability replicas:N); retry with the same Idempotency-Key";
+    /// The request's body did not arrive in time.
+    RequestTimeout = "request_timeout", 408,
+        "the request's body did not arrive within the body timeout";
     /// A fault of the server's.
     Internal = "internal", 500, "a fault of the server, logged with its cause";
 }
