@@ -13,7 +13,7 @@ use crate::store::{EventRecord, ItemRecord, ItemState, PoolView};
 use leasehold_wire::answers;
 
 pub use leasehold_wire::answers::{
-    AddedItems, CounterDraw, CounterValue, EventPage, PoolList, Status,
+    AddedItems, CounterDraw, CounterValue, Event, EventPage, Pool, PoolList, Status,
 };
 
 /// An item's data as the server answers it: the stored JSON text.
@@ -23,8 +23,6 @@ pub type Lease = answers::Lease<Data>;
 pub type Leases = answers::Leases<Data>;
 pub type ItemPage = answers::ItemPage<Data>;
 pub type LeasePage = answers::LeasePage<Data>;
-pub type Event = answers::Event;
-pub type Pool = answers::Pool;
 
 /// Milliseconds since the epoch as an RFC 3339 UTC string with milliseconds.
 pub fn timestamp(ms: u64) -> String {
