@@ -3,7 +3,8 @@
 //! Data is kept as JSON text and answered as kept. A number that a 64-bit integer or a
 //! double cannot hold exactly (`123456789012345678901234567890`, or a decimal with more
 //! digits than a double keeps) would come back changed, so it is refused with 400 naming
-//! the field: send such a number as a string.
+//! the field: send such a number as a string. Data (and a merge patch of it) is a JSON
+//! object; anything else is refused with 400 before any precondition is looked at.
 
 use serde::de::{self, Deserialize, Deserializer};
 use serde_json::Value;
@@ -24,9 +25,10 @@ impl<'de> Deserialize<'de> for Data {
                 "the number {number} cannot be kept exactly (whole numbers must fit in 64 bits, others in a double without rounding): send it as a string"
             )));
         }
-        serde_json::from_str(raw.get())
-            .map(Data)
-            .map_err(de::Error::custom)
+        match serde_json::from_str(raw.get()).map_err(de::Error::custom)? {
+            Value::Object(fields) => Ok(Data(Value::Object(fields))),
+            _ => Err(de::Error::custom("must be a JSON object")),
+        }
     }
 }
 

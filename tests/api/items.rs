@@ -641,6 +641,34 @@ async fn patch_of_a_missing_item_is_404() {
         .expect_problem(404, "not_found");
 }
 
+#[tokio::test]
+async fn a_patch_that_is_not_an_object_is_400_before_any_precondition() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    put_data(&app, &pool, "a", json!({"n": 1})).await;
+    for (id, if_match) in [("a", "\"1\""), ("ghost", "*")] {
+        for body in ["-5.066877775975174e+16", "[1]", "\"text\"", "true", "null"] {
+            let problem = app
+                .send(
+                    app.request(Method::PATCH, &item_path(&pool, id))
+                        .header("If-Match", if_match)
+                        .header("Content-Type", "application/merge-patch+json")
+                        .body(body),
+                )
+                .await
+                .expect_problem(400, "invalid_request");
+            assert!(
+                problem["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.contains("must be a JSON object")),
+                "{id} {body}: {problem}"
+            );
+        }
+    }
+    assert_eq!(app.item(&pool, "a").await["data"], json!({"n": 1}));
+    assert_eq!(app.item(&pool, "a").await["version"], 1);
+}
+
 // ---- DELETE ----
 
 #[tokio::test]
