@@ -284,7 +284,7 @@ for round in $(seq "$GROWTH_ROUNDS"); do
     run_wrk "grow_http_${label}_$round" 1 2 "/v1/pools/$pool-http/claim" "$(claim_body grower)" \
       "$GROWTH_CLAIMS"
     # shellcheck disable=SC2046
-    run_rb "grow_raw_${label}_$round" "$GROWTH_CLAIMS" 1 EVALSHA "$SHA_CLAIM" 11 \
+    run_rb "grow_raw_${label}_$round" "$GROWTH_CLAIMS" 1 EVALSHA "$SHA_CLAIM" 12 \
       $(pool_keys "$pool-raw") '' '' grower 1 "$LEASE_MS"
   done
 done
@@ -308,7 +308,7 @@ for k in 1 100 10000; do
     load_pool "exp$k-$sys" $((k + 2 * GROWTH_CLAIMS)) >/dev/null
     per=$((k < 100 ? k : 100))
     # shellcheck disable=SC2046
-    run_rb "expset_${k}_$sys" $((k / per)) 1 EVALSHA "$SHA_CLAIM" 11 $(pool_keys "exp$k-$sys") \
+    run_rb "expset_${k}_$sys" $((k / per)) 1 EVALSHA "$SHA_CLAIM" 12 $(pool_keys "exp$k-$sys") \
       '' '' sleeper "$per" 2000
   done
 done
@@ -320,7 +320,7 @@ for k in 1 100 10000; do
   done
   run_wrk "exp_http_$k" 1 2 "/v1/pools/exp$k-http/claim" "$(claim_body grower)" "$GROWTH_CLAIMS"
   # shellcheck disable=SC2046
-  run_rb "exp_raw_$k" "$GROWTH_CLAIMS" 1 EVALSHA "$SHA_CLAIM" 11 $(pool_keys "exp$k-raw") \
+  run_rb "exp_raw_$k" "$GROWTH_CLAIMS" 1 EVALSHA "$SHA_CLAIM" 12 $(pool_keys "exp$k-raw") \
     '' '' grower 1 "$LEASE_MS"
   R[exp_left_$k]=$(rcli ZCOUNT "$(pool_key "exp$k-http" leased)" -inf "($(($(date +%s%N) / 1000000))")
   log "  $k expired: HTTP p50 ${R[exp_http_${k}_p50]} ms, EVALSHA p50 ${R[exp_raw_${k}_p50]} ms"
@@ -329,7 +329,7 @@ done
 # ---------------------------------------------------------------- 6. bytes per leased item
 log "memory: leasing every item of g100k-raw (count 100 a call)"
 # shellcheck disable=SC2046
-run_rb lease_all 1000 4 EVALSHA "$SHA_CLAIM" 11 $(pool_keys g100k-raw) '' '' worker-1 100 "$LEASE_MS"
+run_rb lease_all 1000 4 EVALSHA "$SHA_CLAIM" 12 $(pool_keys g100k-raw) '' '' worker-1 100 "$LEASE_MS"
 [[ $(avail g100k-raw) -eq 0 ]] || die "g100k-raw still has $(avail g100k-raw) available"
 g2=$(used_memory)
 R[bytes_leased_100k]=$(((g2 - g0) / 100000))
@@ -339,7 +339,7 @@ for c in "${CONNS[@]}"; do
   log "claim-next at $c connection(s): HTTP (wrk), EVALSHA (redis-benchmark), SKIP LOCKED (pgbench)"
   run_wrk "http_$c" "$c" "$SECS" /v1/pools/bench-http/claim "$(claim_body "wrk")"
   # shellcheck disable=SC2046
-  run_rb_timed "raw_$c" "$c" $(($(avail bench-raw) / 3)) EVALSHA "$SHA_CLAIM" 11 \
+  run_rb_timed "raw_$c" "$c" $(($(avail bench-raw) / 3)) EVALSHA "$SHA_CLAIM" 12 \
     $(pool_keys bench-raw) '' '' rb 1 "$LEASE_MS"
   run_pg "pg_$c" "$c" "$SECS"
   log "  HTTP ${R[http_${c}_rps]}/s, EVALSHA ${R[raw_${c}_rps]}/s, PostgreSQL ${R[pg_${c}_rps]}/s"
@@ -356,7 +356,7 @@ read -r INCR_KEY _ <<< "$(lh_bench keys --tenant "$TENANT" --counter bench-incr)
 for c in "${CONNS[@]}"; do
   log "counters at $c connection(s): HTTP next, EVALSHA counter_next, INCR"
   run_wrk "ctr_http_$c" "$c" "$SECS" /v1/counters/bench-http/next '{"period":"none"}'
-  run_rb_timed "ctr_raw_$c" "$c" 100000000 EVALSHA "$SHA_CTR" 3 "${CTR_KEYS[@]}" \
+  run_rb_timed "ctr_raw_$c" "$c" 100000000 EVALSHA "$SHA_CTR" 4 "${CTR_KEYS[@]}" \
     '' '' 1 '' '' '' '' '' 3024000000
   run_rb_timed "incr_$c" "$c" 100000000 INCR "$INCR_KEY"
   log "  HTTP ${R[ctr_http_${c}_rps]}/s, EVALSHA ${R[ctr_raw_${c}_rps]}/s, INCR ${R[incr_${c}_rps]}/s"
@@ -380,10 +380,10 @@ for round in $(seq "$EV_ROUNDS"); do
   for c in 1 64; do
     n=$((c == 1 ? EV_N1 : EV_N64))
     # shellcheck disable=SC2046
-    run_rb "ev_on_${c}_$round" "$n" "$c" EVALSHA "$SHA_CLAIM" 11 $(pool_keys ev-on) \
+    run_rb "ev_on_${c}_$round" "$n" "$c" EVALSHA "$SHA_CLAIM" 12 $(pool_keys ev-on) \
       '' '' rb 1 "$LEASE_MS"
     # shellcheck disable=SC2046
-    run_rb "ev_off_${c}_$round" "$n" "$c" EVALSHA "$SHA_CLAIM" 11 $(pool_keys ev-off) \
+    run_rb "ev_off_${c}_$round" "$n" "$c" EVALSHA "$SHA_CLAIM" 12 $(pool_keys ev-off) \
       '' '' rb 1 "$LEASE_MS"
   done
 done

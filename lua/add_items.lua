@@ -1,18 +1,30 @@
 -- add_items: add many items at once; ids that exist already are left untouched.
 -- Creates the pool with default settings if it does not exist.
--- KEYS: the eleven pool keys (lib/pool.lua).
--- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, then per item three values:
---       id, priority, data (JSON object text).
--- Returns {ok = {created = [ids], existing = [ids]}}.
-if #ARGV < 5 or (#ARGV - 2) % 3 ~= 0 then bad_arg(#ARGV, 'items come as id, priority, data') end
-for i = 3, #ARGV, 3 do
-  id_arg(i)
+-- KEYS: the twelve pool keys (lib/pool.lua).
+-- ARGV: 1 idempotency, 2 idempotency ttl ms, 3 max_items_per_pool, 4 max_pool_bytes,
+--       5 '1' when the pool's name is reserved (lib/pool.lua, ask_reservation), then per
+--       item three values: id, priority, data (JSON object text).
+-- Returns {ok = {created = [ids], existing = [ids]}}, or {err = quota_exceeded} (nothing
+-- added) when the new items would take the pool past a limit.
+local max_items, max_bytes = int_arg(3, 0, TOKEN), int_arg(4, 0, TOKEN)
+if #ARGV < 8 or (#ARGV - 5) % 3 ~= 0 then bad_arg(#ARGV, 'items come as id, priority, data') end
+local new_items, grown, seen = 0, 0, {}
+for i = 6, #ARGV, 3 do
+  local id = id_arg(i)
   int_arg(i + 1, -PRIORITY, PRIORITY)
   data_arg(i + 2)
+  if not seen[id] and redis.call('HEXISTS', K_ITEMS, id) == 0 then
+    new_items = new_items + 1
+    grown = grown + #id + #ARGV[i + 2]
+  end
+  seen[id] = true
 end
+local refusal = over_quota(new_items, grown, max_items, max_bytes)
+  or ask_reservation(ARGV[5] == '1')
+if refusal then return refusal end
 ensure_pool()
 local created, existing = {}, {}
-for i = 3, #ARGV, 3 do
+for i = 6, #ARGV, 3 do
   local id = ARGV[i]
   if redis.call('HEXISTS', K_ITEMS, id) == 1 then
     existing[#existing + 1] = id
@@ -21,6 +33,7 @@ for i = 3, #ARGV, 3 do
       c = NOW, u = NOW, q = next_seq()}
     index(id, it)
     save(id, it)
+    DATA_DELTA = DATA_DELTA + data_size(id, it)
     event('added', id, it)
     created[#created + 1] = id
   end

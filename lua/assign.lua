@@ -2,7 +2,7 @@
 -- Assigning ends any other holder's lease and grants a new one (new token); assigning to
 -- the holder that has the item already returns that lease unchanged. Unassigning a leased
 -- item makes it available; unassigning an unleased item changes nothing.
--- KEYS: the eleven pool keys (lib/pool.lua).
+-- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder ('' = unassign),
 --       5 lease_ms ('' = the pool's), 6 expected_version (''), 7 If-Match versions ('').
 -- Returns {ok = view} or {err = not_found | precondition_required | precondition_failed |

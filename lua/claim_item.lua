@@ -1,6 +1,6 @@
 -- claim_item: grant one named item to a holder; for the holder that has it already, the
 -- same lease again, renewed (it runs for lease_ms from now, as a renewal would make it).
--- KEYS: the eleven pool keys (lib/pool.lua).
+-- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 lease_ms ('' = pool's).
 -- Returns {ok = view} (the existing lease, same token, renewed, when this holder has it), or
 -- {err = not_found | already_leased | invalid_state | holder_at_capacity, current}.

@@ -1,5 +1,5 @@
 -- claim_next: grant the best available items of a pool to a holder.
--- KEYS: the eleven pool keys (lib/pool.lua).
+-- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 holder, 4 count (1..100),
 --       5 lease_ms ('' = the pool's), 6 '1' when the caller will wait (long-poll) if
 --       nothing is granted now.

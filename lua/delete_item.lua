@@ -1,5 +1,5 @@
 -- delete_item: remove an item (whatever its state) under preconditions.
--- KEYS: the eleven pool keys (lib/pool.lua).
+-- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 If-Match versions (''),
 --       5 If-None-Match versions (''), 6 expected_version (''), 7 Lease-Token ('').
 -- Returns {ok = {deleted = id}} or {err = not_found | precondition_required |
@@ -18,5 +18,6 @@ if not it then return refuse('not_found', nil) end
 
 unindex(id, it)
 redis.call('HDEL', K_ITEMS, id)
+DATA_DELTA = DATA_DELTA - data_size(id, it)
 event('deleted', id, it)
 return finish({ok = {deleted = id}})

@@ -1,5 +1,5 @@
 -- get_item: one item as it is now (an expired lease is ended first).
--- KEYS: the eleven pool keys (lib/pool.lua).
+-- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 '', 2 '', 3 id.
 -- Returns {ok = view} or {err = not_found}.
 local it = touch(id_arg(3), nil)

@@ -2,7 +2,7 @@
 -- (added, claimed, renewed, released, completed, expired, delay_over, assigned, unassigned,
 -- written, requeued, deleted), with the state and version it left, and the holder and
 -- token it concerned. The stream keeps about the pool's last max_events (lib/pool.lua).
--- KEYS: the eleven pool keys (lib/pool.lua).
+-- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 '', 2 '', 3 the id of the first event to return ('-' = the oldest kept; the
 --       caller passes the id just after the last one it saw), 4 limit (1..1000).
 -- Returns {ok = {events = [{id, type, item, state, version, holder?, token?}...],

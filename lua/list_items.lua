@@ -4,7 +4,7 @@
 -- are listed (an expired lease ends), and the next position accounts for the entries that
 -- left the index on this page, so nothing that stays put is skipped. Items that change
 -- state while a listing goes on may be missed or seen twice, as with SCAN.
--- KEYS: the eleven pool keys (lib/pool.lua).
+-- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 '', 2 '', 3 state ('' = all), 4 holder ('' = any), 5 cursor index (1..5; with a
 --       holder, the holder index), 6 cursor offset, 7 limit (1..1000).
 -- Returns {ok = {items = [view...], next = {index, offset} or nil on the last page}}.

@@ -1,6 +1,6 @@
 -- list_leases: a page of the leases a holder has now, with their tokens (to recover after a
 -- restart), in id order. Each is touched first, so expired leases drop out.
--- KEYS: the eleven pool keys (lib/pool.lua).
+-- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 '', 2 '', 3 holder, 4 the last id of the previous page ('' = from the start),
 --       5 limit (1..1000).
 -- Returns {ok = {leases = [view...], next = last id, or nil on the last page}}.

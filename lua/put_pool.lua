@@ -1,15 +1,18 @@
 -- put_pool: create a pool or change its settings; settings not given keep their value
 -- (or the default, for a new pool).
--- KEYS: the eleven pool keys (lib/pool.lua).
+-- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 lease_ms, 4 max_leases_per_holder,
 --       5 max_attempts, 6 require_if_match (0/1), 7 max_events (0..100000); each '' =
---       unchanged. A smaller max_events trims the log to it at once.
+--       unchanged, 8 '1' when the pool's name is reserved (lib/pool.lua, ask_reservation).
+--       A smaller max_events trims the log to it at once.
 -- Returns {ok = {pool = pool view, pool_created}}.
 int_arg(3, 0, MAX_MS, true)
 int_arg(4, 0, 1000000, true)
 int_arg(5, 0, 1000000, true)
 int_arg(6, 0, 1, true)
 int_arg(7, 0, 100000, true)
+local ask = ask_reservation(ARGV[8] == '1')
+if ask then return ask end
 local pool_created = ensure_pool()
 local fields = {'lease_ms', 'max_leases_per_holder', 'max_attempts', 'require_if_match',
   'max_events'}

@@ -1,6 +1,6 @@
 -- release: give a leased item back to the pool, now or after a delay, optionally with a
 -- new priority. An item that has used up max_attempts becomes dead instead.
--- KEYS: the eleven pool keys (lib/pool.lua).
+-- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 token,
 --       6 delay_ms ('' or 0 = none), 7 priority ('' = unchanged).
 -- Returns {ok = view} or {err = not_found | lease_lost, current}.

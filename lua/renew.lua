@@ -1,5 +1,5 @@
 -- renew: extend a current lease; the token stays the same.
--- KEYS: the eleven pool keys (lib/pool.lua).
+-- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 holder, 5 token,
 --       6 lease_ms ('' = the pool's; 0 = no expiry).
 -- Returns {ok = view} or {err = not_found | lease_lost, current}.

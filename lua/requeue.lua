@@ -1,6 +1,6 @@
 -- requeue: put a done or dead item back to available with a fresh count of attempts;
 -- on an available or delayed item it makes the item available now with the new priority.
--- KEYS: the eleven pool keys (lib/pool.lua).
+-- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 id, 4 priority ('' = unchanged).
 -- Returns {ok = view} or {err = not_found | already_leased, current}.
 local id, priority = id_arg(3), int_arg(4, -PRIORITY, PRIORITY, true)

@@ -5,6 +5,10 @@
 //! presented key's hash is compared with every entry in constant time. The key file is
 //! read again on SIGHUP, so keys are added and revoked without a restart; what a revoked
 //! key keeps open (a live event stream) ends at the reload (`Auth::revoked`).
+//!
+//! A line may also set the tenant's own limits, in place of the server's defaults:
+//! `acme:<sha256 hex> max_pools=100 max_items_per_pool=50000 max_pool_bytes=104857600`.
+//! A limit given on two lines of one tenant must be the same on both.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -16,6 +20,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 use crate::names::Tenant;
+use leasehold_wire::answers::Quotas;
 
 /// The tenant of requests without a key where anonymous access is allowed.
 pub const ANONYMOUS_TENANT: &str = "dev";
@@ -23,12 +28,29 @@ pub const ANONYMOUS_TENANT: &str = "dev";
 /// One entry of the key file: a tenant and the SHA-256 of its key.
 type Entry = (Tenant, [u8; 32]);
 
+/// The limits a key file sets for one tenant; `None` keeps the server's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Overrides {
+    max_pools: Option<u64>,
+    max_items_per_pool: Option<u64>,
+    max_pool_bytes: Option<u64>,
+}
+
+/// A key file as read: its keys, and the limits it sets per tenant.
+#[derive(Debug, Default)]
+struct Table {
+    keys: Vec<Entry>,
+    limits: std::collections::HashMap<Tenant, Overrides>,
+}
+
 /// Who may call, and as which tenant. Clones share one key table, so a reload through
 /// any of them is seen by every request from then on.
 #[derive(Debug, Clone)]
 pub struct Auth {
     /// Swapped whole on reload; a request takes the current table and reads it unlocked.
-    keys: Arc<RwLock<Arc<Vec<Entry>>>>,
+    keys: Arc<RwLock<Arc<Table>>>,
+    /// Every tenant's limits unless the key file sets its own (`--max-*` flags).
+    defaults: Quotas,
     /// Counts the reloads, so that what a key keeps open can check it at each one.
     reloads: Arc<tokio::sync::watch::Sender<u64>>,
     /// The key file the table came from, read again by `reload`.
@@ -59,10 +81,30 @@ impl Auth {
         let keys = read_key_file(path)?;
         Ok(Auth {
             keys: Arc::new(RwLock::new(Arc::new(keys))),
+            defaults: Quotas::default(),
             reloads: Arc::new(tokio::sync::watch::Sender::new(0)),
             source: Some(path.to_owned()),
             allow_anonymous,
         })
+    }
+
+    /// The limits of tenants the key file sets none for.
+    pub fn with_default_quotas(mut self, defaults: Quotas) -> Self {
+        self.defaults = defaults;
+        self
+    }
+
+    /// A tenant's limits: its own from the key file, else the defaults.
+    pub fn quotas(&self, tenant: &Tenant) -> Quotas {
+        let table = Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner));
+        let own = table.limits.get(tenant).copied().unwrap_or_default();
+        Quotas {
+            max_pools_per_tenant: own.max_pools.unwrap_or(self.defaults.max_pools_per_tenant),
+            max_items_per_pool: own
+                .max_items_per_pool
+                .unwrap_or(self.defaults.max_items_per_pool),
+            max_pool_bytes: own.max_pool_bytes.unwrap_or(self.defaults.max_pool_bytes),
+        }
     }
 
     /// Reads the key file again and, only if all of it parses, puts its keys in place of
@@ -74,7 +116,7 @@ impl Auth {
             return Err("no API key file to reload".to_owned());
         };
         let keys = read_key_file(path)?;
-        let count = keys.len();
+        let count = keys.keys.len();
         *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
         self.reloads.send_modify(|reloads| *reloads += 1);
         Ok(count)
@@ -122,6 +164,7 @@ impl Auth {
     pub fn anonymous() -> Self {
         Auth {
             keys: Arc::default(),
+            defaults: Quotas::default(),
             reloads: Arc::new(tokio::sync::watch::Sender::new(0)),
             source: None,
             allow_anonymous: true,
@@ -187,7 +230,7 @@ impl Auth {
         // Take the current table and let go of the lock before comparing.
         let keys = Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner));
         let mut found = None;
-        for (tenant, digest) in keys.iter() {
+        for (tenant, digest) in keys.keys.iter() {
             if bool::from(digest.ct_eq(presented)) {
                 found = Some(tenant);
             }
@@ -205,27 +248,54 @@ pub struct Caller {
 }
 
 /// Parses a whole key file, or says which line is wrong.
-fn read_key_file(path: &Path) -> Result<Vec<Entry>, String> {
+fn read_key_file(path: &Path) -> Result<Table, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read API key file {}: {e}", path.display()))?;
-    let mut keys = Vec::new();
+    let mut table = Table::default();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let bad = |why: &str| format!("{}:{}: {why}", path.display(), n + 1);
-        let (tenant, digest) = line
-            .split_once(':')
+        let mut words = line.split_whitespace();
+        let (tenant, digest) = words
+            .next()
+            .and_then(|entry| entry.split_once(':'))
             .ok_or_else(|| bad("expected <tenant>:<sha256 hex>"))?;
         let tenant = Tenant::parse("tenant", tenant).map_err(|e| bad(&e.to_string()))?;
         let digest: [u8; 32] = hex::decode(digest)
             .ok()
             .and_then(|d| d.try_into().ok())
             .ok_or_else(|| bad("the hash must be 64 hex digits"))?;
-        keys.push((tenant, digest));
+        let limits = table.limits.entry(tenant.clone()).or_default();
+        for word in words {
+            let (name, value) = word
+                .split_once('=')
+                .ok_or_else(|| bad(&format!("expected <limit>=<number>, not {word:?}")))?;
+            let slot = match name {
+                "max_pools" => &mut limits.max_pools,
+                "max_items_per_pool" => &mut limits.max_items_per_pool,
+                "max_pool_bytes" => &mut limits.max_pool_bytes,
+                _ => {
+                    return Err(bad(&format!(
+                        "unknown limit {name:?} (max_pools, max_items_per_pool, max_pool_bytes)"
+                    )));
+                }
+            };
+            let value: u64 = value
+                .parse()
+                .map_err(|_| bad(&format!("{name} must be a whole number, not {value:?}")))?;
+            if slot.is_some_and(|set| set != value) {
+                return Err(bad(&format!(
+                    "{name} is set differently on another line of tenant {tenant}"
+                )));
+            }
+            *slot = Some(value);
+        }
+        table.keys.push((tenant, digest));
     }
-    Ok(keys)
+    Ok(table)
 }
 
 #[cfg(test)]

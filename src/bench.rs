@@ -63,7 +63,7 @@ pub async fn load(
             let items = items?;
             let added = store
                 .pool(tenant, pool)
-                .add_items(None, &items)
+                .add_items(None, &items, &store::Quotas::default())
                 .await
                 .map_err(|e| format!("adding items to {pool}: {e}"))?;
             match added.value.existing.first() {
@@ -84,7 +84,7 @@ pub fn pool_keys(
     pool: &PoolName,
     role: Option<&str>,
 ) -> Result<Vec<String>, String> {
-    let all = keys::pool_keys(tenant, pool, None);
+    let all = keys::pool_keys(tenant, pool);
     match role {
         None => Ok(all),
         Some(role) => all
@@ -96,14 +96,11 @@ pub fn pool_keys(
 }
 
 /// The keys `counter_next` takes for a counter without periods: its key (as the period
-/// drawn and the period named) and where an idempotent answer would be kept.
+/// drawn and the period named) and where idempotent answers would be kept.
 pub fn counter_keys(tenant: &Tenant, counter: &CounterName) -> Vec<String> {
     let key = keys::counter(tenant, counter, None);
-    vec![
-        key.clone(),
-        key,
-        keys::counter_idempotency(tenant, counter, None),
-    ]
+    let [answers, answer_exp] = keys::counter_answers(tenant, counter);
+    vec![key.clone(), key, answers, answer_exp]
 }
 
 /// A script's SHA as the store builds it (its file in `lua/` after its helpers); the store

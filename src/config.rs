@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::auth::Auth;
-use crate::store::{ConnectionMode, Durability, RateLimit, StoreSettings, Topology};
+use crate::store::{ConnectionMode, Durability, Quotas, RateLimit, StoreSettings, Topology};
 
 /// Flags common to every command that serves the API.
 #[derive(Debug, Clone, clap::Args)]
@@ -62,6 +62,17 @@ pub struct ServerArgs {
     /// file-descriptor limit less room for Redis connections and logs.
     #[arg(long, env = "LEASEHOLD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    /// How many pools a tenant may have (its own `max_pools=` in the key file wins).
+    #[arg(long, env = "LEASEHOLD_MAX_POOLS_PER_TENANT", default_value_t = Quotas::default().max_pools_per_tenant)]
+    pub max_pools_per_tenant: u64,
+    /// How many items a pool may hold, in every state (the key file's
+    /// `max_items_per_pool=` wins for its tenant).
+    #[arg(long, env = "LEASEHOLD_MAX_ITEMS_PER_POOL", default_value_t = Quotas::default().max_items_per_pool)]
+    pub max_items_per_pool: u64,
+    /// How many bytes a pool may hold: items' ids and data, its event log and its stored
+    /// answers (the key file's `max_pool_bytes=` wins for its tenant).
+    #[arg(long, env = "LEASEHOLD_MAX_POOL_BYTES", default_value_t = Quotas::default().max_pool_bytes)]
+    pub max_pool_bytes: u64,
     /// On shutdown, how long requests under way may take to finish before every
     /// connection is closed.
     #[arg(long, env = "LEASEHOLD_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
@@ -142,7 +153,11 @@ impl Settings {
                 tls: None,
                 fence_failovers: true,
             },
-            auth,
+            auth: auth.with_default_quotas(Quotas {
+                max_pools_per_tenant: server.max_pools_per_tenant,
+                max_items_per_pool: server.max_items_per_pool,
+                max_pool_bytes: server.max_pool_bytes,
+            }),
             max_body_bytes: server.max_body_bytes,
             rate_limit: (server.rate_limit > 0).then(|| RateLimit {
                 per_second: server.rate_limit,

@@ -100,6 +100,7 @@ impl ApiError {
             code,
             current: None,
             limit: None,
+            quota: None,
             replayed: false,
         })
     }
@@ -166,9 +167,17 @@ pub(crate) struct Problem<'a> {
     /// With a 409 or 412 about an item: the item as it is now.
     #[serde(skip_serializing_if = "Option::is_none")]
     current: Option<&'a Current>,
-    /// With `holder_at_capacity`: the holder's lease limit.
+    /// With `holder_at_capacity`: the holder's lease limit; with `quota_exceeded`: the
+    /// value of the limit the write would pass.
     #[serde(skip_serializing_if = "Option::is_none")]
     limit: Option<u64>,
+    /// With `quota_exceeded`: the limit the write would pass (`max_pool_bytes`,
+    /// `max_items_per_pool` or `max_pools_per_tenant`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    quota: Option<&'a str>,
+    /// With `quota_exceeded`: what is used of that limit now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<u64>,
 }
 
 impl IntoResponse for ApiError {
@@ -187,9 +196,17 @@ impl IntoResponse for ApiError {
             ApiError::Refused(r) => (None, r.current.as_ref(), r.limit, r.replayed),
             _ => (None, None, None, false),
         };
+        let quota = match &self {
+            ApiError::Refused(r) => r.quota.as_deref(),
+            _ => None,
+        };
         let detail = match &self {
             ApiError::InvalidRequest { detail, .. } => detail.clone(),
             ApiError::PayloadTooLarge(detail) => detail.clone(),
+            ApiError::Refused(Refusal { quota: Some(q), .. }) => format!(
+                "{} is {}: {} used, and this write would add {}",
+                q.name, q.limit, q.usage, q.adds
+            ),
             other => other.to_string(),
         };
         let problem = Problem {
@@ -201,6 +218,8 @@ impl IntoResponse for ApiError {
             field,
             current: current.filter(|_| status != StatusCode::NOT_FOUND),
             limit,
+            quota: quota.map(|q| q.name.as_str()),
+            usage: quota.map(|q| q.usage),
         };
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (status, body).into_response();

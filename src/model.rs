@@ -13,7 +13,8 @@ use crate::store::{EventRecord, ItemRecord, ItemState, PoolView};
 use leasehold_wire::answers;
 
 pub use leasehold_wire::answers::{
-    AddedItems, CounterDraw, CounterValue, Event, EventPage, Pool, PoolList, Status,
+    AddedItems, CounterDraw, CounterValue, Event, EventPage, Pool, PoolList, PoolUsage, Quotas,
+    Status, TenantInfo,
 };
 
 /// An item's data as the server answers it: the stored JSON text.
@@ -112,12 +113,22 @@ pub fn event(record: &EventRecord) -> Event {
 }
 
 /// A pool, with its settings, counts and stats.
-pub fn pool(name: &PoolName, view: PoolView) -> Pool {
+pub fn pool(name: &PoolName, view: PoolView, quotas: &Quotas) -> Pool {
+    let usage = view.usage;
     Pool {
         name: name.to_string(),
         config: view.config,
         counts: view.counts,
         stats: view.stats,
+        usage: Some(PoolUsage {
+            items: usage.items,
+            max_items: quotas.max_items_per_pool,
+            bytes: usage.bytes,
+            max_bytes: quotas.max_pool_bytes,
+            data_bytes: usage.data_bytes,
+            event_bytes: usage.event_bytes,
+            answer_bytes: usage.answer_bytes,
+        }),
         created_at: view.created.map(timestamp),
         updated_at: view.updated.map(timestamp),
     }

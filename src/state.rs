@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use crate::auth::Auth;
 use crate::metrics::Metrics;
-use crate::store::{RateLimit, Store};
+use crate::names::Tenant;
+use crate::store::{Quotas, RateLimit, Store};
 
 /// What every handler shares: the store, the key table and a few settings.
 #[derive(Clone)]
@@ -63,6 +64,11 @@ impl AppState {
 
     pub fn auth(&self) -> &Auth {
         &self.0.auth
+    }
+
+    /// The limits a tenant's writes are held to.
+    pub fn quotas(&self, tenant: &Tenant) -> Quotas {
+        self.0.auth.quotas(tenant)
     }
 
     pub fn max_body_bytes(&self) -> usize {

@@ -1,35 +1,81 @@
 -- Shared prelude: idempotent replay, stored in the same script as the effect.
 --
--- Every mutating script takes ARGV[1] = request fingerprint ('' when the request carried
--- no Idempotency-Key) and ARGV[2] = how long to keep the answer, in milliseconds. The key
--- that holds the answer is passed in KEYS by the caller (IDEM_KEY below).
+-- Every mutating script takes ARGV[1] = '' when the request carried no Idempotency-Key,
+-- else '<answer field> <request fingerprint>' (the field is the SHA-256 of the key), and
+-- ARGV[2] = how long to keep the answer, in milliseconds. Answers live in one hash per
+-- pool or counter (the caller passes it and its expiry index in KEYS):
+--   answers      hash: field -> '<expires at ms>\n<fingerprint>\n<reply json>'
+--   answer_exp   zset: field by expiry time, to remove expired answers oldest first
+-- so that deleting a pool deletes its answers with one UNLINK, and a pool can count the
+-- bytes they hold. An answer past its expiry is never replayed, even before it is removed.
 --
 -- Replies travel as JSON strings. A script returns {reply_json, replayed} where replayed
 -- is 1 when the reply is a stored answer to an earlier request with the same key.
 
-local IDEM_FP = ARGV[1]
-local IDEM_TTL = ARGV[2]
+local IDEM_FIELD, IDEM_FP = '', ''
+do
+  local sep = string.find(ARGV[1], ' ', 1, true)
+  if sep then IDEM_FIELD, IDEM_FP = string.sub(ARGV[1], 1, sep - 1), string.sub(ARGV[1], sep + 1) end
+end
+local IDEM_TTL = tonumber(ARGV[2])
 
 -- Returns the script's return value when this request is a replay (or a key reused for a
 -- different request), nil when the script should run.
-local function idem_replay(idem_key)
+local function idem_replay(k_answers, now)
   if IDEM_FP == '' then return nil end
-  local stored = redis.call('GET', idem_key)
+  local stored = redis.call('HGET', k_answers, IDEM_FIELD)
   if not stored then return nil end
-  local sep = string.find(stored, '\n', 1, true)
-  if not sep or string.sub(stored, 1, sep - 1) ~= IDEM_FP then
+  local first = string.find(stored, '\n', 1, true)
+  if tonumber(string.sub(stored, 1, first - 1)) <= now then return nil end
+  local second = string.find(stored, '\n', first + 1, true)
+  if string.sub(stored, first + 1, second - 1) ~= IDEM_FP then
     return {cjson.encode({err = 'idempotency_key_reused'}), 0}
   end
-  return {string.sub(stored, sep + 1), 1}
+  return {string.sub(stored, second + 1), 1}
 end
 
--- Encodes the reply, stores it under the idempotency key when there is one, returns it.
-local function idem_finish(idem_key, reply)
-  local json = cjson.encode(reply)
-  if IDEM_FP ~= '' then
-    redis.call('SET', idem_key, IDEM_FP .. '\n' .. json, 'PX', IDEM_TTL)
+-- The bytes an answer takes: its field and its value.
+local function idem_size(k_answers, field)
+  local len = redis.call('HSTRLEN', k_answers, field)
+  if len == 0 then return 0 end
+  return #field + len
+end
+
+-- Stores this request's answer (when it has a key); returns how many bytes the answers
+-- grew by (an expired answer under the same key is replaced).
+local function idem_store(k_answers, k_exp, json, now)
+  if IDEM_FP == '' then return 0 end
+  local expires = string.format('%d', now + IDEM_TTL)
+  local before = idem_size(k_answers, IDEM_FIELD)
+  local value = expires .. '\n' .. IDEM_FP .. '\n' .. json
+  redis.call('HSET', k_answers, IDEM_FIELD, value)
+  redis.call('ZADD', k_exp, expires, IDEM_FIELD)
+  return #IDEM_FIELD + #value - before
+end
+
+-- Makes a hash of answers (and its index) live at least as long as the answer just stored:
+-- for answers that no script would otherwise ever remove (a counter no longer drawn from,
+-- a deleted pool).
+local function idem_keep_for_ttl(k_answers, k_exp)
+  for _, key in ipairs({k_answers, k_exp}) do
+    if redis.call('PTTL', key) < IDEM_TTL then
+      redis.call('PEXPIRE', key, string.format('%d', IDEM_TTL))
+    end
   end
-  return {json, 0}
+end
+
+-- Removes up to `limit` expired answers, oldest first; returns the bytes they held, and how
+-- many there were.
+local function idem_purge(k_answers, k_exp, now, limit)
+  local fields = redis.call('ZRANGE', k_exp, '-inf', string.format('%d', now), 'BYSCORE',
+    'LIMIT', '0', limit)
+  local freed = 0
+  for _, field in ipairs(fields) do
+    freed = freed + idem_size(k_answers, field)
+    redis.call('HDEL', k_answers, field)
+  end
+  if #fields > 0 then redis.call('ZREM', k_exp, unpack(fields)) end
+  return freed, #fields
 end
 
 -- Argument checks, run before a script's first write. A failure is a caller's bug, so it

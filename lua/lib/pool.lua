@@ -1,9 +1,12 @@
 -- Shared prelude for every script that works on one pool.
 --
--- KEYS (the same eleven, in this order, for every pool script; all share the pool's hash tag):
+-- KEYS (the same twelve, in this order, for every pool script; all share the pool's hash tag):
 --   1 pool      hash: config (lease_ms, max_leases_per_holder, max_attempts,
 --               require_if_match, max_events), created_at, updated_at, the arrival
---               counter seq, stats claims, conflicts, expired
+--               counter seq, stats claims, conflicts, expired, and the bytes the pool
+--               holds: data_bytes (items: id + data), event_bytes (events: their fields
+--               and values), answer_bytes (stored answers: lib/idempotency.lua), each kept
+--               exactly by every script that adds or removes any
 --   2 items     hash: item id -> MessagePack record (see below)
 --   3 avail     zset: available items, score = 1e6 - priority (lowest first = highest
 --               priority), member = "<arrival seq, 16 digits>:<id>", so equal scores sort
@@ -22,7 +25,8 @@
 --               Its name is also the
 --               pub/sub channel on which a script announces items that became available,
 --               which wakes long-poll claims on every replica.
---  11 idem      string: the stored answer for this request's Idempotency-Key
+--  11 answers   hash: stored answers for Idempotency-Keys (lib/idempotency.lua)
+--  12 answer_exp zset: their expiry index
 --
 -- Item record fields: s state, p priority, v version, h holder, t token, e lease expiry
 -- (ms, 0 = none), r delayed until (ms), a attempts, d data (JSON text), c created_at,
@@ -34,7 +38,7 @@
 
 local K_POOL, K_ITEMS, K_AVAIL, K_LEASED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local K_DELAYED, K_DONE, K_DEAD, K_HOLDERS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_FENCE, K_EVENTS, K_IDEM = KEYS[9], KEYS[10], KEYS[11]
+local K_FENCE, K_EVENTS, K_ANSWERS, K_ANSWER_EXP = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
 
 local NOW = now_ms()
 local NOW_TEXT = int_text(NOW)
@@ -50,17 +54,38 @@ local EXPIRED = 0
 -- How many items this call made available: announced once, at the end, on the pool's
 -- channel, so replicas wake that many of their long-poll claims (not all of them).
 local MADE_AVAILABLE = 0
+-- How many bytes of item data and of events this call added (negative: removed), added
+-- to the pool's counts once, at the end.
+local DATA_DELTA, EVENT_DELTA = 0, 0
+-- How many expired stored answers a write removes, oldest first.
+local PURGE_LIMIT = '16'
+
+local function pool_exists() return redis.call('EXISTS', K_POOL) == 1 end
+
 local function noted(reply)
   if EXPIRED > 0 then reply.expired = EXPIRED end
   if MADE_AVAILABLE > 0 then redis.call('PUBLISH', K_EVENTS, int_text(MADE_AVAILABLE)) end
+  if DATA_DELTA ~= 0 then redis.call('HINCRBY', K_POOL, 'data_bytes', int_text(DATA_DELTA)) end
+  if EVENT_DELTA ~= 0 then
+    redis.call('HINCRBY', K_POOL, 'event_bytes', int_text(EVENT_DELTA))
+  end
+  DATA_DELTA, EVENT_DELTA = 0, 0
   return reply
 end
 
--- The reply of a write (stored for replay under its Idempotency-Key) and of a read.
-local function finish(reply) return idem_finish(K_IDEM, noted(reply)) end
+-- The reply of a write, stored for replay under its Idempotency-Key while the pool exists
+-- (a write on a pool that does not exist changed nothing, and runs again on a retry), with
+-- expired answers removed; and the reply of a read, or of a write never to be replayed.
+local function finish(reply)
+  local json = cjson.encode(noted(reply))
+  if pool_exists() then
+    local grown = idem_store(K_ANSWERS, K_ANSWER_EXP, json, NOW)
+      - idem_purge(K_ANSWERS, K_ANSWER_EXP, NOW, PURGE_LIMIT)
+    if grown ~= 0 then redis.call('HINCRBY', K_POOL, 'answer_bytes', int_text(grown)) end
+  end
+  return {json, 0}
+end
 local function read_reply(reply) return {cjson.encode(noted(reply)), 0} end
-
-local function pool_exists() return redis.call('EXISTS', K_POOL) == 1 end
 
 local function pool_config()
   local v = redis.call('HMGET', K_POOL, 'lease_ms', 'max_leases_per_holder', 'max_attempts',
@@ -83,12 +108,68 @@ local function max_events()
 end
 
 -- Creates the pool with default settings if it does not exist; true when it was created.
+-- Answers stored since a pool of this name was deleted (its deletion's own) count from now.
 local function ensure_pool()
   if pool_exists() then return false end
+  local answer_bytes = 0
+  for _, field in ipairs(redis.call('HKEYS', K_ANSWERS)) do
+    answer_bytes = answer_bytes + idem_size(K_ANSWERS, field)
+  end
+  redis.call('PERSIST', K_ANSWERS)
+  redis.call('PERSIST', K_ANSWER_EXP)
   redis.call('HSET', K_POOL, 'lease_ms', 30000, 'max_leases_per_holder', 0, 'max_attempts', 0,
     'require_if_match', 0, 'max_events', DEFAULT_MAX_EVENTS, 'created_at', NOW,
-    'updated_at', NOW)
+    'updated_at', NOW, 'data_bytes', '0', 'event_bytes', '0',
+    'answer_bytes', int_text(answer_bytes))
   return true
+end
+
+-- A write that would create the pool runs only once the caller has reserved its name in
+-- the tenant's index (lib/tenant.lua), and says so (`reserved`): else it answers {create}
+-- and changes nothing, and the caller reserves the name and runs it again.
+local function ask_reservation(reserved)
+  if reserved or pool_exists() then return nil end
+  return {cjson.encode({create = 1}), 0}
+end
+
+-- The bytes an item counts for: its id and its data.
+local function data_size(id, it)
+  if not it or not it.d then return 0 end
+  return #id + #it.d
+end
+
+-- The bytes the pool holds (with this call's changes so far), and its items.
+local function usage()
+  local v = redis.call('HMGET', K_POOL, 'data_bytes', 'event_bytes', 'answer_bytes')
+  local data = (tonumber(v[1]) or 0) + DATA_DELTA
+  local events = (tonumber(v[2]) or 0) + EVENT_DELTA
+  local answers = tonumber(v[3]) or 0
+  return {bytes = data + events + answers, data_bytes = data, event_bytes = events,
+    answer_bytes = answers, items = redis.call('HLEN', K_ITEMS)}
+end
+
+-- A write that would take the pool past a limit: `new_items` more items, or `grown` more
+-- bytes of item data, against the caller's limits. Refusals are not stored for replay: a
+-- retry once there is room goes through. Writes that add no item data (claims, renewals,
+-- releases, deletions) are never refused, so a full pool can always be drained; their
+-- events and stored answers count all the same.
+local function over_quota(new_items, grown, max_items, max_bytes)
+  local refusal
+  if new_items > 0 then
+    local items = redis.call('HLEN', K_ITEMS)
+    if items + new_items > max_items then
+      refusal = {quota = 'max_items_per_pool', limit = max_items, usage = items, adds = new_items}
+    end
+  end
+  if not refusal and grown > 0 then
+    local used = usage().bytes
+    if used + grown > max_bytes then
+      refusal = {quota = 'max_pool_bytes', limit = max_bytes, usage = used, adds = grown}
+    end
+  end
+  if not refusal then return nil end
+  refusal.err = 'quota_exceeded'
+  return read_reply(refusal)
 end
 
 local function bump_stat(field)
@@ -141,6 +222,13 @@ local function index(id, it)
   end
 end
 
+-- The bytes an event counts for: its fields' names and values.
+local function entry_size(fields)
+  local n = 0
+  for _, f in ipairs(fields) do n = n + #f end
+  return n
+end
+
 -- Drops the pool's oldest events beyond `cap`, once `slack` or more are over, and notes
 -- the newest it dropped in events_trimmed: readers tell from it whether they missed
 -- events (XINFO's max-deleted-entry-id counts only XDEL's deletions, not trimming). That
@@ -152,9 +240,13 @@ local function trim_events(cap, slack)
   if over <= cap + 1 then
     local dropped = redis.call('XRANGE', K_EVENTS, '-', '+', 'COUNT', int_text(over))
     newest_dropped = dropped[#dropped][1]
+    for _, entry in ipairs(dropped) do EVENT_DELTA = EVENT_DELTA - entry_size(entry[2]) end
   else
     local kept_and_one = redis.call('XREVRANGE', K_EVENTS, '+', '-', 'COUNT', int_text(cap + 1))
     newest_dropped = kept_and_one[#kept_and_one][1]
+    local kept = 0
+    for i = 1, #kept_and_one - 1 do kept = kept + entry_size(kept_and_one[i][2]) end
+    EVENT_DELTA = kept - (tonumber(redis.call('HGET', K_POOL, 'event_bytes')) or 0)
   end
   redis.call('XTRIM', K_EVENTS, 'MAXLEN', int_text(cap))
   redis.call('HSET', K_POOL, 'events_trimmed', newest_dropped)
@@ -178,6 +270,7 @@ local function event(kind, id, it, holder, token)
     fields[#fields + 1] = int_text(token)
   end
   redis.call('XADD', K_EVENTS, '*', unpack(fields))
+  EVENT_DELTA = EVENT_DELTA + entry_size(fields)
   trim_events(cap, math.max(1, math.min(100, math.floor(cap / 100))))
 end
 
@@ -186,8 +279,10 @@ end
 -- and recorded as an event of `kind`.
 local function update(id, it, kind, change)
   local holder, token = it.h, it.t
+  local size = data_size(id, it)
   unindex(id, it)
   change(it)
+  DATA_DELTA = DATA_DELTA + data_size(id, it) - size
   it.v = it.v + 1
   it.u = NOW
   index(id, it)
@@ -298,6 +393,7 @@ local function pool_view(cfg)
     'updated_at')
   return {
     config = cfg,
+    usage = usage(),
     counts = {
       available = redis.call('ZCARD', K_AVAIL), leased = redis.call('ZCARD', K_LEASED),
       delayed = redis.call('ZCARD', K_DELAYED), done = redis.call('ZCARD', K_DONE),
@@ -360,6 +456,6 @@ local function check_preconditions(it, cfg, if_match, if_none_match, expected, l
   return nil
 end
 
-local replay = idem_replay(K_IDEM)
+local replay = idem_replay(K_ANSWERS, NOW)
 if replay then return replay end
 

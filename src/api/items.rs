@@ -48,7 +48,10 @@ pub(super) struct NewItemBody {
     tag = "items",
     params(("pool" = PoolName, Path)),
     request_body = AddItemsBody,
-    responses((status = 200, description = "Which ids were added and which existed", body = AddedItems))
+    responses(
+        (status = 200, description = "Which ids were added and which existed", body = AddedItems),
+        (status = 409, description = "`quota_exceeded`: the new items would pass the pool's `max_items_per_pool` or `max_pool_bytes`, or a new pool the tenant's `max_pools_per_tenant` (`quota` names it; nothing is added)"),
+    )
 )]
 pub async fn add_items(
     State(app): State<AppState>,
@@ -90,7 +93,7 @@ pub async fn add_items(
     let answer = app
         .store()
         .pool(&tenant, &pool)
-        .add_items(write.idempotency.as_ref(), &items)
+        .add_items(write.idempotency.as_ref(), &items, &app.quotas(&tenant))
         .await?;
     let body = AddedItems {
         created: answer.value.created,
@@ -257,7 +260,7 @@ pub struct PutItemBody {
         (status = 201, description = "Created", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 200, description = "Replaced", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 404, description = "`not_found`: no such item (with Lease-Token)"),
-        (status = 409, description = "`version_conflict` (expected_version), `lease_lost` (Lease-Token) or `idempotency_key_reused`; `current` shows the item as it is"),
+        (status = 409, description = "`version_conflict` (expected_version), `lease_lost` (Lease-Token) or `idempotency_key_reused`; `current` shows the item as it is. `quota_exceeded`: a new item, or larger data, would pass a limit of the pool (or a new pool, the tenant's)"),
         (status = 412, description = "`precondition_failed`: If-Match or If-None-Match did not hold; `current` shows the item as it is"),
         (status = 428, description = "`precondition_required`: the pool requires a precondition on item writes"),
     )
@@ -281,6 +284,7 @@ pub async fn put_item(
             data,
             body.priority.map(Priority::get),
             &preconditions,
+            &app.quotas(&tenant),
         )
         .await?;
     let status = if answer.value.created {
@@ -313,7 +317,7 @@ pub async fn put_item(
     responses(
         (status = 200, description = "Changed", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 404, description = "`not_found`: no such item"),
-        (status = 409, description = "`version_conflict`, `lease_lost` (Lease-Token) or `idempotency_key_reused`; `current` shows the item as it is"),
+        (status = 409, description = "`version_conflict`, `lease_lost` (Lease-Token) or `idempotency_key_reused`; `current` shows the item as it is. `quota_exceeded`: larger data would pass the pool's `max_pool_bytes`"),
         (status = 412, description = "`precondition_failed`: If-Match or If-None-Match did not hold; `current` shows the item as it is"),
         (status = 428, description = "`precondition_required`: the pool requires a precondition on item writes"),
     )
@@ -332,6 +336,7 @@ pub async fn patch_item(
             &id,
             &write.body.0,
             &write.preconditions,
+            &app.quotas(&tenant),
         )
         .await?;
     let version = answer.value.item.version;

@@ -245,7 +245,7 @@ pub struct CompleteBody {
     responses(
         (status = 200, description = "The item, done", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 404, description = "`not_found`: no such item"),
-        (status = 409, description = "`lease_lost`: expired, released, reassigned, completed, or not this holder's token; or `idempotency_key_reused`"),
+        (status = 409, description = "`lease_lost`: expired, released, reassigned, completed, or not this holder's token; or `idempotency_key_reused`. `quota_exceeded`: larger data would pass the pool's `max_pool_bytes` (the lease is kept: complete without data, or free room)"),
     )
 )]
 pub async fn complete(
@@ -265,6 +265,7 @@ pub async fn complete(
             &body.holder,
             body.token.get(),
             data,
+            &app.quotas(&tenant),
         )
         .await?;
     item_reply(&pool, answer.value, answer.replayed)

@@ -43,6 +43,7 @@ fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(openapi::docs))
         .routes(routes!(pools::list_pools))
+        .routes(routes!(pools::get_tenant))
         .routes(routes!(
             pools::put_pool,
             pools::get_pool,

@@ -6,14 +6,15 @@ use axum::response::Response;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::extract::{PathParams, Write};
+use super::extract::{PathParams, QueryParams, Write};
 use super::{no_content, reply};
 use crate::error::ApiError;
-use crate::model::{self, Pool, PoolList};
+use crate::model::{self, Pool, PoolList, TenantInfo};
 use crate::names::{PoolName, Tenant};
 use crate::state::AppState;
 use crate::store::PoolSettings;
-use leasehold_wire::numbers::{DurationMs, EventLogSize, PoolLimit};
+use leasehold_wire::numbers::{DurationMs, EventLogSize, PageLimit, PoolLimit};
+use utoipa::IntoParams;
 
 /// A pool's settings to set; a field left out keeps its value (or its default, for a new
 /// pool).
@@ -44,6 +45,7 @@ pub struct PutPoolBody {
     request_body(content = Option<PutPoolBody>, description = "Settings to set (all optional; no body keeps them all)"),
     responses(
         (status = 201, description = "Created", body = Pool),
+        (status = 409, description = "`quota_exceeded`: the tenant has `max_pools_per_tenant` pools already (`quota`, `limit`, `usage`)"),
         (status = 200, description = "Changed", body = Pool),
     )
 )]
@@ -64,7 +66,7 @@ pub async fn put_pool(
     let answer = app
         .store()
         .pool(&tenant, &pool)
-        .put_pool(write.idempotency.as_ref(), &settings)
+        .put_pool(write.idempotency.as_ref(), &settings, &app.quotas(&tenant))
         .await?;
     let (view, created) = answer.value;
     let status = if created {
@@ -72,10 +74,11 @@ pub async fn put_pool(
     } else {
         StatusCode::OK
     };
-    Ok(reply(status, &model::pool(&pool, view), answer.replayed))
+    let pool = model::pool(&pool, view, &app.quotas(&tenant));
+    Ok(reply(status, &pool, answer.replayed))
 }
 
-/// A pool's settings, counts by state and stats.
+/// A pool's settings, counts by state, stats, and what it holds against its limits.
 #[utoipa::path(
     get,
     path = "/v1/pools/{pool}",
@@ -92,19 +95,62 @@ pub async fn get_pool(
     PathParams(pool): PathParams<PoolName>,
 ) -> Result<Response, ApiError> {
     let view = app.store().pool(&tenant, &pool).get_pool().await?;
-    Ok(reply(StatusCode::OK, &model::pool(&pool, view), false))
+    let pool = model::pool(&pool, view, &app.quotas(&tenant));
+    Ok(reply(StatusCode::OK, &pool, false))
 }
 
-/// This tenant's pools, by name, with their counts.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PoolsQuery {
+    /// Start after this pool name (the previous page's `next_after`); without it, from
+    /// the first by name.
+    after: Option<PoolName>,
+    /// Default 100.
+    limit: Option<PageLimit>,
+}
+
+/// A page of this tenant's pools, by name, with their counts. Each page costs Redis work
+/// in proportion to its size, however many pools the tenant has.
 #[utoipa::path(
     get,
     path = "/v1/pools",
     tag = "pools",
-    responses((status = 200, description = "The pools", body = PoolList))
+    params(PoolsQuery),
+    responses((status = 200, description = "A page of the pools", body = PoolList))
 )]
-pub async fn list_pools(State(app): State<AppState>, tenant: Tenant) -> Result<Response, ApiError> {
-    let pools = app.store().list_pools(&tenant).await?;
-    Ok(reply(StatusCode::OK, &PoolList { pools }, false))
+pub async fn list_pools(
+    State(app): State<AppState>,
+    tenant: Tenant,
+    QueryParams(query): QueryParams<PoolsQuery>,
+) -> Result<Response, ApiError> {
+    let limit = query.limit.unwrap_or_default().get();
+    let (pools, next_after) = app
+        .store()
+        .list_pools(&tenant, query.after.as_ref(), limit)
+        .await?;
+    Ok(reply(
+        StatusCode::OK,
+        &PoolList { pools, next_after },
+        false,
+    ))
+}
+
+/// The caller's tenant: how many pools it has, and the limits its writes are held to.
+#[utoipa::path(
+    get,
+    path = "/v1/tenant",
+    tag = "pools",
+    responses((status = 200, description = "The tenant", body = TenantInfo))
+)]
+pub async fn get_tenant(State(app): State<AppState>, tenant: Tenant) -> Result<Response, ApiError> {
+    let pools = app.store().tenant_pools(&tenant).await?;
+    let info = TenantInfo {
+        tenant: tenant.to_string(),
+        pools,
+        limits: app.quotas(&tenant),
+    };
+    Ok(reply(StatusCode::OK, &info, false))
 }
 
 #[derive(Deserialize)]

@@ -31,7 +31,7 @@ impl Store {
     pub(super) fn idempotency_args(&self, idempotency: Option<&Idempotency>) -> [String; 2] {
         match idempotency {
             Some(i) => [
-                i.fingerprint.clone(),
+                format!("{} {}", keys::answer_field(&i.key), i.fingerprint),
                 self.inner.settings.idempotency_ttl.as_millis().to_string(),
             ],
             None => [String::new(), String::new()],
@@ -65,7 +65,10 @@ impl Store {
                 }
                 let reply: (String, bool) =
                     invocation.invoke_async(conn).await.map_err(backend_error)?;
-                self.acknowledged(conn, access, &keys[0]).await?;
+                // A write that asks for its pool's name to be reserved wrote nothing.
+                if reply.0 != super::reply::RESERVE_REPLY {
+                    self.acknowledged(conn, access, &keys[0]).await?;
+                }
                 Ok(reply)
             })
             .await?;

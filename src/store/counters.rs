@@ -161,7 +161,7 @@ impl Store {
         tz: &TimeZone,
         count: u64,
     ) -> Result<Answer<CounterDraw>, StoreError> {
-        let idem_key = keys::counter_idempotency(tenant, name, idempotency.map(|i| i.key.as_str()));
+        let [answers, answer_exp] = keys::counter_answers(tenant, name);
         let head = self.idempotency_args(idempotency);
         let retention = self
             .inner
@@ -189,7 +189,8 @@ impl Store {
             let keys = [
                 keys::counter(tenant, name, a.map(|d| d.label.as_str())),
                 keys::counter(tenant, name, b.or(a).map(|d| d.label.as_str())),
-                idem_key.clone(),
+                answers.clone(),
+                answer_exp.clone(),
             ];
             let text = |v: Option<String>| v.unwrap_or_default();
             let args = [
@@ -205,6 +206,11 @@ impl Store {
             match self.run(Access::Write, script, &keys, &head, &args).await? {
                 Outcome::Done(answer) => return Ok(answer),
                 Outcome::Retry(now) => redis_now = Some(now as i64),
+                Outcome::Reserve => {
+                    return Err(StoreError::Internal(
+                        "a counter asked for a pool's reservation".to_owned(),
+                    ));
+                }
             }
         }
         Err(StoreError::Internal(

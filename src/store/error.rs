@@ -39,6 +39,7 @@ impl StoreError {
             code,
             current: None,
             limit: None,
+            quota: None,
             replayed: false,
         })
     }
@@ -55,8 +56,22 @@ pub struct Refusal {
     /// A code whose status is 404, 409, 412 or 428 ([`ProblemCode::is_refusal`]).
     pub code: ProblemCode,
     pub current: Option<Current>,
-    /// The holder's lease limit, for `holder_at_capacity`.
+    /// The holder's lease limit, for `holder_at_capacity`; the limit passed, for
+    /// `quota_exceeded`.
     pub limit: Option<u64>,
+    /// With `quota_exceeded`: the limit the write would pass.
+    pub quota: Option<Box<Quota>>,
     /// True when this answer is a replay of an earlier request with the same key.
     pub replayed: bool,
+}
+
+/// A limit a write would pass (`quota_exceeded`): its name (`max_pool_bytes`,
+/// `max_items_per_pool`, `max_pools_per_tenant`), its value, what is used, and what the
+/// write would add.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quota {
+    pub name: String,
+    pub limit: u64,
+    pub usage: u64,
+    pub adds: u64,
 }

@@ -5,7 +5,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::StoreError;
-use super::{Answer, Idempotency, Outcome, PoolRef, lua_list};
+use super::pools::flag;
+use super::{Answer, Idempotency, Outcome, PoolRef, Quotas, lua_list};
 use crate::names::Invalid;
 use crate::names::ItemId;
 use leasehold_wire::problem::ProblemCode;
@@ -55,7 +56,6 @@ pub struct AddedItems {
 pub struct PutItem {
     pub item: ItemRecord,
     pub created: bool,
-    pool_created: bool,
 }
 
 /// The conditions a write is made under (all optional).
@@ -134,13 +134,22 @@ fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// What `put_item.lua` writes: the data, the priority (a PUT's), and for a PATCH the
+/// version and creation time of the item its data was merged from.
+struct ItemWrite {
+    data: String,
+    priority: Option<i64>,
+    base: Option<(u64, u64)>,
+}
+
 impl PoolRef<'_> {
     pub async fn add_items(
         &self,
         idempotency: Option<&Idempotency>,
         items: &[NewItem],
+        quotas: &Quotas,
     ) -> Result<Answer<AddedItems>, StoreError> {
-        let args: Vec<String> = items
+        let item_args: Vec<String> = items
             .iter()
             .flat_map(|item| {
                 [
@@ -150,11 +159,17 @@ impl PoolRef<'_> {
                 ]
             })
             .collect();
-        let ran = self
-            .script(&self.scripts().add_items, idempotency, &args)
-            .await;
-        self.register_if_ran(&ran).await;
-        ran?.done()
+        self.creating(&self.scripts().add_items, idempotency, quotas, |reserved| {
+            let mut args = vec![
+                quotas.max_items_per_pool.to_string(),
+                quotas.max_pool_bytes.to_string(),
+                flag(reserved),
+            ];
+            args.extend(item_args.iter().cloned());
+            args
+        })
+        .await?
+        .done()
     }
 
     pub async fn get_item(&self, id: &ItemId) -> Result<ItemRecord, StoreError> {
@@ -189,8 +204,14 @@ impl PoolRef<'_> {
         data: String,
         priority: Option<i64>,
         preconditions: &Preconditions,
+        quotas: &Quotas,
     ) -> Result<Answer<PutItem>, StoreError> {
-        self.write_item(idempotency, id, data, priority, preconditions, None)
+        let write = ItemWrite {
+            data,
+            priority,
+            base: None,
+        };
+        self.write_item(idempotency, id, write, preconditions, quotas)
             .await?
             .done()
     }
@@ -204,6 +225,7 @@ impl PoolRef<'_> {
         id: &ItemId,
         patch: &Value,
         preconditions: &Preconditions,
+        quotas: &Quotas,
     ) -> Result<Answer<PutItem>, StoreError> {
         if let Some(idempotency) = idempotency {
             if let Some(answer) = self.stored_answer(idempotency).await? {
@@ -226,7 +248,17 @@ impl PoolRef<'_> {
                 Err(e) => return Err(e),
             };
             let outcome = self
-                .write_item(idempotency, id, data, None, preconditions, Some(base))
+                .write_item(
+                    idempotency,
+                    id,
+                    ItemWrite {
+                        data,
+                        priority: None,
+                        base: Some(base),
+                    },
+                    preconditions,
+                    quotas,
+                )
                 .await?;
             if let Outcome::Done(answer) = outcome {
                 return Ok(answer);
@@ -241,11 +273,15 @@ impl PoolRef<'_> {
         &self,
         idempotency: Option<&Idempotency>,
         id: &ItemId,
-        data: String,
-        priority: Option<i64>,
+        write: ItemWrite,
         preconditions: &Preconditions,
-        base: Option<(u64, u64)>,
+        quotas: &Quotas,
     ) -> Result<Outcome<PutItem>, StoreError> {
+        let ItemWrite {
+            data,
+            priority,
+            base,
+        } = write;
         let [if_match, if_none_match, expected, token] = preconditions.args();
         let args = [
             id.to_string(),
@@ -257,16 +293,15 @@ impl PoolRef<'_> {
             token,
             base.map(|b| b.0.to_string()).unwrap_or_default(),
             base.map(|b| b.1.to_string()).unwrap_or_default(),
+            quotas.max_items_per_pool.to_string(),
+            quotas.max_pool_bytes.to_string(),
         ];
-        let ran: Result<Outcome<PutItem>, StoreError> = self
-            .script(&self.scripts().put_item, idempotency, &args)
-            .await;
-        match &ran {
-            Ok(Outcome::Done(answer)) if answer.value.pool_created => self.register().await,
-            Err(StoreError::Unacknowledged(_)) => self.register().await,
-            _ => {}
-        }
-        ran
+        self.creating(&self.scripts().put_item, idempotency, quotas, |reserved| {
+            let mut args = args.to_vec();
+            args.push(flag(reserved));
+            args
+        })
+        .await
     }
 
     pub async fn delete_item(

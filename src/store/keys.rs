@@ -16,11 +16,14 @@
 //! | `lh:{t/p}:holders` | zset | `<holder>/<id>` of every lease, by lexicographic order |
 //! | `lh:{t/p}:fence` | string | the last fencing token; kept when the pool is deleted |
 //! | `lh:{t/p}:events` | stream | the pool's changes, capped; also the channel announcing items made available |
-//! | `lh:{t/p}:idem:<sha256>` | string | a stored answer for an `Idempotency-Key` |
-//! | `lh:{t}:pools` | set | the tenant's pool names (an index for listing) |
+//! | `lh:{t/p}:answers` | hash | stored answers by `Idempotency-Key` (its SHA-256), with their expiry |
+//! | `lh:{t/p}:answer_exp` | zset | those answers by expiry time |
+//! | `lh:{t}:pool_names` | zset | the tenant's pool names, in order (an index for paged listing) |
+//! | `lh:{t}:pool_pending` | hash | names reserved for a pool being created, with the time |
+//! | `lh:{t}:pools` | set | the index as older versions kept it; moved into `pool_names` at first use |
 //! | `lh:{t}:rate` | string | the tenant's rate limiter (GCRA arrival time, µs) |
 //! | `lh:{t/ctr/c}:p:<period>` | string | a counter's last value in a period |
-//! | `lh:{t/ctr/c}:idem:<sha256>` | string | a stored answer for an `Idempotency-Key` |
+//! | `lh:{t/ctr/c}:answers`, `:answer_exp` | hash, zset | stored answers, as for a pool; they expire with the newest |
 //! | `lh:{}:ready` | string | written by `/readyz` to see that Redis takes writes; expires after 10 s |
 //! | `lh:{…}:ack` | string | written before `WAIT` under `replicas:N`, so that a read waits for the replicas too; expires after a minute |
 
@@ -28,22 +31,40 @@ use sha2::{Digest, Sha256};
 
 use crate::names::{CounterName, PoolName, Tenant};
 
-/// The eleven keys every pool script takes, in the order `lua/lib/pool.lua` expects.
-pub fn pool_keys(tenant: &Tenant, pool: &PoolName, idempotency_key: Option<&str>) -> Vec<String> {
+/// The twelve keys every pool script takes, in the order `lua/lib/pool.lua` expects.
+pub fn pool_keys(tenant: &Tenant, pool: &PoolName) -> Vec<String> {
     let prefix = format!("lh:{{{tenant}/{pool}}}");
-    let mut keys: Vec<String> = [
-        "pool", "items", "avail", "leased", "delayed", "done", "dead", "holders", "fence", "events",
-    ]
-    .iter()
-    .map(|suffix| format!("{prefix}:{suffix}"))
-    .collect();
-    keys.push(idempotency(&prefix, idempotency_key));
-    keys
+    POOL_KEYS
+        .iter()
+        .map(|suffix| format!("{prefix}:{suffix}"))
+        .collect()
 }
 
-/// Where a pool request's idempotent answer is kept (the last of `pool_keys`).
-pub fn pool_idempotency(tenant: &Tenant, pool: &PoolName, key: &str) -> String {
-    idempotency(&format!("lh:{{{tenant}/{pool}}}"), Some(key))
+/// The suffixes of a pool's keys, in the order of [`pool_keys`].
+const POOL_KEYS: [&str; 12] = [
+    "pool",
+    "items",
+    "avail",
+    "leased",
+    "delayed",
+    "done",
+    "dead",
+    "holders",
+    "fence",
+    "events",
+    "answers",
+    "answer_exp",
+];
+
+/// A pool's stored answers (a hash by [`answer_field`]).
+pub fn pool_answers(tenant: &Tenant, pool: &PoolName) -> String {
+    format!("lh:{{{tenant}/{pool}}}:answers")
+}
+
+/// The field an `Idempotency-Key`'s answer is kept under: its SHA-256, so that whatever a
+/// client sends, the field has a fixed length.
+pub fn answer_field(idempotency_key: &str) -> String {
+    hex::encode(Sha256::digest(idempotency_key))
 }
 
 /// A pool's settings hash: it exists exactly as long as the pool does.
@@ -59,9 +80,9 @@ pub fn pool_events(tenant: &Tenant, pool: &PoolName) -> String {
 /// The pattern matching every pool's channel, for the one subscription of a replica.
 pub const POOL_EVENTS_PATTERN: &str = "lh:*:events";
 
-/// The set of a tenant's pool names.
-pub fn tenant_pools(tenant: &Tenant) -> String {
-    format!("lh:{{{tenant}}}:pools")
+/// The three keys of a tenant's pool index, in the order `lua/lib/tenant.lua` expects.
+pub fn tenant_pools(tenant: &Tenant) -> [String; 3] {
+    ["pool_names", "pool_pending", "pools"].map(|suffix| format!("lh:{{{tenant}}}:{suffix}"))
 }
 
 /// The tenant's rate limiter state (the theoretical arrival time of its next request).
@@ -74,9 +95,9 @@ pub fn counter(tenant: &Tenant, name: &CounterName, period: Option<&str>) -> Str
     format!("lh:{{{tenant}/ctr/{name}}}:p:{}", period.unwrap_or("-"))
 }
 
-/// Where a counter request's idempotent answer is kept.
-pub fn counter_idempotency(tenant: &Tenant, name: &CounterName, key: Option<&str>) -> String {
-    idempotency(&format!("lh:{{{tenant}/ctr/{name}}}"), key)
+/// A counter's stored answers and their expiry index.
+pub fn counter_answers(tenant: &Tenant, name: &CounterName) -> [String; 2] {
+    ["answers", "answer_exp"].map(|suffix| format!("lh:{{{tenant}/ctr/{name}}}:{suffix}"))
 }
 
 /// What `/readyz` writes to see that Redis takes writes. No tenant's: its tag is empty.
@@ -90,15 +111,6 @@ pub fn ack(key: &str) -> String {
         .and_then(|rest| rest.find('}').map(|end| &rest[..=end]))
         .unwrap_or("{}");
     format!("lh:{tag}:ack")
-}
-
-/// Idempotency keys are hashed: whatever characters a client sends, the key name stays
-/// within the tag's slot and a fixed length. Without a key, the script ignores this name.
-fn idempotency(prefix: &str, key: Option<&str>) -> String {
-    match key {
-        Some(key) => format!("{prefix}:idem:{}", hex::encode(Sha256::digest(key))),
-        None => format!("{prefix}:idem"),
-    }
 }
 
 #[cfg(test)]
@@ -115,19 +127,22 @@ mod tests {
     #[test]
     fn every_pool_key_shares_one_hash_tag() {
         let (tenant, pool) = names();
-        let keys = pool_keys(&tenant, &pool, Some("retry-1"));
-        assert_eq!(keys.len(), 11);
+        let keys = pool_keys(&tenant, &pool);
+        assert_eq!(keys.len(), 12);
         for key in &keys {
             assert!(key.starts_with("lh:{acme/cases}:"), "{key}");
         }
-        assert_ne!(keys[10], pool_keys(&tenant, &pool, Some("retry-2"))[10]);
-        assert_eq!(keys[10], pool_idempotency(&tenant, &pool, "retry-1"));
+        assert_eq!(keys[10], pool_answers(&tenant, &pool));
+        assert_ne!(answer_field("retry-1"), answer_field("retry-2"));
+        assert_eq!(answer_field("retry-1").len(), 64);
         assert_eq!(keys[0], pool_settings(&tenant, &pool));
         assert_eq!(keys[9], pool_events(&tenant, &pool));
         for key in &keys {
             assert_eq!(ack(key), "lh:{acme/cases}:ack");
         }
-        assert_eq!(ack(&tenant_pools(&tenant)), "lh:{acme}:ack");
+        for key in tenant_pools(&tenant) {
+            assert_eq!(ack(&key), "lh:{acme}:ack");
+        }
     }
 
     #[test]
@@ -137,7 +152,7 @@ mod tests {
         let counter_key = counter(&tenant, &counter_name, Some("2026-01-10"));
         assert_eq!(counter_key, "lh:{acme/ctr/cases}:p:2026-01-10");
         assert_eq!(ack(&counter_key), "lh:{acme/ctr/cases}:ack");
-        assert!(!pool_keys(&tenant, &pool, None).contains(&counter_key));
+        assert!(!pool_keys(&tenant, &pool).contains(&counter_key));
     }
 
     mod properties {
@@ -197,13 +212,6 @@ mod tests {
             (close > open + 1).then(|| &key[open + 1..close])
         }
 
-        fn idem_suffix(key: Option<&str>) -> String {
-            match key {
-                Some(key) => format!("idem:{}", hex::encode(Sha256::digest(key))),
-                None => "idem".to_owned(),
-            }
-        }
-
         /// A day as the counters label it, anywhere in jiff's range of dates, or none.
         fn period() -> impl Strategy<Value = Option<String>> {
             prop::option::of((-9999i16..=9999, 1i8..=12, 1i8..=28).prop_map(|(y, m, d)| {
@@ -219,7 +227,6 @@ mod tests {
             pool: &PoolName,
             counter_name: &CounterName,
             period: Option<&str>,
-            idem: Option<&str>,
         ) -> Vec<(String, Owner)> {
             let t = tenant.as_str().to_owned();
             let in_pool = |suffix: &str| Owner::Pool {
@@ -232,29 +239,18 @@ mod tests {
                 name: counter_name.as_str().to_owned(),
                 suffix,
             };
-            let suffixes = [
-                "pool", "items", "avail", "leased", "delayed", "done", "dead", "holders", "fence",
-                "events",
-            ];
-            let mut keys: Vec<(String, Owner)> = pool_keys(tenant, pool, idem)
+            let mut keys: Vec<(String, Owner)> = pool_keys(tenant, pool)
                 .into_iter()
-                .zip(
-                    suffixes
-                        .iter()
-                        .map(|s| in_pool(s))
-                        .chain([in_pool(&idem_suffix(idem))]),
-                )
+                .zip(POOL_KEYS.iter().map(|s| in_pool(s)))
                 .collect();
             keys.push((pool_settings(tenant, pool), in_pool("pool")));
             keys.push((pool_events(tenant, pool), in_pool("events")));
-            if let Some(idem) = idem {
-                keys.push((
-                    pool_idempotency(tenant, pool, idem),
-                    in_pool(&idem_suffix(Some(idem))),
-                ));
-            }
+            keys.push((pool_answers(tenant, pool), in_pool("answers")));
+            let [names, pending, legacy] = tenant_pools(tenant);
             for (key, suffix) in [
-                (tenant_pools(tenant), "pools"),
+                (names, "pool_names"),
+                (pending, "pool_pending"),
+                (legacy, "pools"),
                 (rate_limit(tenant), "rate"),
             ] {
                 let owner = Owner::Tenant {
@@ -267,10 +263,9 @@ mod tests {
                 counter(tenant, counter_name, period),
                 in_counter(format!("p:{}", period.unwrap_or("-"))),
             ));
-            keys.push((
-                counter_idempotency(tenant, counter_name, idem),
-                in_counter(idem_suffix(idem)),
-            ));
+            let [answers, answer_exp] = counter_answers(tenant, counter_name);
+            keys.push((answers, in_counter("answers".to_owned())));
+            keys.push((answer_exp, in_counter("answer_exp".to_owned())));
             keys
         }
 
@@ -293,9 +288,9 @@ mod tests {
         /// A tenant, a pool, a counter name and a period.
         type Names = (String, String, String, Option<String>);
 
-        const WORDS: &[&str] = &["a", "b", "ctr", "pools", "p", "idem"];
+        const WORDS: &[&str] = &["a", "b", "ctr", "pools", "p", "answers"];
 
-        /// Names made of a few words, the layout's own (`ctr`, `pools`, `p`, `idem`)
+        /// Names made of a few words, the layout's own (`ctr`, `pools`, `p`, `answers`)
         /// among them, joined by separators, the key layout's included: two draws are
         /// often equal or overlap, and parse must refuse the ones that could collide.
         fn colliding_name() -> impl Strategy<Value = String> {
@@ -358,12 +353,11 @@ mod tests {
                 pool in accepted(),
                 counter_name in accepted(),
                 period in period(),
-                idem in prop::option::of(any::<String>()),
             ) {
                 let tenant = Tenant::parse("tenant", &tenant).expect("filtered");
                 let pool = PoolName::parse("pool", &pool).expect("filtered");
                 let counter_name = CounterName::parse("name", &counter_name).expect("filtered");
-                for (key, owner) in every_key(&tenant, &pool, &counter_name, period.as_deref(), idem.as_deref()) {
+                for (key, owner) in every_key(&tenant, &pool, &counter_name, period.as_deref()) {
                     prop_assert_eq!(decode(&key), Some(owner.clone()), "{}", key);
                     // Exactly the project's own tag: one `{`, one `}`, and the slot Redis
                     // Cluster computes is that tag's.
@@ -377,7 +371,6 @@ mod tests {
             #[test]
             fn two_different_owners_never_share_a_key(
                 (a, b) in two_owners(),
-                idem in prop::option::of("[ab]{1,2}"),
             ) {
                 let build = |(t, p, c, period): &Names| {
                     match (
@@ -385,7 +378,7 @@ mod tests {
                         PoolName::parse("pool", p),
                         CounterName::parse("name", c),
                     ) {
-                        (Ok(t), Ok(p), Ok(c)) => Some(every_key(&t, &p, &c, period.as_deref(), idem.as_deref())),
+                        (Ok(t), Ok(p), Ok(c)) => Some(every_key(&t, &p, &c, period.as_deref())),
                         _ => None,
                     }
                 };

@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::time::{Duration, Instant};
 
 use super::StoreError;
-use super::{Answer, Idempotency, PoolRef, lua_list};
+use super::{Answer, Idempotency, PoolRef, Quotas, lua_list};
 use crate::names::{Holder, ItemId};
 
 use super::ItemRecord;
@@ -161,12 +161,14 @@ impl PoolRef<'_> {
         holder: &Holder,
         token: u64,
         data: Option<String>,
+        quotas: &Quotas,
     ) -> Result<Answer<ItemRecord>, StoreError> {
         let args = [
             id.to_string(),
             holder.to_string(),
             token.to_string(),
             data.unwrap_or_default(),
+            quotas.max_pool_bytes.to_string(),
         ];
         self.script(&self.scripts().complete, idempotency, &args)
             .await?

@@ -35,11 +35,13 @@ pub use backend::{ConnectionMode, Topology};
 use call::Access;
 pub use call::Idempotency;
 pub use counters::{CounterDraw, CounterFormat, PeriodKind, date_in};
-pub use error::{Refusal, StoreError};
+pub use error::{Quota, Refusal, StoreError};
 pub use events::{EVENT_ID_PATTERN, EventId, EventPage, EventRecord, Followed, Follower};
 pub use items::{AddedItems, ItemRecord, ListCursor, NewItem, Preconditions, PutItem, data_text};
 pub use leasehold_wire::items::{EventKind, ItemState, PoolCounts, PoolStats};
-pub use pools::{DEFAULT_MAX_EVENTS, PoolConfig, PoolSettings, PoolSummary, PoolView};
+pub use pools::{
+    DEFAULT_MAX_EVENTS, PoolConfig, PoolSettings, PoolSummary, PoolView, Quotas, Usage,
+};
 pub use redis::{ClientTlsConfig, TlsCertificates};
 pub use reply::Answer;
 use reply::{Outcome, decode, lua_list};
@@ -104,14 +106,14 @@ impl Store {
 }
 
 impl PoolRef<'_> {
-    /// Runs a write script with the pool's ten keys and the idempotency arguments first.
+    /// Runs a write script with the pool's twelve keys and the idempotency arguments first.
     async fn script<T: DeserializeOwned>(
         &self,
         script: &Script,
         idempotency: Option<&Idempotency>,
         args: &[String],
     ) -> Result<Outcome<T>, StoreError> {
-        let keys = keys::pool_keys(self.tenant, self.pool, idempotency.map(|i| i.key.as_str()));
+        let keys = keys::pool_keys(self.tenant, self.pool);
         let head = self.store.idempotency_args(idempotency);
         self.store
             .run(Access::Write, script, &keys, &head, args)
@@ -132,7 +134,7 @@ impl PoolRef<'_> {
         script: &Script,
         args: &[String],
     ) -> Result<T, StoreError> {
-        let keys = keys::pool_keys(self.tenant, self.pool, None);
+        let keys = keys::pool_keys(self.tenant, self.pool);
         let head = self.store.idempotency_args(None);
         let answer: Answer<T> = self
             .store
@@ -153,14 +155,28 @@ impl PoolRef<'_> {
         &self,
         idempotency: &Idempotency,
     ) -> Result<Option<Answer<T>>, StoreError> {
-        let key = keys::pool_idempotency(self.tenant, self.pool, &idempotency.key);
+        let key = keys::pool_answers(self.tenant, self.pool);
         let stored: Option<String> = self
             .store
-            .read_query(redis::cmd("GET").arg(&key).clone(), &key)
+            .read_query(
+                redis::cmd("HGET")
+                    .arg(&key)
+                    .arg(keys::answer_field(&idempotency.key))
+                    .clone(),
+                &key,
+            )
             .await?;
-        let Some(stored) = stored else {
+        // `<expires at ms>\n<fingerprint>\n<reply>`; one past its expiry is not replayed
+        // (the script, which reads Redis's clock, decides at the edge).
+        let Some((expires, stored)) = stored.as_deref().and_then(|s| s.split_once('\n')) else {
             return Ok(None);
         };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        if expires.parse::<u128>().is_ok_and(|expires| expires <= now) {
+            return Ok(None);
+        }
         match stored.split_once('\n') {
             Some((fingerprint, json)) if fingerprint == idempotency.fingerprint => {
                 decode(json, true, &self.store.inner.metrics)?

@@ -3,8 +3,8 @@
 use leasehold_wire::items::{PoolCounts, PoolStats};
 use serde::Deserialize;
 
-use super::StoreError;
-use super::{Answer, Idempotency, PoolRef, Store, keys};
+use super::call::Access;
+use super::{Answer, Idempotency, Outcome, PoolRef, Store, StoreError, keys};
 use crate::names::{PoolName, Tenant};
 use leasehold_wire::problem::ProblemCode;
 
@@ -18,7 +18,7 @@ pub struct PoolSettings {
     pub max_events: Option<u64>,
 }
 
-pub use leasehold_wire::answers::{PoolConfig, PoolSummary};
+pub use leasehold_wire::answers::{PoolConfig, PoolSummary, Quotas};
 pub use leasehold_wire::numbers::DEFAULT_MAX_EVENTS;
 
 /// A pool's settings as the scripts report them: `require_if_match` is 0 or 1.
@@ -58,8 +58,19 @@ pub struct PoolView {
     pub config: PoolConfig,
     pub counts: PoolCounts,
     pub stats: PoolStats,
+    pub usage: Usage,
     pub created: Option<u64>,
     pub updated: Option<u64>,
+}
+
+/// What a pool holds, as its scripts count it.
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct Usage {
+    pub items: u64,
+    pub bytes: u64,
+    pub data_bytes: u64,
+    pub event_bytes: u64,
+    pub answer_bytes: u64,
 }
 
 #[derive(Deserialize)]
@@ -71,26 +82,68 @@ struct PutPoolReply {
 #[derive(Deserialize)]
 struct Deleted {}
 
+/// The empty answer of the tenant index's writes.
+#[derive(Deserialize)]
+struct IndexChanged {}
+
+/// A page of a tenant's pool index.
+#[derive(Deserialize)]
+struct IndexPage {
+    #[serde(deserialize_with = "super::lua_list")]
+    names: Vec<String>,
+    total: u64,
+    #[serde(default, deserialize_with = "pending_map")]
+    pending: std::collections::HashMap<String, u64>,
+    now: u64,
+}
+
+/// Lua encodes an empty table as `{}`, a map of names as one too.
+fn pending_map<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<std::collections::HashMap<String, u64>, D::Error> {
+    Ok(
+        Option::<std::collections::HashMap<String, u64>>::deserialize(deserializer)?
+            .unwrap_or_default(),
+    )
+}
+
+/// How long a name may stay reserved for a pool that does not come (its creator stopped
+/// between the two steps) before a listing drops it. Far beyond a request's time.
+const RESERVATION_MS: u64 = 60_000;
+
+/// What a tenant's index is told about a pool (`lua/unlist_pool.lua`).
+#[derive(Clone, Copy)]
+enum Unlist {
+    /// The pool was created: its name is no longer only reserved.
+    Created,
+    /// The pool is gone: its name leaves the index.
+    Gone,
+}
+
 impl PoolRef<'_> {
     /// Creates a pool or changes its settings; true in the answer when it was created.
     pub async fn put_pool(
         &self,
         idempotency: Option<&Idempotency>,
         settings: &PoolSettings,
+        quotas: &Quotas,
     ) -> Result<Answer<(PoolView, bool)>, StoreError> {
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
-        let args = [
+        let settings = [
             opt(settings.lease_ms),
             opt(settings.max_leases_per_holder),
             opt(settings.max_attempts),
             opt(settings.require_if_match.map(u64::from)),
             opt(settings.max_events),
         ];
-        let ran = self
-            .script(&self.scripts().put_pool, idempotency, &args)
-            .await;
-        self.register_if_ran(&ran).await;
-        let answer: Answer<PutPoolReply> = ran?.done()?;
+        let answer: Answer<PutPoolReply> = self
+            .creating(&self.scripts().put_pool, idempotency, quotas, |reserved| {
+                let mut args = settings.to_vec();
+                args.push(flag(reserved));
+                args
+            })
+            .await?
+            .done()?;
         Ok(Answer {
             value: (answer.value.pool, answer.value.pool_created),
             replayed: answer.replayed,
@@ -102,7 +155,7 @@ impl PoolRef<'_> {
     }
 
     /// Deletes a pool and all its items in one constant-time script (keys are unlinked
-    /// and freed by Redis in the background).
+    /// and freed by Redis in the background), then its name from the tenant's index.
     pub async fn delete_pool(
         &self,
         idempotency: Option<&Idempotency>,
@@ -112,7 +165,18 @@ impl PoolRef<'_> {
             .await?
             .done()?;
         if !answer.replayed {
-            self.unregister().await?;
+            self.store
+                .unlist_pool(self.tenant, self.pool.as_str(), Unlist::Gone)
+                .await?;
+            // Created again since it was deleted: its name goes back.
+            if self.exists().await? {
+                self.store
+                    .reserve_pool(self.tenant, self.pool, u64::MAX)
+                    .await?;
+                self.store
+                    .unlist_pool(self.tenant, self.pool.as_str(), Unlist::Created)
+                    .await?;
+            }
         }
         Ok(Answer {
             value: (),
@@ -120,88 +184,183 @@ impl PoolRef<'_> {
         })
     }
 
-    /// Adds the pool to the index after a script that may have created it ran: also when
-    /// its replicas did not acknowledge it in time (it ran, and may well be kept; if it is
-    /// lost instead, listing drops the name).
-    pub(super) async fn register_if_ran<T>(&self, ran: &Result<T, StoreError>) {
-        if matches!(ran, Ok(_) | Err(StoreError::Unacknowledged(_))) {
-            self.register().await;
-        }
-    }
-
-    /// The pool index lives in the tenant's slot, not the pool's, so it is written
-    /// outside the pool's scripts. It is only an index: a failure to add to it is logged,
-    /// not answered (the write itself succeeded), and later writes add the pool again.
-    pub(super) async fn register(&self) {
-        let add = redis::cmd("SADD")
-            .arg(keys::tenant_pools(self.tenant))
-            .arg(self.pool.as_str())
-            .clone();
-        if let Err(e) = self.store.query::<()>(add).await {
-            tracing::warn!(pool = %self.pool, error = %e, "could not add the pool to its tenant's index");
-        }
-    }
-
-    /// Drops the pool from the index, unless it exists again (created since it was deleted).
-    async fn unregister(&self) -> Result<(), StoreError> {
+    async fn exists(&self) -> Result<bool, StoreError> {
+        let key = keys::pool_settings(self.tenant, self.pool);
         self.store
-            .unregister_pool(self.tenant, self.pool.as_str())
-            .await?;
-        let exists: bool = self
-            .store
-            .query(
-                redis::cmd("EXISTS")
-                    .arg(keys::pool_settings(self.tenant, self.pool))
-                    .clone(),
-            )
-            .await?;
-        if exists {
-            self.register().await;
+            .read_query(redis::cmd("EXISTS").arg(&key).clone(), &key)
+            .await
+    }
+
+    /// Runs a write that may create the pool (`args(reserved)` builds its arguments).
+    /// First as if the pool exists; if the script would create it, the pool's name is
+    /// reserved in the tenant's index, under `max_pools_per_tenant`, and the script runs
+    /// again, now allowed to. The common case, a pool that exists, is one call.
+    pub(super) async fn creating<T: serde::de::DeserializeOwned>(
+        &self,
+        script: &redis::Script,
+        idempotency: Option<&Idempotency>,
+        quotas: &Quotas,
+        args: impl Fn(bool) -> Vec<String>,
+    ) -> Result<Outcome<T>, StoreError> {
+        match self.script(script, idempotency, &args(false)).await? {
+            Outcome::Reserve => {}
+            other => return Ok(other),
         }
-        Ok(())
+        // Under `replicas:N`, a reservation not acknowledged in time has run all the same
+        // (and may well be kept): the write goes on, and its answer says the outcome is
+        // unknown, as a write of one step would.
+        let unacknowledged = match self
+            .store
+            .reserve_pool(self.tenant, self.pool, quotas.max_pools_per_tenant)
+            .await
+        {
+            Ok(()) => None,
+            Err(e @ StoreError::Unacknowledged(_)) => Some(e),
+            Err(e) => return Err(e),
+        };
+        let ran = self.script(script, idempotency, &args(true)).await;
+        // A reservation whose pool did not come (the write failed) is left for a listing
+        // to drop once it is old. One whose pool came is cleared; if that fails, the mark
+        // only keeps listings from dropping a name whose pool exists anyway.
+        if matches!(ran, Ok(_) | Err(StoreError::Unacknowledged(_))) {
+            if let Err(e) = self
+                .store
+                .unlist_pool(self.tenant, self.pool.as_str(), Unlist::Created)
+                .await
+            {
+                tracing::warn!(pool = %self.pool, error = %e, "could not clear the pool's reservation");
+            }
+        }
+        match (unacknowledged, ran) {
+            (Some(unacknowledged), Ok(_)) => Err(unacknowledged),
+            (_, ran) => ran,
+        }
     }
 }
 
+/// A script's yes/no argument.
+pub(super) fn flag(yes: bool) -> String {
+    if yes { "1" } else { "0" }.to_owned()
+}
+
 impl Store {
-    /// The tenant's pools by name, with their counts. Names left in the index by a pool
-    /// deleted half-way are dropped from it here.
-    pub async fn list_pools(&self, tenant: &Tenant) -> Result<Vec<PoolSummary>, StoreError> {
-        let index = keys::tenant_pools(tenant);
-        let mut names: Vec<String> = self
-            .read_query(redis::cmd("SMEMBERS").arg(&index).clone(), &index)
+    /// Runs one of the tenant index's scripts (`lua/lib/tenant.lua`): a listing is a read
+    /// (it writes only when it moves an older version's index).
+    async fn tenant_index<T: serde::de::DeserializeOwned>(
+        &self,
+        access: Access,
+        script: &redis::Script,
+        tenant: &Tenant,
+        args: &[String],
+    ) -> Result<T, StoreError> {
+        let keys = keys::tenant_pools(tenant);
+        Ok(self
+            .run(access, script, &keys, &[], args)
+            .await?
+            .done()?
+            .value)
+    }
+
+    /// Reserves a pool's name under the tenant's limit (`lua/reserve_pool.lua`).
+    async fn reserve_pool(
+        &self,
+        tenant: &Tenant,
+        pool: &PoolName,
+        max_pools: u64,
+    ) -> Result<(), StoreError> {
+        let _: IndexChanged = self
+            .tenant_index(
+                Access::Write,
+                &self.scripts().reserve_pool,
+                tenant,
+                &[pool.to_string(), max_pools.to_string()],
+            )
             .await?;
-        names.sort();
-        let views = futures::future::join_all(names.iter().map(|name| async move {
+        Ok(())
+    }
+
+    async fn unlist_pool(
+        &self,
+        tenant: &Tenant,
+        pool: &str,
+        what: Unlist,
+    ) -> Result<(), StoreError> {
+        let what = match what {
+            Unlist::Created => "created",
+            Unlist::Gone => "gone",
+        };
+        let _: IndexChanged = self
+            .tenant_index(
+                Access::Write,
+                &self.scripts().unlist_pool,
+                tenant,
+                &[pool.to_owned(), what.to_owned()],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// How many pools the tenant has (names reserved for one being created count).
+    pub async fn tenant_pools(&self, tenant: &Tenant) -> Result<u64, StoreError> {
+        let page: IndexPage = self
+            .tenant_index(
+                Access::Read,
+                &self.scripts().list_pools,
+                tenant,
+                &[String::new(), "1".to_owned()],
+            )
+            .await?;
+        Ok(page.total)
+    }
+
+    /// A page of the tenant's pools by name, after `after`, with their counts, and the
+    /// name to list the next page after (none on the last). Names in the index without a
+    /// pool (one deleted half-way, or a reservation whose pool never came) are dropped
+    /// from it here; so a page may be short of `limit` and still not be the last.
+    pub async fn list_pools(
+        &self,
+        tenant: &Tenant,
+        after: Option<&PoolName>,
+        limit: u64,
+    ) -> Result<(Vec<PoolSummary>, Option<String>), StoreError> {
+        let page: IndexPage = self
+            .tenant_index(
+                Access::Read,
+                &self.scripts().list_pools,
+                tenant,
+                &[
+                    after.map(ToString::to_string).unwrap_or_default(),
+                    limit.to_string(),
+                ],
+            )
+            .await?;
+        let next_after = (page.names.len() as u64 == limit)
+            .then(|| page.names.last().cloned())
+            .flatten();
+        let views = futures::future::join_all(page.names.iter().map(|name| async move {
             let pool = PoolName::parse("pool", name)?;
             self.pool(tenant, &pool).get_pool().await
         }))
         .await;
-        let mut pools = Vec::with_capacity(names.len());
-        for (name, view) in names.into_iter().zip(views) {
+        let mut pools = Vec::with_capacity(page.names.len());
+        for (name, view) in page.names.into_iter().zip(views) {
             match view {
                 Ok(view) => pools.push(PoolSummary {
                     name,
                     counts: view.counts,
                 }),
                 Err(StoreError::Refused(r)) if r.code == ProblemCode::NotFound => {
-                    self.unregister_pool(tenant, &name).await?;
+                    let reserved_at = page.pending.get(&name).copied();
+                    if reserved_at.is_none_or(|at| page.now.saturating_sub(at) > RESERVATION_MS) {
+                        self.unlist_pool(tenant, &name, Unlist::Gone).await?;
+                    }
                 }
                 Err(StoreError::Invalid(_)) => {
-                    self.unregister_pool(tenant, &name).await?;
+                    self.unlist_pool(tenant, &name, Unlist::Gone).await?;
                 }
                 Err(e) => return Err(e),
             }
         }
-        Ok(pools)
-    }
-
-    async fn unregister_pool(&self, tenant: &Tenant, pool: &str) -> Result<(), StoreError> {
-        self.query::<()>(
-            redis::cmd("SREM")
-                .arg(keys::tenant_pools(tenant))
-                .arg(pool)
-                .clone(),
-        )
-        .await
+        Ok((pools, next_after))
     }
 }

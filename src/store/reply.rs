@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{Refusal, StoreError};
+use super::{Quota, Refusal, StoreError};
 use crate::metrics::Metrics;
 use leasehold_wire::problem::{Current, ProblemCode};
 
@@ -23,16 +23,28 @@ struct Tagged<T> {
     err: Option<ProblemCode>,
     current: Option<Current>,
     limit: Option<u64>,
+    /// With `quota_exceeded`: which limit, what is used and what the write would add.
+    quota: Option<String>,
+    usage: Option<u64>,
+    adds: Option<u64>,
     retry: Option<u64>,
+    /// The write would create the pool: reserve its name first, then run it again.
+    create: Option<u8>,
     /// Leases this call ended because their time ran out.
     expired: Option<u64>,
 }
 
+/// The whole reply of a write that would create its pool and asks for the pool's name to be
+/// reserved first (`ask_reservation` in `lua/lib/pool.lua`): it has written nothing.
+pub(super) const RESERVE_REPLY: &str = r#"{"create":1}"#;
+
 /// A decoded reply before refusals become errors: scripts that can ask for a retry
-/// answer `Retry` with the time Redis saw.
+/// answer `Retry` with the time Redis saw, and writes that would create their pool ask
+/// for the pool's name to be reserved first (`Reserve`).
 pub(super) enum Outcome<T> {
     Done(Answer<T>),
     Retry(u64),
+    Reserve,
 }
 
 pub(super) fn decode<T: DeserializeOwned>(
@@ -51,11 +63,24 @@ pub(super) fn decode<T: DeserializeOwned>(
     if let Some(now) = reply.retry {
         return Ok(Outcome::Retry(now));
     }
+    if reply.create.is_some() {
+        return Ok(Outcome::Reserve);
+    }
+    let quota = match (reply.quota, reply.limit, reply.usage, reply.adds) {
+        (Some(name), Some(limit), Some(usage), Some(adds)) => Some(Box::new(Quota {
+            name,
+            limit,
+            usage,
+            adds,
+        })),
+        _ => None,
+    };
     match reply.err {
         Some(code) if code.is_refusal() => Err(StoreError::Refused(Refusal {
             code,
             current: reply.current,
             limit: reply.limit,
+            quota,
             replayed,
         })),
         Some(code) => Err(StoreError::Internal(format!(
@@ -72,7 +97,9 @@ impl<T> Outcome<T> {
     pub(super) fn done(self) -> Result<Answer<T>, StoreError> {
         match self {
             Outcome::Done(answer) => Ok(answer),
-            Outcome::Retry(_) => Err(StoreError::Internal("unexpected retry reply".to_owned())),
+            Outcome::Retry(_) | Outcome::Reserve => {
+                Err(StoreError::Internal("unexpected retry reply".to_owned()))
+            }
         }
     }
 }

@@ -6,13 +6,19 @@
 use redis::Script;
 
 /// A script's source: its file in `lua/`, after the helpers it needs (`pool`: the
-/// idempotency prelude and the pool library; `idempotency`: the prelude alone; `bare`:
-/// nothing).
+/// idempotency prelude and the pool library; `idempotency`: the prelude alone; `tenant`:
+/// the tenant's pool index; `bare`: nothing).
 macro_rules! source {
     (pool, $name:ident) => {
         concat!(
             include_str!("../../lua/lib/idempotency.lua"),
             include_str!("../../lua/lib/pool.lua"),
+            include_str!(concat!("../../lua/", stringify!($name), ".lua"))
+        )
+    };
+    (tenant, $name:ident) => {
+        concat!(
+            include_str!("../../lua/lib/tenant.lua"),
             include_str!(concat!("../../lua/", stringify!($name), ".lua"))
         )
     };
@@ -78,6 +84,9 @@ scripts! {
     list_leases: pool;
     list_events: pool;
     counter_next: idempotency;
+    reserve_pool: tenant;
+    list_pools: tenant;
+    unlist_pool: tenant;
     rate_limit: bare;
 }
 

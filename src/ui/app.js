@@ -139,9 +139,21 @@ async function api(path, asText, signal) {
 
 const poolPath = (name) => 'v1/pools/' + encodeURIComponent(name);
 
-// Counts, config and stats of every pool, and its leased items (only where there are any).
+// The page of pools shown: a stack of the `after` of each page from the first, so that the
+// pager can go on and back; POOLS_PER_PAGE pools a page.
+const POOLS_PER_PAGE = 50;
+const poolPages = [''];
+let nextPoolsAfter = null;
+
+// Counts, config and stats of the pools of the page shown, and their leased items (only
+// where there are any).
 async function readPools() {
-  const list = await api('v1/pools');
+  const after = poolPages[poolPages.length - 1];
+  const list = await api(
+    'v1/pools?limit=' + POOLS_PER_PAGE + (after ? '&after=' + encodeURIComponent(after) : ''),
+  );
+  nextPoolsAfter = list.next_after;
+  drawPager();
   const pools = await Promise.all(
     list.pools.map(async (summary) => {
       try {
@@ -830,6 +842,15 @@ function markUpdated() {
   setStatus('live', true);
 }
 
+function drawPager() {
+  const first = poolPages.length === 1;
+  document.getElementById('pools-pager').hidden = first && !nextPoolsAfter;
+  document.getElementById('pools-first').disabled = first;
+  document.getElementById('pools-next').disabled = !nextPoolsAfter;
+  document.getElementById('pools-page').textContent =
+    'page ' + poolPages.length + (first ? '' : ', after ' + poolPages[poolPages.length - 1]);
+}
+
 // ---- the loop ------------------------------------------------------------------------------
 
 let timer = 0;
@@ -886,6 +907,15 @@ function start() {
     poll();
   });
   if (readKey()) input.placeholder = 'key in use for this tab';
+  document.getElementById('pools-next').addEventListener('click', () => {
+    if (!nextPoolsAfter) return;
+    poolPages.push(nextPoolsAfter);
+    poll();
+  });
+  document.getElementById('pools-first').addEventListener('click', () => {
+    poolPages.length = 1;
+    poll();
+  });
   const picker = document.getElementById('events-pool');
   picker.addEventListener('change', () => {
     pickedPool = picker.value;

@@ -69,7 +69,6 @@ async fn writes_are_acknowledged_once_a_replica_has_them() {
             leasehold::store::keys::pool_keys(
                 &app.tenant,
                 &leasehold::names::PoolName::parse("pool", &pool).expect("valid"),
-                None,
             )[3]
             .clone(),
         )

@@ -295,6 +295,10 @@ pub struct Options {
     pub body_timeout_secs: Option<u64>,
     pub max_connections: Option<usize>,
     pub shutdown_grace_secs: Option<u64>,
+    /// The tenants' limits (default: the server's defaults).
+    pub quotas: leasehold::store::Quotas,
+    /// How long answers are kept for replay (default a day).
+    pub idempotency_ttl_secs: Option<u64>,
 }
 
 /// The keys an app accepts: its default tenant's, another tenant's, and the file.
@@ -353,7 +357,7 @@ pub fn settings_for(options: Options, auth: Auth) -> (Settings, String) {
         redis_connections: options.connections.unwrap_or_default(),
         redis_pool_size: None,
         redis_timeout_ms: options.redis_timeout_ms.unwrap_or(5000),
-        idempotency_ttl_secs: 86_400,
+        idempotency_ttl_secs: options.idempotency_ttl_secs.unwrap_or(86_400),
         counter_retention_days: 35,
         rate_limit: options.rate_limit.unwrap_or(0),
         rate_burst: options.rate_burst,
@@ -364,6 +368,9 @@ pub fn settings_for(options: Options, auth: Auth) -> (Settings, String) {
         body_timeout_secs: options.body_timeout_secs.unwrap_or(30),
         max_connections: options.max_connections,
         shutdown_grace_secs: options.shutdown_grace_secs.unwrap_or(10),
+        max_pools_per_tenant: options.quotas.max_pools_per_tenant,
+        max_items_per_pool: options.quotas.max_items_per_pool,
+        max_pool_bytes: options.quotas.max_pool_bytes,
     };
     if let Some(limit) = options.max_body_bytes {
         server.max_body_bytes = limit;

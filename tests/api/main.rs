@@ -24,6 +24,7 @@ mod openapi;
 mod pools;
 mod processes;
 mod proxy;
+mod quotas;
 mod scripts;
 mod tenants;
 mod tls;

@@ -192,7 +192,7 @@ async fn list_pools_shows_this_tenants_pools_sorted_by_name_with_counts() {
                 { "available": 1, "leased": 1, "delayed": 0, "done": 0, "dead": 0 } },
             { "name": third, "counts":
                 { "available": 1, "leased": 0, "delayed": 0, "done": 0, "dead": 0 } },
-        ]})
+        ], "next_after": null })
     );
 }
 
@@ -208,7 +208,7 @@ async fn delete_pool_answers_204_then_pool_is_not_found() {
         .await
         .expect_problem(404, "not_found");
     let listed = app.get("/v1/pools").await.expect(200);
-    assert_eq!(listed, json!({ "pools": [] }));
+    assert_eq!(listed, json!({ "pools": [], "next_after": null }));
 }
 
 #[tokio::test]
@@ -325,4 +325,152 @@ async fn a_replayed_delete_does_not_hide_the_pool_created_again_since() {
         .map(|p| p["name"].as_str().expect("name"))
         .collect();
     assert_eq!(names, [pool.as_str()]);
+}
+
+// ---- paging and the tenant's index ----
+
+/// Every pool name of the listing, page by page with `limit`, and the pages' sizes.
+async fn every_page(app: &TestApp, limit: u64) -> (Vec<String>, Vec<usize>) {
+    let (mut names, mut sizes) = (Vec::new(), Vec::new());
+    let mut after = String::new();
+    loop {
+        let page = app
+            .get(&format!("/v1/pools?limit={limit}{after}"))
+            .await
+            .expect(200);
+        let pools = page["pools"].as_array().expect("pools");
+        sizes.push(pools.len());
+        names.extend(
+            pools
+                .iter()
+                .map(|p| p["name"].as_str().expect("name").to_owned()),
+        );
+        match page["next_after"].as_str() {
+            Some(next) => after = format!("&after={next}"),
+            None => return (names, sizes),
+        }
+        assert!(sizes.len() < 100, "the pages never end");
+    }
+}
+
+#[tokio::test]
+async fn pools_are_listed_in_pages_by_name() {
+    let app = spawn_app().await;
+    let mut names: Vec<String> = (0..7).map(|_| pool_name()).collect();
+    for name in &names {
+        app.put(&pool_path(name), json!({})).await.expect(201);
+    }
+    names.sort();
+    let (listed, sizes) = every_page(&app, 3).await;
+    assert_eq!(listed, names);
+    assert_eq!(sizes, [3, 3, 1]);
+    let (listed, sizes) = every_page(&app, 7).await;
+    assert_eq!(listed, names);
+    assert_eq!(
+        sizes,
+        [7, 0],
+        "a full page says where the next starts, even if it is empty"
+    );
+    let default = app.get("/v1/pools").await.expect(200);
+    assert_eq!(default["pools"].as_array().map(Vec::len), Some(7));
+    assert_eq!(default["next_after"], Value::Null);
+
+    let after_third = app
+        .get(&format!("/v1/pools?after={}", names[2]))
+        .await
+        .expect(200);
+    assert_eq!(after_third["pools"][0]["name"], names[3].as_str());
+    for bad in ["limit=0", "limit=1001", "after=%7Bx%7D", "page=2"] {
+        app.get(&format!("/v1/pools?{bad}"))
+            .await
+            .expect_problem(400, "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn the_index_drops_names_without_a_pool_but_not_a_pool_being_created() {
+    let app = spawn_app().await;
+    let real = pool_name();
+    app.put(&pool_path(&real), json!({})).await.expect(201);
+    let [names, pending, _] = leasehold::store::keys::tenant_pools(&app.tenant);
+    let (gone, old_reservation, fresh_reservation) = (pool_name(), pool_name(), pool_name());
+    let mut conn = redis().connection();
+    // A deletion cut short before its name left the index; a reservation whose pool never
+    // came; one whose pool is being created right now.
+    for name in [&gone, &old_reservation, &fresh_reservation] {
+        let _: () = redis::cmd("ZADD")
+            .arg(&names)
+            .arg(0)
+            .arg(name)
+            .query(&mut conn)
+            .expect("ZADD");
+    }
+    let _: () = redis::cmd("HSET")
+        .arg(&pending)
+        .arg(&old_reservation)
+        .arg(redis_now_ms() - 120_000)
+        .arg(&fresh_reservation)
+        .arg(redis_now_ms())
+        .query(&mut conn)
+        .expect("HSET");
+    assert_eq!(app.get("/v1/tenant").await.expect(200)["pools"], 4);
+
+    let (listed, _) = every_page(&app, 100).await;
+    assert_eq!(listed, std::slice::from_ref(&real));
+    let left: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&names)
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .expect("ZRANGE");
+    let mut expected = vec![real.clone(), fresh_reservation.clone()];
+    expected.sort();
+    assert_eq!(
+        left, expected,
+        "only the fresh reservation stays beside the pool"
+    );
+    assert_eq!(app.get("/v1/tenant").await.expect(200)["pools"], 2);
+
+    // The pool being created comes, and is listed.
+    app.add_items(&fresh_reservation, &["a"]).await;
+    let (listed, _) = every_page(&app, 100).await;
+    assert_eq!(listed, expected);
+    let still_pending: Option<String> = redis::cmd("HGET")
+        .arg(&pending)
+        .arg(&fresh_reservation)
+        .query(&mut conn)
+        .expect("HGET");
+    assert_eq!(still_pending, None, "its creation cleared the reservation");
+}
+
+#[tokio::test]
+async fn a_pool_index_kept_as_a_set_by_an_older_version_is_moved_at_first_use() {
+    let app = spawn_app().await;
+    let older = [pool_name(), pool_name()];
+    for name in &older {
+        app.put(&pool_path(name), json!({})).await.expect(201);
+    }
+    // As an older version left it: the names in a set, none in the sorted index.
+    let [names, _, legacy] = leasehold::store::keys::tenant_pools(&app.tenant);
+    let mut conn = redis().connection();
+    let _: () = redis::cmd("UNLINK")
+        .arg(&names)
+        .query(&mut conn)
+        .expect("UNLINK");
+    let _: () = redis::cmd("SADD")
+        .arg(&legacy)
+        .arg(&older[0])
+        .arg(&older[1])
+        .query(&mut conn)
+        .expect("SADD");
+
+    let (listed, _) = every_page(&app, 100).await;
+    let mut expected = older.to_vec();
+    expected.sort();
+    assert_eq!(listed, expected);
+    let legacy_left: bool = redis::cmd("EXISTS")
+        .arg(&legacy)
+        .query(&mut conn)
+        .expect("EXISTS");
+    assert!(!legacy_left, "the set is gone once moved");
 }

@@ -723,7 +723,7 @@ async fn listen_address_and_redis_url_can_come_from_the_environment() {
 
     let tenant = Tenant::parse("tenant", "dev").expect("valid");
     let pool = PoolName::parse("pool", &pool).expect("valid");
-    let keys = leasehold::store::keys::pool_keys(&tenant, &pool, None);
+    let keys = leasehold::store::keys::pool_keys(&tenant, &pool);
     let exists: u64 = redis::cmd("EXISTS")
         .arg(&keys[0])
         .query(&mut private.connection())
@@ -814,7 +814,6 @@ async fn dev_serves_tenant_dev_without_a_key_and_stops_its_redis_on_sigterm() {
     let pool_key = &leasehold::store::keys::pool_keys(
         &tenant,
         &PoolName::parse("pool", &pool).expect("valid"),
-        None,
     )[0];
     let mut conn = redis::Client::open(format!("redis://127.0.0.1:{redis_port}"))
         .expect("client")

@@ -18,19 +18,34 @@ fn fresh_pool() -> (Tenant, PoolName, Vec<String>) {
     )
     .expect("valid tenant");
     let pool = PoolName::parse("pool", &pool_name()).expect("valid pool");
-    let keys = leasehold::store::keys::pool_keys(&tenant, &pool, None);
+    let keys = leasehold::store::keys::pool_keys(&tenant, &pool);
     assert!(keys.len() >= 9, "{keys:?}");
     (tenant, pool, keys)
 }
 
-/// Runs `script` with `keys` and ARGV = ['', ''] (no idempotency) followed by `args`.
+/// Runs `script` with `keys` and ARGV = ['', ''] (no idempotency) followed by `args`; for
+/// the scripts that take limits and may create the pool (`add_items`, `put_item`), with
+/// the default limits and the pool's name reserved.
 fn run(script: &Script, keys: &[String], args: &[&str]) -> redis::RedisResult<Value> {
+    let scripts = Scripts::new();
+    let quotas = leasehold::store::Quotas::default();
+    let (max_items, max_bytes) = (
+        quotas.max_items_per_pool.to_string(),
+        quotas.max_pool_bytes.to_string(),
+    );
+    let mut args: Vec<&str> = args.to_vec();
+    if script.get_hash() == scripts.add_items.get_hash() {
+        args.splice(0..0, [max_items.as_str(), max_bytes.as_str(), "1"]);
+    } else if script.get_hash() == scripts.put_item.get_hash() {
+        args.resize(9, "");
+        args.extend([max_items.as_str(), max_bytes.as_str(), "1"]);
+    }
     let mut invocation = script.prepare_invoke();
     for key in keys {
         invocation.key(key);
     }
     invocation.arg("").arg("");
-    for arg in args {
+    for arg in &args {
         invocation.arg(*arg);
     }
     let (json, replayed): (String, i64) = invocation.invoke(&mut redis().connection())?;

@@ -1011,3 +1011,63 @@ return outcomes;
     })
     .await;
 }
+
+#[tokio::test]
+async fn dashboard_pages_through_the_pools_fifty_at_a_time() {
+    let app = spawn_app().await;
+    let mut names: Vec<String> = (0..53).map(|n| format!("p{n:02}")).collect();
+    for name in &names {
+        app.put(&format!("/v1/pools/{name}"), json!({}))
+            .await
+            .expect(201);
+    }
+    names.sort();
+    let shown_names = |shown: &Value| -> Vec<String> {
+        shown["pools"]
+            .as_array()
+            .map(|rows| {
+                rows.iter()
+                    .map(|r| r["name"].as_str().unwrap_or_default().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    with_browser(|page| async move {
+        open_dashboard(&page, &app.url(""), &app.key).await;
+        let first = names[..50].to_vec();
+        wait_for_page(&page, "the first fifty pools", |shown| {
+            (shown_names(shown) == first).then_some(())
+        })
+        .await;
+        page.find(Locator::Id("pools-next"))
+            .await
+            .expect("a next button")
+            .click()
+            .await
+            .expect("clicked");
+        let rest = names[50..].to_vec();
+        wait_for_page(&page, "the last three pools", |shown| {
+            (shown_names(shown) == rest).then_some(())
+        })
+        .await;
+        let next_disabled: Value = page
+            .execute(
+                "return document.getElementById('pools-next').disabled;",
+                vec![],
+            )
+            .await
+            .expect("script");
+        assert_eq!(next_disabled, json!(true), "no page after the last");
+        page.find(Locator::Id("pools-first"))
+            .await
+            .expect("a first button")
+            .click()
+            .await
+            .expect("clicked");
+        wait_for_page(&page, "the first fifty pools again", |shown| {
+            (shown_names(shown) == first).then_some(())
+        })
+        .await;
+    })
+    .await;
+}

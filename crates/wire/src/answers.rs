@@ -171,6 +171,9 @@ pub struct Pool {
     pub config: PoolConfig,
     pub counts: PoolCounts,
     pub stats: PoolStats,
+    /// What the pool holds, against its limits (absent from a server before quotas).
+    #[serde(default)]
+    pub usage: Option<PoolUsage>,
     #[serde(default)]
     #[cfg_attr(feature = "utoipa", schema(format = DateTime))]
     pub created_at: Option<String>,
@@ -187,11 +190,63 @@ pub struct PoolSummary {
     pub counts: PoolCounts,
 }
 
-/// `GET /v1/pools`: the tenant's pools, by name.
+/// `GET /v1/pools`: a page of the tenant's pools, by name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
 pub struct PoolList {
     pub pools: Vec<PoolSummary>,
+    /// Pass as `after` for the next page; null on the last page.
+    #[serde(default)]
+    pub next_after: Option<String>,
+}
+
+/// What a pool holds, counted exactly by every script that changes it, and the limits a
+/// write that adds items or item data is held to (`quota_exceeded` past them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct PoolUsage {
+    /// Items, in every state.
+    pub items: u64,
+    pub max_items: u64,
+    /// `data_bytes + event_bytes + answer_bytes`.
+    pub bytes: u64,
+    pub max_bytes: u64,
+    /// Items' ids and data (as compact JSON).
+    pub data_bytes: u64,
+    /// The event log's entries (their fields and values).
+    pub event_bytes: u64,
+    /// Answers kept for replay under an `Idempotency-Key`.
+    pub answer_bytes: u64,
+}
+
+/// The limits a tenant's writes are held to: the server's defaults (flags), or the
+/// tenant's own from the API key file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct Quotas {
+    pub max_pools_per_tenant: u64,
+    pub max_items_per_pool: u64,
+    pub max_pool_bytes: u64,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Quotas {
+            max_pools_per_tenant: 10_000,
+            max_items_per_pool: 10_000_000,
+            max_pool_bytes: 1 << 30,
+        }
+    }
+}
+
+/// `GET /v1/tenant`: the caller's tenant, its pools and its limits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "utoipa", derive(utoipa::ToSchema))]
+pub struct TenantInfo {
+    pub tenant: String,
+    /// Pools, counting names reserved for one being created.
+    pub pools: u64,
+    pub limits: Quotas,
 }
 
 /// Values drawn from a counter: a contiguous batch within one period.

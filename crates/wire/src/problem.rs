@@ -78,6 +78,9 @@ problem_codes! {
     /// This `Idempotency-Key` was used before for a different request.
     IdempotencyKeyReused = "idempotency_key_reused", 409,
         "this Idempotency-Key was used for a different request";
+    /// The write would take the pool or the tenant past a limit (`quota` names it).
+    QuotaExceeded = "quota_exceeded", 409,
+        "the write would pass a limit of the pool or the tenant (`quota` names it, with `limit` and `usage`): free room or raise the limit";
     /// `If-Match` / `If-None-Match` did not hold.
     PreconditionFailed = "precondition_failed", 412,
         "a precondition (If-Match / If-None-Match) failed";
@@ -163,7 +166,8 @@ mod tests {
 
     #[test]
     fn a_code_from_a_newer_server_reads_as_unknown() {
-        let code: ProblemCode = serde_json::from_str("\"quota_exceeded\"").expect("reads");
+        let code: ProblemCode =
+            serde_json::from_str("\"role_forbidden_in_a_later_version\"").expect("reads");
         assert_eq!(code, ProblemCode::Unknown);
         assert_eq!(code.status(), 500);
     }
