@@ -16,8 +16,5 @@ local refusal = check_preconditions(it, cfg, ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 if refusal then return refusal end
 if not it then return refuse('not_found', nil) end
 
-unindex(id, it)
-redis.call('HDEL', K_ITEMS, id)
-DATA_DELTA = DATA_DELTA - data_size(id, it)
-event('deleted', id, it)
+remove_item(id, it, 'deleted')
 return finish({ok = {deleted = id}})

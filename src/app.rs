@@ -23,17 +23,20 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
+use crate::auth::Auth;
 use crate::config::{ServeLimits, Settings};
 use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::store::{StartError, Store};
 
-/// The application: its router, the store whose waits end when it stops, and the limits
-/// it serves connections with.
+/// The application: its router, the store whose waits end when it stops, the limits it
+/// serves connections with, and who it sweeps pools for.
 pub struct App {
     router: Router,
     store: Store,
     limits: ServeLimits,
+    auth: Auth,
+    sweep_interval: Duration,
 }
 
 impl App {
@@ -51,6 +54,13 @@ impl App {
         http.timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout);
         let mut connections = tokio::task::JoinSet::new();
+        let sweeper = (!self.sweep_interval.is_zero()).then(|| {
+            tokio::spawn(sweep_forever(
+                self.store.clone(),
+                self.auth.clone(),
+                self.sweep_interval,
+            ))
+        });
         tokio::pin!(shutdown);
         loop {
             // Reap the connections that have ended.
@@ -81,6 +91,9 @@ impl App {
             });
         }
         drop(listener);
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
         self.store.stop_waiting();
         if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
             .await
@@ -128,7 +141,25 @@ pub async fn build(settings: &Settings) -> Result<App, StartError> {
         router,
         store: state.store().clone(),
         limits: settings.serve,
+        auth: settings.auth.clone(),
+        sweep_interval: settings.sweep_interval,
     })
+}
+
+/// Sweeps every pool of every tenant the key file names, once an `interval`, one replica
+/// at a time across them all: what time alone does to pools nobody calls on (expired
+/// leases applied, finished items past their keep time and expired answers removed).
+async fn sweep_forever(store: Store, auth: Auth, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match store.sweep_pools(&auth.tenants(), interval).await {
+            Ok(Some(pools)) => tracing::debug!(pools, "swept the pools"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "sweeping the pools failed; trying again later"),
+        }
+    }
 }
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -94,6 +94,21 @@ impl Auth {
         self
     }
 
+    /// Every tenant a key is in force for (and `dev`, where requests without a key are
+    /// taken), each once.
+    pub fn tenants(&self) -> Vec<Tenant> {
+        let table = Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner));
+        let mut tenants: Vec<Tenant> = table.keys.iter().map(|(t, _)| t.clone()).collect();
+        if self.allow_anonymous {
+            if let Ok(dev) = Tenant::parse("tenant", ANONYMOUS_TENANT) {
+                tenants.push(dev);
+            }
+        }
+        tenants.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        tenants.dedup();
+        tenants
+    }
+
     /// A tenant's limits: its own from the key file, else the defaults.
     pub fn quotas(&self, tenant: &Tenant) -> Quotas {
         let table = Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner));

@@ -113,3 +113,157 @@ pub fn script_sha(name: &str) -> Result<String, String> {
         .map(|(_, script)| script.get_hash().to_owned())
         .ok_or_else(|| format!("no script {name:?} (one of lua/*.lua, without .lua)"))
 }
+
+/// What `leasehold bench soak` runs: items flowing through add → claim → complete (and one
+/// in a hundred released once, so that it dies) on one pool of a running server, while
+/// Redis's `used_memory` is sampled.
+#[derive(Debug, Clone)]
+pub struct Soak {
+    /// The server's base URL.
+    pub url: String,
+    /// The server's Redis, to read `used_memory` from.
+    pub redis: String,
+    /// How many items flow through in all.
+    pub items: u64,
+    /// The pool's keep_done_ms and keep_dead_ms (`None`: for ever, the negative control).
+    pub keep_ms: Option<u64>,
+    /// Concurrent workers, each claiming up to 50 at a time.
+    pub workers: usize,
+    /// Seconds between memory samples.
+    pub every_secs: u64,
+}
+
+/// Items a worker adds when it finds the pool empty, and claims at once.
+const SOAK_ADD: u64 = 500;
+const SOAK_CLAIM: u32 = 50;
+
+/// The memory samples of a soak: (seconds since the start, items through, used_memory).
+pub type Samples = Vec<(f64, u64, u64)>;
+
+/// Runs a soak and prints a line per sample as it goes; answers the samples.
+pub async fn soak(options: &Soak) -> Result<Samples, String> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let client = crate::client::Client::builder(options.url.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let pool = format!("soak-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let settings = crate::client::PoolSettings {
+        max_attempts: Some(1),
+        keep_done_ms: Some(options.keep_ms),
+        keep_dead_ms: Some(options.keep_ms),
+        ..Default::default()
+    };
+    client
+        .put_pool(&pool, &settings)
+        .await
+        .map_err(|e| e.to_string())?;
+    let redis = redis::Client::open(options.redis.as_str()).map_err(|e| e.to_string())?;
+    let mut conn = redis
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let added = Arc::new(AtomicU64::new(0));
+    let through = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let data = serde_json::json!({"note": "x".repeat(200)});
+
+    let mut workers = tokio::task::JoinSet::new();
+    for w in 0..options.workers.max(1) {
+        let (client, pool, added, through, data) = (
+            client.clone(),
+            pool.clone(),
+            Arc::clone(&added),
+            Arc::clone(&through),
+            data.clone(),
+        );
+        let total = options.items;
+        workers.spawn(async move {
+            let claim = crate::client::Claim {
+                count: Some(SOAK_CLAIM),
+                ..crate::client::Claim::new(format!("w{w}"))
+            };
+            while through.load(Ordering::Relaxed) < total {
+                let leases = client
+                    .claim_next(&pool, &claim)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if leases.is_empty() {
+                    let first = added.fetch_add(SOAK_ADD, Ordering::Relaxed);
+                    if first >= total {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        continue;
+                    }
+                    let items: Vec<crate::client::NewItem> = (first..(first + SOAK_ADD).min(total))
+                        .map(|i| crate::client::NewItem {
+                            data: Some(data.clone()),
+                            ..crate::client::NewItem::new(format!("i{i}"))
+                        })
+                        .collect();
+                    client
+                        .add_items(&pool, &items)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    continue;
+                }
+                for lease in leases {
+                    let n: u64 = lease.id()[1..].parse().unwrap_or(0);
+                    if n % 100 == 99 {
+                        lease
+                            .release(&crate::client::Release::default())
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    } else {
+                        lease.complete(None).await.map_err(|e| e.to_string())?;
+                    }
+                    through.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok::<(), String>(())
+        });
+    }
+
+    let mut samples = Samples::new();
+    let every = Duration::from_secs(options.every_secs.max(1));
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                let info: String = redis::cmd("INFO")
+                    .arg("memory")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let used = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("used_memory:"))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .ok_or("no used_memory in INFO memory")?;
+                let sample = (started.elapsed().as_secs_f64(), through.load(Ordering::Relaxed), used);
+                println!(
+                    "{:>6.0} s  {:>9} items through  used_memory {:>7.1} MiB",
+                    sample.0,
+                    sample.1,
+                    used as f64 / 1_048_576.0
+                );
+                samples.push(sample);
+            }
+            done = workers.join_next() => match done {
+                None => break,
+                Some(Ok(Ok(()))) => {}
+                Some(Ok(Err(e))) => return Err(e),
+                Some(Err(e)) => return Err(e.to_string()),
+            },
+        }
+    }
+    Ok(samples)
+}
+
+/// The verdict on a soak's samples: the memory after the first `warm_secs` (the flow
+/// settled, the keep time filled), the last while items still flowed, and their ratio.
+pub fn flatness(samples: &Samples, warm_secs: f64) -> Option<(u64, u64, f64)> {
+    let settled = samples.iter().find(|(at, _, _)| *at >= warm_secs)?.2;
+    let last = samples.last()?.2;
+    Some((settled, last, last as f64 / settled as f64))
+}

@@ -68,6 +68,30 @@ pub enum BenchCommand {
         #[arg(long)]
         counter: Option<String>,
     },
+    /// Run items through add → claim → complete (one in a hundred released once, so that
+    /// it dies) on a new pool of a running server, printing Redis's used_memory as it
+    /// goes, then how much it grew after the first minute.
+    Soak {
+        /// The server.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// Its Redis.
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        items: u64,
+        /// The pool's keep_done_ms and keep_dead_ms; `forever` for none (the control).
+        #[arg(long, default_value = "10000")]
+        keep_ms: String,
+        #[arg(long, default_value_t = 16)]
+        workers: usize,
+        /// Seconds between samples.
+        #[arg(long, default_value_t = 10)]
+        every: u64,
+        /// Seconds after which the flow is taken as settled.
+        #[arg(long, default_value_t = 60)]
+        warm: u64,
+    },
     /// Connect to Redis (which loads every script) and print the SHA of one, named after
     /// its file in lua/.
     Sha {

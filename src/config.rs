@@ -73,6 +73,11 @@ pub struct ServerArgs {
     /// answers (the key file's `max_pool_bytes=` wins for its tenant).
     #[arg(long, env = "LEASEHOLD_MAX_POOL_BYTES", default_value_t = Quotas::default().max_pool_bytes)]
     pub max_pool_bytes: u64,
+    /// How often the replicas sweep every pool (one replica at a time): expired leases
+    /// applied, done and dead items past `keep_done_ms`/`keep_dead_ms` and expired stored
+    /// answers removed, also in pools nobody calls on. 0: never.
+    #[arg(long, env = "LEASEHOLD_SWEEP_INTERVAL_SECS", default_value_t = 60)]
+    pub sweep_interval_secs: u64,
     /// On shutdown, how long requests under way may take to finish before every
     /// connection is closed.
     #[arg(long, env = "LEASEHOLD_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
@@ -122,6 +127,8 @@ pub struct Settings {
     /// How long a live event stream lasts at most.
     pub stream_max: Duration,
     pub serve: ServeLimits,
+    /// How often every pool is swept (zero: never).
+    pub sweep_interval: Duration,
 }
 
 impl Settings {
@@ -164,6 +171,7 @@ impl Settings {
                 burst: server.rate_burst.unwrap_or(server.rate_limit).max(1),
             }),
             stream_max: Duration::from_secs(server.stream_max_secs.max(1)),
+            sweep_interval: Duration::from_secs(server.sweep_interval_secs),
             serve: ServeLimits {
                 header_timeout: Duration::from_secs(server.header_timeout_secs.max(1)),
                 body_timeout: Duration::from_secs(server.body_timeout_secs.max(1)),

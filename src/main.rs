@@ -231,6 +231,40 @@ async fn bench(command: BenchCommand) -> Result<(), String> {
                 leasehold::bench::counter_keys(&tenant(&t)?, &counter).join(" ")
             );
         }
+        BenchCommand::Soak {
+            url,
+            redis,
+            items,
+            keep_ms,
+            workers,
+            every,
+            warm,
+        } => {
+            let keep_ms = match keep_ms.as_str() {
+                "forever" => None,
+                ms => Some(
+                    ms.parse()
+                        .map_err(|_| format!("--keep-ms {ms}: a number or `forever`"))?,
+                ),
+            };
+            let options = leasehold::bench::Soak {
+                url,
+                redis,
+                items,
+                keep_ms,
+                workers,
+                every_secs: every,
+            };
+            let samples = leasehold::bench::soak(&options).await?;
+            match leasehold::bench::flatness(&samples, warm as f64) {
+                Some((settled, last, ratio)) => println!(
+                    "after {warm} s: {:.1} MiB; last: {:.1} MiB; last / after {warm} s = {ratio:.2}",
+                    settled as f64 / 1_048_576.0,
+                    last as f64 / 1_048_576.0
+                ),
+                None => println!("the run ended before {warm} s: no verdict"),
+            }
+        }
         BenchCommand::Sha { redis, script } => {
             let sha = leasehold::bench::script_sha(&script)?;
             leasehold::bench::connect(&redis).await?;

@@ -2,7 +2,8 @@
 --
 -- KEYS (the same twelve, in this order, for every pool script; all share the pool's hash tag):
 --   1 pool      hash: config (lease_ms, max_leases_per_holder, max_attempts,
---               require_if_match, max_events), created_at, updated_at, the arrival
+--               require_if_match, max_events, keep_done_ms and keep_dead_ms: how long
+--               done and dead items are kept, -1 for ever), created_at, updated_at, the arrival
 --               counter seq, stats claims, conflicts, expired, and the bytes the pool
 --               holds: data_bytes (items: id + data), event_bytes (events: their fields
 --               and values), answer_bytes (stored answers: lib/idempotency.lua), each kept
@@ -45,6 +46,11 @@ local NOW_TEXT = int_text(NOW)
 local RECLAIM_LIMIT = '64'
 -- A pool keeps its last max_events events (DEFAULT_MAX_EVENTS unless set; 0: none).
 local DEFAULT_MAX_EVENTS = 10000
+-- Done items are kept 7 days and dead ones 30 unless the pool says otherwise (-1: for ever).
+local DEFAULT_KEEP_DONE_MS = 604800000
+local DEFAULT_KEEP_DEAD_MS = 2592000000
+-- How many finished items one call removes at most, oldest first, once their time is up.
+local RETIRE_LIMIT = 64
 -- The pool's max_events, read once a call (by pool_config or the first event).
 local MAX_EVENTS = nil
 
@@ -87,17 +93,41 @@ local function finish(reply)
 end
 local function read_reply(reply) return {cjson.encode(noted(reply)), 0} end
 
+-- How long the pool keeps done and dead items (nil: for ever), read once a call (by
+-- pool_config or the first item to finish).
+local KEEP = nil
+local function keep_of(done, dead)
+  local function ms(v, default)
+    local n = tonumber(v) or default
+    if n < 0 then return nil end
+    return n
+  end
+  return {done = ms(done, DEFAULT_KEEP_DONE_MS), dead = ms(dead, DEFAULT_KEEP_DEAD_MS)}
+end
+
 local function pool_config()
   local v = redis.call('HMGET', K_POOL, 'lease_ms', 'max_leases_per_holder', 'max_attempts',
-    'require_if_match', 'max_events')
+    'require_if_match', 'max_events', 'keep_done_ms', 'keep_dead_ms')
   MAX_EVENTS = tonumber(v[5]) or DEFAULT_MAX_EVENTS
+  KEEP = keep_of(v[6], v[7])
   return {
     lease_ms = tonumber(v[1]) or 30000,
     max_leases_per_holder = tonumber(v[2]) or 0,
     max_attempts = tonumber(v[3]) or 0,
     require_if_match = tonumber(v[4]) or 0,
     max_events = MAX_EVENTS,
+    keep_done_ms = KEEP.done or -1,
+    keep_dead_ms = KEEP.dead or -1,
   }
+end
+
+-- How long items in `state` (done or dead) are kept, in ms; nil: for ever.
+local function keep_ms(state)
+  if KEEP == nil then
+    local v = redis.call('HMGET', K_POOL, 'keep_done_ms', 'keep_dead_ms')
+    KEEP = keep_of(v[1], v[2])
+  end
+  return KEEP[state]
 end
 
 local function max_events()
@@ -118,7 +148,8 @@ local function ensure_pool()
   redis.call('PERSIST', K_ANSWERS)
   redis.call('PERSIST', K_ANSWER_EXP)
   redis.call('HSET', K_POOL, 'lease_ms', 30000, 'max_leases_per_holder', 0, 'max_attempts', 0,
-    'require_if_match', 0, 'max_events', DEFAULT_MAX_EVENTS, 'created_at', NOW,
+    'require_if_match', 0, 'max_events', DEFAULT_MAX_EVENTS,
+    'keep_done_ms', DEFAULT_KEEP_DONE_MS, 'keep_dead_ms', DEFAULT_KEEP_DEAD_MS, 'created_at', NOW,
     'updated_at', NOW, 'data_bytes', '0', 'event_bytes', '0',
     'answer_bytes', int_text(answer_bytes))
   return true
@@ -274,9 +305,19 @@ local function event(kind, id, it, holder, token)
   trim_events(cap, math.max(1, math.min(100, math.floor(cap / 100))))
 end
 
+-- Removes an item whatever its state, recorded as an event of `kind` (with the state and
+-- version it had).
+local function remove_item(id, it, kind)
+  unindex(id, it)
+  redis.call('HDEL', K_ITEMS, id)
+  DATA_DELTA = DATA_DELTA - data_size(id, it)
+  event(kind, id, it)
+end
+
 -- Every change to an item goes through here: out of the index of its state, changed by
 -- `change`, +1 version and a new updated_at, into the index of its (new) state, saved,
--- and recorded as an event of `kind`.
+-- and recorded as an event of `kind`. An item that finished (done or dead) in a pool that
+-- keeps such items 0 ms is removed at once after that (a `removed` event).
 local function update(id, it, kind, change)
   local holder, token = it.h, it.t
   local size = data_size(id, it)
@@ -288,6 +329,25 @@ local function update(id, it, kind, change)
   index(id, it)
   save(id, it)
   event(kind, id, it, holder, token)
+  if (it.s == 'done' or it.s == 'dead') and keep_ms(it.s) == 0 then
+    remove_item(id, it, 'removed')
+  end
+end
+
+-- Removes up to `limit` done and dead items each whose time in the pool is up, oldest
+-- first; true when more are due than it removed.
+local function retire(limit)
+  local more = false
+  for _, finished in ipairs({{'done', K_DONE}, {'dead', K_DEAD}}) do
+    local keep = keep_ms(finished[1])
+    if keep then
+      local ids = redis.call('ZRANGE', finished[2], '-inf', int_text(NOW - keep), 'BYSCORE',
+        'LIMIT', '0', int_text(limit))
+      for _, id in ipairs(ids) do remove_item(id, load(id), 'removed') end
+      if #ids == limit then more = true end
+    end
+  end
+  return more
 end
 
 local function clear_lease(it)
@@ -343,12 +403,14 @@ local function touch(id, cfg)
   return it
 end
 
--- Applies expiry to at most RECLAIM_LIMIT expired leases and finished delays, oldest first.
+-- Applies expiry to at most RECLAIM_LIMIT expired leases and finished delays, oldest
+-- first, and removes up to RETIRE_LIMIT finished items whose time is up.
 local function reclaim(cfg)
   for _, key in ipairs({K_LEASED, K_DELAYED}) do
     local ids = redis.call('ZRANGE', key, '-inf', NOW_TEXT, 'BYSCORE', 'LIMIT', '0', RECLAIM_LIMIT)
     for _, id in ipairs(ids) do touch(id, cfg) end
   end
+  retire(RETIRE_LIMIT)
 end
 
 local function lease_valid(it, holder, token)

@@ -343,6 +343,16 @@ fn entity_tags(
     Ok(versions.join(","))
 }
 
+/// For a field where `null` says something (`Some(None)`) and leaving it out says nothing
+/// (`None`): use with `#[serde(default, deserialize_with = "present")]`.
+pub(super) fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

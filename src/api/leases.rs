@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use super::data::Data;
@@ -271,16 +271,11 @@ pub async fn complete(
     item_reply(&pool, answer.value, answer.replayed)
 }
 
-/// `Some(None)` for an explicit `null`, `None` for a missing field.
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<Holder>>, D::Error> {
-    Option::<Holder>::deserialize(d).map(Some)
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssignBody {
     /// The new holder, or null to unassign.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::extract::present")]
     #[schema(value_type = Option<Holder>, required = true)]
     holder: Option<Option<Holder>>,
     /// Default: the pool's `lease_ms`.

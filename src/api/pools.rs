@@ -34,6 +34,16 @@ pub struct PutPoolBody {
     /// How many of its latest events the pool's log keeps (default 10000; 0: no log).
     /// A smaller number drops the oldest at once.
     max_events: Option<EventLogSize>,
+    /// How long a done item is kept, in ms, before it is removed (a `removed` event):
+    /// default 604800000 (7 days); 0: removed on completion; null: kept for ever.
+    #[serde(default, deserialize_with = "super::extract::present")]
+    #[schema(value_type = Option<DurationMs>, nullable)]
+    keep_done_ms: Option<Option<DurationMs>>,
+    /// How long a dead item is kept, in ms: default 2592000000 (30 days); 0: removed when
+    /// it dies; null: kept for ever.
+    #[serde(default, deserialize_with = "super::extract::present")]
+    #[schema(value_type = Option<DurationMs>, nullable)]
+    keep_dead_ms: Option<Option<DurationMs>>,
 }
 
 /// Creates a pool, or changes its settings.
@@ -62,6 +72,8 @@ pub async fn put_pool(
         max_attempts: body.max_attempts.map(PoolLimit::get),
         require_if_match: body.require_if_match,
         max_events: body.max_events.map(EventLogSize::get),
+        keep_done_ms: body.keep_done_ms.map(|keep| keep.map(DurationMs::get)),
+        keep_dead_ms: body.keep_dead_ms.map(|keep| keep.map(DurationMs::get)),
     };
     let answer = app
         .store()

@@ -24,6 +24,7 @@
 //! | `lh:{t}:rate` | string | the tenant's rate limiter (GCRA arrival time, µs) |
 //! | `lh:{t/ctr/c}:p:<period>` | string | a counter's last value in a period |
 //! | `lh:{t/ctr/c}:answers`, `:answer_exp` | hash, zset | stored answers, as for a pool; they expire with the newest |
+//! | `lh:{}:sweep` | string | set by the replica sweeping the pools, for one sweep interval |
 //! | `lh:{}:ready` | string | written by `/readyz` to see that Redis takes writes; expires after 10 s |
 //! | `lh:{…}:ack` | string | written before `WAIT` under `replicas:N`, so that a read waits for the replicas too; expires after a minute |
 
@@ -102,6 +103,9 @@ pub fn counter_answers(tenant: &Tenant, name: &CounterName) -> [String; 2] {
 
 /// What `/readyz` writes to see that Redis takes writes. No tenant's: its tag is empty.
 pub const READY_PROBE: &str = "lh:{}:ready";
+
+/// Set by the replica whose turn it is to sweep every pool, for the sweep interval.
+pub const SWEEP_TURN: &str = "lh:{}:sweep";
 
 /// The key written before `WAIT` under `--durability replicas:N`, in the slot of `key` (a
 /// key of this layout, which carries its tag right after `lh:`).

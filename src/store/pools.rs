@@ -16,6 +16,9 @@ pub struct PoolSettings {
     pub max_attempts: Option<u64>,
     pub require_if_match: Option<bool>,
     pub max_events: Option<u64>,
+    /// `Some(None)`: keep for ever.
+    pub keep_done_ms: Option<Option<u64>>,
+    pub keep_dead_ms: Option<Option<u64>>,
 }
 
 pub use leasehold_wire::answers::{PoolConfig, PoolSummary, Quotas};
@@ -32,6 +35,9 @@ struct ScriptConfig {
     /// replay).
     #[serde(default = "default_max_events")]
     max_events: u64,
+    /// -1: for ever.
+    keep_done_ms: i64,
+    keep_dead_ms: i64,
 }
 
 fn default_max_events() -> u64 {
@@ -48,6 +54,8 @@ fn script_config<'de, D: serde::Deserializer<'de>>(
         max_attempts: c.max_attempts,
         require_if_match: c.require_if_match != 0,
         max_events: c.max_events,
+        keep_done_ms: u64::try_from(c.keep_done_ms).ok(),
+        keep_dead_ms: u64::try_from(c.keep_dead_ms).ok(),
     })
 }
 
@@ -129,12 +137,19 @@ impl PoolRef<'_> {
         quotas: &Quotas,
     ) -> Result<Answer<(PoolView, bool)>, StoreError> {
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let keep = |v: Option<Option<u64>>| match v {
+            None => String::new(),
+            Some(None) => "-1".to_owned(),
+            Some(Some(ms)) => ms.to_string(),
+        };
         let settings = [
             opt(settings.lease_ms),
             opt(settings.max_leases_per_holder),
             opt(settings.max_attempts),
             opt(settings.require_if_match.map(u64::from)),
             opt(settings.max_events),
+            keep(settings.keep_done_ms),
+            keep(settings.keep_dead_ms),
         ];
         let answer: Answer<PutPoolReply> = self
             .creating(&self.scripts().put_pool, idempotency, quotas, |reserved| {
@@ -152,6 +167,20 @@ impl PoolRef<'_> {
 
     pub async fn get_pool(&self) -> Result<PoolView, StoreError> {
         self.read(&self.scripts().get_pool, &[]).await
+    }
+
+    /// Does to the pool what time alone does (`lua/sweep_pool.lua`): at most `limit` each
+    /// of expired leases, finished items past their time and expired answers. True when
+    /// more is due.
+    pub async fn sweep(&self, limit: u64) -> Result<bool, StoreError> {
+        #[derive(Deserialize)]
+        struct Swept {
+            more: bool,
+        }
+        let swept: Swept = self
+            .read(&self.scripts().sweep_pool, &[limit.to_string()])
+            .await?;
+        Ok(swept.more)
     }
 
     /// Deletes a pool and all its items in one constant-time script (keys are unlinked
@@ -300,6 +329,25 @@ impl Store {
         Ok(())
     }
 
+    /// A page of the tenant's pool names after `after` (none: from the first): the names
+    /// alone, for the sweeper.
+    pub async fn pool_names(
+        &self,
+        tenant: &Tenant,
+        after: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let page: IndexPage = self
+            .tenant_index(
+                Access::Read,
+                &self.scripts().list_pools,
+                tenant,
+                &[after.unwrap_or_default().to_owned(), limit.to_string()],
+            )
+            .await?;
+        Ok(page.names)
+    }
+
     /// How many pools the tenant has (names reserved for one being created count).
     pub async fn tenant_pools(&self, tenant: &Tenant) -> Result<u64, StoreError> {
         let page: IndexPage = self
@@ -362,5 +410,63 @@ impl Store {
             }
         }
         Ok((pools, next_after))
+    }
+}
+
+/// How much one sweep call does at most, of each kind (`lua/sweep_pool.lua`), and how many
+/// calls one pool gets in one pass.
+const SWEEP_LIMIT: u64 = 1000;
+const SWEEP_CALLS_PER_POOL: usize = 100;
+/// How many pool names a pass reads at once.
+const SWEEP_PAGE: u64 = 1000;
+
+impl Store {
+    /// One pass of the sweeper over every pool of `tenants`, if no other replica made one
+    /// within `interval` (a Redis key says who did): how many pools it swept, or `None` when
+    /// it was another replica's turn.
+    pub async fn sweep_pools(
+        &self,
+        tenants: &[Tenant],
+        interval: std::time::Duration,
+    ) -> Result<Option<usize>, StoreError> {
+        let turn: Option<String> = self
+            .query(
+                redis::cmd("SET")
+                    .arg(keys::SWEEP_TURN)
+                    .arg(uuid::Uuid::new_v4().to_string())
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(interval.as_millis().max(1) as u64)
+                    .clone(),
+            )
+            .await?;
+        if turn.is_none() {
+            return Ok(None);
+        }
+        let mut swept = 0;
+        for tenant in tenants {
+            let mut after: Option<String> = None;
+            loop {
+                let names = self
+                    .pool_names(tenant, after.as_deref(), SWEEP_PAGE)
+                    .await?;
+                for name in &names {
+                    let Ok(pool) = PoolName::parse("pool", name) else {
+                        continue;
+                    };
+                    for _ in 0..SWEEP_CALLS_PER_POOL {
+                        if !self.pool(tenant, &pool).sweep(SWEEP_LIMIT).await? {
+                            break;
+                        }
+                    }
+                    swept += 1;
+                }
+                if (names.len() as u64) < SWEEP_PAGE {
+                    break;
+                }
+                after = names.last().cloned();
+            }
+        }
+        Ok(Some(swept))
     }
 }

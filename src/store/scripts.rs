@@ -84,6 +84,7 @@ scripts! {
     list_leases: pool;
     list_events: pool;
     counter_next: idempotency;
+    sweep_pool: pool;
     reserve_pool: tenant;
     list_pools: tenant;
     unlist_pool: tenant;
@@ -133,6 +134,14 @@ mod tests {
         assert_eq!(
             lua_constant(pool, "DEFAULT_MAX_EVENTS"),
             i128::from(super::super::DEFAULT_MAX_EVENTS)
+        );
+        assert_eq!(
+            lua_constant(pool, "DEFAULT_KEEP_DONE_MS"),
+            i128::from(leasehold_wire::numbers::DEFAULT_KEEP_DONE_MS)
+        );
+        assert_eq!(
+            lua_constant(pool, "DEFAULT_KEEP_DEAD_MS"),
+            i128::from(leasehold_wire::numbers::DEFAULT_KEEP_DEAD_MS)
         );
         let page = format!(", 1, {})", PageLimit::MAX);
         for listing in [

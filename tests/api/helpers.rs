@@ -299,6 +299,9 @@ pub struct Options {
     pub quotas: leasehold::store::Quotas,
     /// How long answers are kept for replay (default a day).
     pub idempotency_ttl_secs: Option<u64>,
+    /// How often the app sweeps every pool (default: never, so that apps sharing one
+    /// Redis do not take each other's turns).
+    pub sweep_interval_secs: Option<u64>,
 }
 
 /// The keys an app accepts: its default tenant's, another tenant's, and the file.
@@ -371,6 +374,7 @@ pub fn settings_for(options: Options, auth: Auth) -> (Settings, String) {
         max_pools_per_tenant: options.quotas.max_pools_per_tenant,
         max_items_per_pool: options.quotas.max_items_per_pool,
         max_pool_bytes: options.quotas.max_pool_bytes,
+        sweep_interval_secs: options.sweep_interval_secs.unwrap_or(0),
     };
     if let Some(limit) = options.max_body_bytes {
         server.max_body_bytes = limit;

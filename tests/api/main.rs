@@ -25,6 +25,7 @@ mod pools;
 mod processes;
 mod proxy;
 mod quotas;
+mod retention;
 mod scripts;
 mod tenants;
 mod tls;

@@ -25,6 +25,8 @@ async fn put_pool_creates_with_201_then_updates_with_200() {
             "max_attempts": 0,
             "require_if_match": false,
             "max_events": 10000,
+            "keep_done_ms": 604_800_000,
+            "keep_dead_ms": 2_592_000_000_u64,
         })
     );
     assert!(created["created_at"].is_string(), "{created:#?}");
@@ -48,6 +50,7 @@ async fn put_pool_keeps_settings_not_given() {
             "max_attempts": 4,
             "require_if_match": true,
             "max_events": 500,
+            "keep_done_ms": 60_000,
         }),
     )
     .await
@@ -62,6 +65,8 @@ async fn put_pool_keeps_settings_not_given() {
         "max_attempts": 9,
         "require_if_match": true,
         "max_events": 500,
+        "keep_done_ms": 60_000,
+        "keep_dead_ms": 2_592_000_000_u64,
     });
     assert_eq!(updated["config"], expected);
     let read = app.get(&pool_path(&pool)).await.expect(200);
@@ -81,6 +86,8 @@ async fn new_pool_has_default_settings() {
             "max_attempts": 0,
             "require_if_match": false,
             "max_events": 10000,
+            "keep_done_ms": 604_800_000,
+            "keep_dead_ms": 2_592_000_000_u64,
         })
     );
     assert_eq!(

@@ -33,6 +33,13 @@ pub struct PoolSettings {
     pub require_if_match: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_events: Option<u64>,
+    /// How long done items are kept, in ms: `Some(None)` keeps them for ever (`null`),
+    /// `None` leaves the setting as it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_done_ms: Option<Option<u64>>,
+    /// How long dead items are kept, as `keep_done_ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keep_dead_ms: Option<Option<u64>>,
 }
 
 /// An item to add.

@@ -157,6 +157,13 @@ pub struct PoolConfig {
     /// How many of its latest events the pool's log keeps (0: none; by default 10,000).
     #[serde(default = "default_max_events")]
     pub max_events: u64,
+    /// How long a done item is kept, in ms, then removed (a `removed` event); 0: removed
+    /// at once; null: kept for ever. By default 7 days.
+    #[serde(default)]
+    pub keep_done_ms: Option<u64>,
+    /// How long a dead item is kept, in ms (as `keep_done_ms`). By default 30 days.
+    #[serde(default)]
+    pub keep_dead_ms: Option<u64>,
 }
 
 fn default_max_events() -> u64 {

@@ -85,6 +85,9 @@ pub enum EventKind {
     Requeued,
     /// Deleted (`state` and `version` are the ones it had).
     Deleted,
+    /// Removed, done or dead, once the pool's `keep_done_ms` / `keep_dead_ms` was up
+    /// (`state` and `version` are the ones it had).
+    Removed,
 }
 
 impl EventKind {
@@ -103,6 +106,7 @@ impl EventKind {
             EventKind::Written => "written",
             EventKind::Requeued => "requeued",
             EventKind::Deleted => "deleted",
+            EventKind::Removed => "removed",
         }
     }
 }

@@ -162,6 +162,14 @@ bounded! {
 /// `lib/pool.lua`).
 pub const DEFAULT_MAX_EVENTS: u64 = 10_000;
 
+/// How long a pool keeps a done item unless it says otherwise: 7 days
+/// (`DEFAULT_KEEP_DONE_MS` in `lib/pool.lua`).
+pub const DEFAULT_KEEP_DONE_MS: u64 = 7 * 86_400_000;
+
+/// How long a pool keeps a dead item unless it says otherwise: 30 days
+/// (`DEFAULT_KEEP_DEAD_MS` in `lib/pool.lua`).
+pub const DEFAULT_KEEP_DEAD_MS: u64 = 30 * 86_400_000;
+
 impl PageLimit {
     /// The page size when none is asked for.
     pub const DEFAULT: PageLimit = PageLimit(100);
