@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use deadpool_redis::{PoolConfig, Runtime};
 use redis::TlsCertificates;
@@ -348,6 +348,8 @@ pub(super) struct Shared {
     connector: Connector,
     slots: Vec<Slot>,
     next: AtomicUsize,
+    /// What `Slot::last_used` counts from.
+    started: Instant,
 }
 
 struct Slot {
@@ -356,7 +358,16 @@ struct Slot {
     /// Held while connecting, so that one request connects and the others wait for it.
     connecting: tokio::sync::Mutex<()>,
     generations: AtomicU64,
+    /// When a request last took this slot's connection, in ms since `Shared::started`.
+    last_used: AtomicU64,
 }
+
+/// A shared connection no request took for this long is checked with a `PING` before the
+/// next request's command goes on it: Redis may have closed it meanwhile (restarted, or
+/// its `timeout` passed), and a dead one is then replaced while that command provably has
+/// not reached Redis, rather than failing it with an unknown outcome. Under load the
+/// connections are never idle this long, and nothing is added.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 impl Slot {
     fn current(&self) -> Option<(u64, SharedConn)> {
@@ -389,9 +400,11 @@ impl Shared {
                     current: Mutex::new(None),
                     connecting: tokio::sync::Mutex::new(()),
                     generations: AtomicU64::new(0),
+                    last_used: AtomicU64::new(0),
                 })
                 .collect(),
             next: AtomicUsize::new(0),
+            started: Instant::now(),
         })
     }
 
@@ -411,6 +424,16 @@ impl Shared {
 
     async fn get(&self) -> Result<(Conn, Origin<'_>), RedisError> {
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        let now = self.started.elapsed().as_millis() as u64;
+        let idle = now.saturating_sub(slot.last_used.swap(now, Ordering::Relaxed));
+        if let Some((generation, SharedConn::Multiplexed(mut conn))) = slot.current() {
+            if idle >= IDLE_CHECK.as_millis() as u64 {
+                let alive = redis::cmd("PING").query_async::<String>(&mut conn).await;
+                if alive.is_err() {
+                    slot.discard(generation);
+                }
+            }
+        }
         let (generation, conn) = match slot.current() {
             Some(open) => open,
             None => {

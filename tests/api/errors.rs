@@ -2,6 +2,8 @@
 //! detail; bad names never reach Redis; bodies are checked for type, shape and size;
 //! auth, routing and an unreachable Redis have their own codes.
 
+use std::time::Duration;
+
 use crate::helpers::*;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -393,6 +395,54 @@ async fn unreachable_redis_is_503_backend_unavailable_without_redis_error_text()
             "noscript",
         ] {
             assert!(!text.contains(leak), "the body leaks {leak:?}: {body:#}");
+        }
+    }
+}
+
+/// After Redis restarts, the shared connections a replica holds are dead. A replica that
+/// was idle checks such a connection before a request's command goes on it, and replaces
+/// it: the request never reached Redis on the dead one, so it is sent on the new one,
+/// instead of failing with 503 (once per connection, as it did).
+#[tokio::test]
+async fn after_redis_restarts_an_idle_replica_answers_every_request_without_a_503() {
+    let mut redis = RedisProcess::start(&["--appendonly", "yes"]);
+    let app = spawn_app_with(Options {
+        redis_url: Some(redis.url()),
+        connections: Some(leasehold::store::ConnectionMode::Shared),
+        ..Options::default()
+    })
+    .await;
+    let pool = pool_name();
+    for restart in 0..3 {
+        // Every shared connection in use before the restart.
+        for n in 0..8 {
+            app.put(
+                &format!("/v1/pools/{pool}/items/r{restart}-{n}"),
+                json!({"data": {}}),
+            )
+            .await
+            .expect(201);
+        }
+        redis.signal("KILL");
+        redis.wait_gone();
+        let (port, dir) = (redis.port, redis.dir.clone());
+        redis = RedisProcess::start_on(port, &dir, &["--appendonly", "yes"]);
+        // Idle for the time after which a connection is checked before use (that time
+        // going by is the condition itself).
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        for n in 0..8 {
+            let reply = app
+                .put(
+                    &format!("/v1/pools/{pool}/items/after-{restart}-{n}"),
+                    json!({"data": {}}),
+                )
+                .await;
+            assert_eq!(
+                reply.status.as_u16(),
+                201,
+                "request {n} after restart {restart}: {:?}",
+                reply.body
+            );
         }
     }
 }
