@@ -405,10 +405,19 @@ async fn unreachable_redis_is_503_backend_unavailable_without_redis_error_text()
 /// instead of failing with 503 (once per connection, as it did).
 #[tokio::test]
 async fn after_redis_restarts_an_idle_replica_answers_every_request_without_a_503() {
+    for mode in [
+        leasehold::store::ConnectionMode::Shared,
+        leasehold::store::ConnectionMode::Pooled,
+    ] {
+        restarts_answered_without_a_503(mode).await;
+    }
+}
+
+async fn restarts_answered_without_a_503(mode: leasehold::store::ConnectionMode) {
     let mut redis = RedisProcess::start(&["--appendonly", "yes"]);
     let app = spawn_app_with(Options {
         redis_url: Some(redis.url()),
-        connections: Some(leasehold::store::ConnectionMode::Shared),
+        connections: Some(mode),
         ..Options::default()
     })
     .await;
@@ -440,7 +449,7 @@ async fn after_redis_restarts_an_idle_replica_answers_every_request_without_a_50
             assert_eq!(
                 reply.status.as_u16(),
                 201,
-                "request {n} after restart {restart}: {:?}",
+                "{mode:?}: request {n} after restart {restart}: {:?}",
                 reply.body
             );
         }
