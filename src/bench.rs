@@ -267,3 +267,132 @@ pub fn flatness(samples: &Samples, warm_secs: f64) -> Option<(u64, u64, f64)> {
     let last = samples.last()?.2;
     Some((settled, last, last as f64 / settled as f64))
 }
+
+/// The heaviest requests the API takes, made against a running server (with a short
+/// `--sweep-interval-secs`, so a sweep runs too), while its Redis logs every call: the
+/// slowest call of each script, in microseconds, by Redis's own `SLOWLOG`.
+pub async fn script_budget(url: &str, redis_url: &str) -> Result<Vec<(String, u64)>, String> {
+    use crate::client::{Claim, Client, ItemFilter, NewItem, PoolSettings};
+    let e = |e: crate::client::Error| e.to_string();
+    let redis = redis::Client::open(redis_url).map_err(|e| e.to_string())?;
+    let mut conn = redis
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    for (name, value) in [
+        ("slowlog-log-slower-than", "0"),
+        ("slowlog-max-len", "1000000"),
+    ] {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    redis::cmd("SLOWLOG")
+        .arg("RESET")
+        .query_async::<()>(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let client = Client::builder(url.to_owned()).build().map_err(e)?;
+    let pool = format!("budget-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let settings = PoolSettings {
+        max_events: Some(100_000),
+        keep_done_ms: Some(Some(1)),
+        ..PoolSettings::default()
+    };
+    client.put_pool(&pool, &settings).await.map_err(e)?;
+    // The largest adds a body allows: 1,000 items of 1.9 KB, five times.
+    let blob = serde_json::json!({"blob": "b".repeat(1900)});
+    for batch in 0..5 {
+        let items: Vec<NewItem> = (0..1000)
+            .map(|i| NewItem {
+                data: Some(blob.clone()),
+                ..NewItem::new(format!("big-{batch}-{i}"))
+            })
+            .collect();
+        client.add_items(&pool, &items).await.map_err(e)?;
+    }
+    // A full log: 100,000 events.
+    for batch in 0..95 {
+        let items: Vec<NewItem> = (0..1000)
+            .map(|i| NewItem::new(format!("small-{batch}-{i}")))
+            .collect();
+        client.add_items(&pool, &items).await.map_err(e)?;
+    }
+    // The largest claims, completed with data: then 2,000 items are due for removal.
+    for _ in 0..20 {
+        let claim = Claim {
+            count: Some(100),
+            ..Claim::new("budget")
+        };
+        for lease in client.claim_next(&pool, &claim).await.map_err(e)? {
+            lease.complete(Some(blob.clone())).await.map_err(e)?;
+        }
+    }
+    // The largest pages.
+    let filter = ItemFilter {
+        limit: Some(1000),
+        ..ItemFilter::default()
+    };
+    client.list_items(&pool, &filter).await.map_err(e)?;
+    client
+        .list_events(&pool, None, Some(1000))
+        .await
+        .map_err(e)?;
+    // A sweep pass, then the log cut from 100,000 to 50,000 and to none at once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for max_events in [50_000, 0] {
+        let cut = PoolSettings {
+            max_events: Some(max_events),
+            ..PoolSettings::default()
+        };
+        client.put_pool(&pool, &cut).await.map_err(e)?;
+    }
+    client.delete_pool(&pool).await.map_err(e)?;
+
+    let names: std::collections::HashMap<String, &str> = store::Scripts::new()
+        .named()
+        .into_iter()
+        .map(|(name, script)| (script.get_hash().to_owned(), name))
+        .collect();
+    let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
+        .arg("GET")
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut slowest: std::collections::BTreeMap<String, u64> = Default::default();
+    for entry in log {
+        let redis::Value::Array(fields) = entry else {
+            continue;
+        };
+        let (Some(redis::Value::Int(micros)), Some(redis::Value::Array(args))) =
+            (fields.get(2), fields.get(3))
+        else {
+            continue;
+        };
+        let text = |v: &redis::Value| match v {
+            redis::Value::BulkString(b) => String::from_utf8_lossy(b).to_lowercase(),
+            redis::Value::SimpleString(s) => s.to_lowercase(),
+            _ => String::new(),
+        };
+        let (Some(command), Some(sha)) = (args.first().map(text), args.get(1).map(text)) else {
+            continue;
+        };
+        if command != "evalsha" {
+            continue;
+        }
+        let Some(name) = names.get(&sha) else {
+            continue;
+        };
+        let worst = slowest.entry((*name).to_owned()).or_default();
+        *worst = (*worst).max(*micros as u64);
+    }
+    let mut slowest: Vec<(String, u64)> = slowest.into_iter().collect();
+    slowest.sort_by(|a, b| b.1.cmp(&a.1));
+    Ok(slowest)
+}

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::ServerArgs;
-use crate::store::Durability;
+use crate::store::{Durability, NodeAuth};
 
 /// Share out work among many app instances without overlap: leases, version-checked
 /// items and daily counters, in Redis.
@@ -92,6 +92,14 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 60)]
         warm: u64,
     },
+    /// Make the heaviest requests the API takes against a running server (whose Redis
+    /// this sets to log every call) and print the slowest call of each script.
+    Budget {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+    },
     /// Connect to Redis (which loads every script) and print the SHA of one, named after
     /// its file in lua/.
     Sha {
@@ -147,6 +155,16 @@ pub struct ServeArgs {
     /// The name the sentinels monitor the primary under.
     #[arg(long, env = "LEASEHOLD_SENTINEL_MASTER")]
     pub sentinel_master: Option<String>,
+    /// With Sentinel: the user and password to log in to the servers the sentinels name,
+    /// as `user:password` (`:password` for the default user); the sentinels' own go in
+    /// their URLs.
+    #[arg(
+        long,
+        env = "LEASEHOLD_SENTINEL_AUTH",
+        requires = "redis_sentinel",
+        hide_env_values = true
+    )]
+    pub sentinel_auth: Option<NodeAuth>,
     /// TLS (`rediss://` URLs): the CA certificate (PEM) that signed Redis's certificate,
     /// trusted instead of the system's roots.
     #[arg(long, env = "LEASEHOLD_REDIS_CA_CERT")]

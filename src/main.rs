@@ -91,6 +91,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         (_, sentinels) => Topology::Sentinel {
             urls: sentinels.to_vec(),
             master: args.sentinel_master.clone().unwrap_or_default(),
+            auth: args.sentinel_auth.clone(),
         },
     };
     let backend = format!(
@@ -263,6 +264,12 @@ async fn bench(command: BenchCommand) -> Result<(), String> {
                     last as f64 / 1_048_576.0
                 ),
                 None => println!("the run ended before {warm} s: no verdict"),
+            }
+        }
+        BenchCommand::Budget { url, redis } => {
+            println!("{:<14} {:>12}", "script", "slowest call");
+            for (script, micros) in leasehold::bench::script_budget(&url, &redis).await? {
+                println!("{script:<14} {:>9.1} ms", micros as f64 / 1000.0);
             }
         }
         BenchCommand::Sha { redis, script } => {

@@ -30,8 +30,42 @@ pub enum Topology {
     Single(String),
     /// A Redis Cluster, from any of its nodes.
     Cluster(Vec<String>),
-    /// The primary that these sentinels name for `master`.
-    Sentinel { urls: Vec<String>, master: String },
+    /// The primary that these sentinels name for `master`, reached with `auth` where the
+    /// servers require a user (the sentinels' own credentials are in their URLs).
+    Sentinel {
+        urls: Vec<String>,
+        master: String,
+        auth: Option<NodeAuth>,
+    },
+}
+
+/// The user and password for the Redis servers Sentinel names: `user:password`, or
+/// `:password` for the default user.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NodeAuth {
+    pub username: Option<String>,
+    pub password: String,
+}
+
+impl std::str::FromStr for NodeAuth {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (username, password) = text
+            .split_once(':')
+            .ok_or("expected user:password (or :password for the default user)")?;
+        Ok(NodeAuth {
+            username: (!username.is_empty()).then(|| username.to_owned()),
+            password: password.to_owned(),
+        })
+    }
+}
+
+/// Never prints the password.
+impl std::fmt::Debug for NodeAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:***", self.username.as_deref().unwrap_or(""))
+    }
 }
 
 impl Topology {
@@ -54,7 +88,7 @@ impl Topology {
         match self {
             Topology::Single(url) => super::redacted(url),
             Topology::Cluster(urls) => format!("cluster {}", redact(urls)),
-            Topology::Sentinel { urls, master } => {
+            Topology::Sentinel { urls, master, .. } => {
                 format!("sentinel {} master {master}", redact(urls))
             }
         }
@@ -121,9 +155,10 @@ impl Backend {
         timeout: Duration,
     ) -> Result<Self, String> {
         let primary = match topology {
-            Topology::Sentinel { urls, master } => Some(Arc::new(Primary::new(
+            Topology::Sentinel { urls, master, auth } => Some(Arc::new(Primary::new(
                 urls.clone(),
                 master.clone(),
+                auth.clone(),
                 timeout,
             ))),
             Topology::Single(_) | Topology::Cluster(_) => None,

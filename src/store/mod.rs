@@ -31,7 +31,7 @@ use crate::names::{PoolName, Tenant};
 use leasehold_wire::problem::ProblemCode;
 
 use backend::Backend;
-pub use backend::{ConnectionMode, Topology};
+pub use backend::{ConnectionMode, NodeAuth, Topology};
 use call::Access;
 pub use call::Idempotency;
 pub use counters::{CounterDraw, CounterFormat, PeriodKind, date_in};

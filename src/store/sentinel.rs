@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, RedisError};
 
-use super::backend::client;
+use super::backend::{NodeAuth, client};
 
 /// While fenced, how often the sentinels are asked whether the failover is over (calls
 /// in between are refused at once).
@@ -66,22 +66,30 @@ struct View {
 pub(super) struct Primary {
     sentinels: Vec<String>,
     master: String,
+    /// How to log in to the servers the sentinels name.
+    auth: Option<NodeAuth>,
     timeout: Duration,
     state: Mutex<State>,
 }
 
 impl Primary {
-    pub fn new(sentinels: Vec<String>, master: String, timeout: Duration) -> Primary {
+    pub fn new(
+        sentinels: Vec<String>,
+        master: String,
+        auth: Option<NodeAuth>,
+        timeout: Duration,
+    ) -> Primary {
         Primary {
             sentinels,
             master,
+            auth,
             timeout,
             state: Mutex::new(State::default()),
         }
     }
 
-    /// The primary's `redis://host:port`, resolved first if it is not known; refused while
-    /// a failover of it is under way.
+    /// The primary's `redis://[user:password@]host:port`, resolved first if it is not
+    /// known; refused while a failover of it is under way.
     pub async fn url(&self) -> Result<String, RedisError> {
         if let Some(fenced) = self.fence_to_check()? {
             self.check_fence(&fenced).await?;
@@ -94,7 +102,27 @@ impl Primary {
         if self.is_fenced(&address) {
             return Err(failing_over(&address));
         }
-        Ok(format!("redis://{address}"))
+        let url = format!("redis://{address}");
+        let Some(auth) = &self.auth else {
+            return Ok(url);
+        };
+        let mut url = url::Url::parse(&url).map_err(|e| {
+            RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "the primary's address is not a URL",
+                e.to_string(),
+            ))
+        })?;
+        let bad = |_| {
+            RedisError::from((
+                redis::ErrorKind::InvalidClientConfig,
+                "cannot put the credentials in the primary's URL",
+            ))
+        };
+        url.set_username(auth.username.as_deref().unwrap_or(""))
+            .map_err(bad)?;
+        url.set_password(Some(&auth.password)).map_err(bad)?;
+        Ok(url.into())
     }
 
     /// A connection to the primary.
@@ -334,7 +362,7 @@ mod tests {
 
     #[test]
     fn a_failover_fences_the_primary_in_use_until_a_switch_names_another() {
-        let primary = Primary::new(vec![], "leasehold".to_owned(), Duration::from_secs(1));
+        let primary = Primary::new(vec![], "leasehold".to_owned(), None, Duration::from_secs(1));
         primary.switched("10.0.0.1:6379".to_owned());
         assert!(!primary.failover_started("10.0.0.9:6379".to_owned()));
         assert!(!primary.is_fenced("10.0.0.1:6379"));

@@ -42,6 +42,10 @@ pub enum StartError {
         appendonly: String,
         appendfsync: String,
     },
+    #[error(
+        "--durability fsync must see that Redis has appendfsync always, which only CONFIG GET shows, and this Redis user may not run it: add +config|get to its ACL (see deploy/leasehold.acl), or choose --durability replicas:N"
+    )]
+    FsyncUnverifiable,
 }
 
 impl Store {
@@ -86,7 +90,7 @@ impl Store {
             settings.timeout,
             store.inner.backend.primary().cloned(),
         ));
-        if let Topology::Sentinel { urls, master } = &settings.topology {
+        if let Topology::Sentinel { urls, master, .. } = &settings.topology {
             for url in urls {
                 tokio::spawn(failover::follow_switches(
                     Arc::downgrade(&store.inner),
@@ -158,17 +162,32 @@ impl Store {
         self.check_server(&mut conn).await
     }
 
+    /// The settings are read from `INFO`, which the Redis user of `deploy/leasehold.acl` may
+    /// run (it shows no secret); only `--durability fsync` needs `CONFIG GET`, for
+    /// `appendfsync`, which `INFO` does not show.
     async fn check_server<C: redis::aio::ConnectionLike>(
         &self,
         conn: &mut C,
     ) -> Result<(), SettingsProblem> {
-        let policy = config_get(conn, "maxmemory-policy").await?;
+        let policy = info_field(conn, "memory", "maxmemory_policy").await?;
         if policy != "noeviction" {
             return Err(SettingsProblem::Start(StartError::Eviction(policy)));
         }
         if self.inner.settings.durability == Durability::Fsync {
-            let appendonly = config_get(conn, "appendonly").await?;
-            let appendfsync = config_get(conn, "appendfsync").await?;
+            let appendonly = match info_field(conn, "persistence", "aof_enabled")
+                .await?
+                .as_str()
+            {
+                "1" => "yes",
+                _ => "no",
+            }
+            .to_owned();
+            let appendfsync = match config_get(conn, "appendfsync").await {
+                Err(SettingsProblem::Redis(e)) if e.code() == Some("NOPERM") => {
+                    return Err(SettingsProblem::Start(StartError::FsyncUnverifiable));
+                }
+                other => other?,
+            };
             if appendonly != "yes" || appendfsync != "always" {
                 return Err(SettingsProblem::Start(StartError::NotFsync {
                     appendonly,
@@ -212,6 +231,22 @@ impl From<RedisError> for SettingsProblem {
     fn from(e: RedisError) -> Self {
         SettingsProblem::Redis(e)
     }
+}
+
+/// One field of a section of `INFO` (`maxmemory_policy` of `memory`), empty if missing.
+async fn info_field<C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    section: &str,
+    field: &str,
+) -> Result<String, SettingsProblem> {
+    let info: String = redis::cmd("INFO").arg(section).query_async(conn).await?;
+    let prefix = format!("{field}:");
+    Ok(info
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .unwrap_or_default()
+        .trim()
+        .to_owned())
 }
 
 async fn config_get<C: redis::aio::ConnectionLike>(

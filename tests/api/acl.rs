@@ -141,7 +141,15 @@ fn the_default_user_is_off_and_the_leasehold_user_reaches_only_its_own_keys() {
         .expect("the leasehold user logs in");
     let own: Option<String> = app.get("lh:{t}:anything").expect("its own keys");
     assert_eq!(own, None);
-    let denied: [(&str, redis::Cmd); 7] = [
+    let denied: [(&str, redis::Cmd); 9] = [
+        (
+            "CONFIG GET of a secret",
+            redis::cmd("CONFIG").arg("GET").arg("masterauth").clone(),
+        ),
+        (
+            "CONFIG GET of a path",
+            redis::cmd("CONFIG").arg("GET").arg("dir").clone(),
+        ),
         ("another key", redis::cmd("GET").arg("session:42").clone()),
         ("a key write", redis::cmd("SET").arg("x").arg(1).clone()),
         ("KEYS", redis::cmd("KEYS").arg("*").clone()),
@@ -295,5 +303,73 @@ fn every_command_a_script_calls_is_in_the_documented_list() {
     assert!(
         missing.is_empty(),
         "not in deploy/leasehold.acl: {missing:?}"
+    );
+}
+
+/// Through Sentinel, the servers the sentinels name may require a user too: the app logs
+/// in to the primary as the minimal user with `auth` (`--sentinel-auth`), and Redis refuses
+/// it nothing; without it, the app does not start.
+#[tokio::test]
+async fn through_sentinel_the_app_logs_in_to_the_primary_as_the_minimal_user() {
+    if skipped_on_topology_rerun("it starts its own primary and sentinel") {
+        return;
+    }
+    let primary = RedisProcess::start_locked(&[]);
+    let (admin, app_password) = primary.passwords().expect("ACL users");
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!(
+        "leasehold-sentinel-{port}-{}",
+        uuid::Uuid::new_v4()
+    ));
+    std::fs::create_dir_all(&dir).expect("sentinel dir");
+    let config = dir.join("sentinel.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "sentinel monitor acl 127.0.0.1 {} 1\n\
+             sentinel auth-user acl admin\n\
+             sentinel auth-pass acl {admin}\n",
+            primary.port
+        ),
+    )
+    .expect("sentinel.conf");
+    let sentinel = RedisProcess::start_with_config(&config, port, &dir, &["--sentinel"]);
+    let topology = |auth: Option<&str>| {
+        Some(leasehold::store::Topology::Sentinel {
+            urls: vec![sentinel.url()],
+            master: "acl".to_owned(),
+            auth: auth.map(|a| a.parse().expect("user:password")),
+        })
+    };
+
+    let (settings, _) = settings_for(
+        Options {
+            topology: topology(None),
+            ..Options::default()
+        },
+        leasehold::auth::Auth::anonymous(),
+    );
+    let refused = leasehold::app::build(&settings)
+        .await
+        .err()
+        .expect("no login, no start");
+    assert!(
+        refused.to_string().contains("NOAUTH") || refused.to_string().contains("auth"),
+        "{refused}"
+    );
+
+    let auth = format!("leasehold:{app_password}");
+    let app = spawn_app_with(Options {
+        topology: topology(Some(&auth)),
+        ..Options::default()
+    })
+    .await;
+    every_kind_of_call(&app).await;
+    let mut admin = primary.connection();
+    assert!(clients_of(&mut admin, "leasehold") > 0);
+    assert_eq!(
+        refusals_of(&mut admin, "leasehold"),
+        Vec::<String>::new(),
+        "Redis refused the leasehold user nothing"
     );
 }

@@ -565,6 +565,7 @@ async fn through_sentinel_no_read_path_shows_what_no_replica_has() {
     let topology = Topology::Sentinel {
         urls: sentinel.sentinel_urls(),
         master: sentinel.master_name.clone(),
+        auth: None,
     };
     let strict = || Options {
         topology: Some(topology.clone()),

@@ -269,6 +269,53 @@ async fn serve_with_fsync_durability_starts_on_appendfsync_always_and_stops_on_s
 }
 
 #[tokio::test]
+async fn serve_with_fsync_durability_as_the_minimal_user_asks_for_config_get_and_starts_with_it() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
+    let redis = RedisProcess::start_locked(&["--appendonly", "yes", "--appendfsync", "always"]);
+    let (_, listen) = listen_arg();
+    let (status, _, stderr) = run_to_exit(&[
+        "serve",
+        "--redis",
+        &redis.app_url(),
+        "--allow-anonymous",
+        "--durability",
+        "fsync",
+        "--listen",
+        &listen,
+    ]);
+    assert!(
+        !status.success(),
+        "serve --durability fsync started without CONFIG GET"
+    );
+    assert!(stderr.contains("+config|get"), "stderr: {stderr}");
+    // Without fsync, the minimal user is all it takes.
+    let (_server, port) = Leasehold::serve(&redis.app_url(), &["--allow-anonymous"], &[]).await;
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .expect("readyz answers");
+    assert_eq!(ready.status(), 200);
+    // Given the one right the file says fsync needs, it starts.
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("leasehold")
+        .arg("+config|get")
+        .query(&mut redis.connection())
+        .expect("ACL SETUSER");
+    let (_fsync, port) = Leasehold::serve(
+        &redis.app_url(),
+        &["--allow-anonymous", "--durability", "fsync"],
+        &[],
+    )
+    .await;
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .expect("readyz answers");
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test]
 async fn serve_reaches_redis_over_tls_with_the_certificate_flags() {
     if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
         return;
