@@ -393,6 +393,6 @@ pub async fn script_budget(url: &str, redis_url: &str) -> Result<Vec<(String, u6
         *worst = (*worst).max(*micros as u64);
     }
     let mut slowest: Vec<(String, u64)> = slowest.into_iter().collect();
-    slowest.sort_by(|a, b| b.1.cmp(&a.1));
+    slowest.sort_by_key(|worst| std::cmp::Reverse(worst.1));
     Ok(slowest)
 }

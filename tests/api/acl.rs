@@ -373,3 +373,42 @@ async fn through_sentinel_the_app_logs_in_to_the_primary_as_the_minimal_user() {
         "Redis refused the leasehold user nothing"
     );
 }
+
+/// The README lists the user's commands: the same as the file's, none more, none fewer.
+#[test]
+fn the_readme_lists_exactly_the_commands_of_the_user() {
+    let acl = include_str!("../../deploy/leasehold.acl")
+        .lines()
+        .find(|line| line.starts_with("user leasehold "))
+        .expect("the user line");
+    let mut allowed: Vec<String> = acl
+        .split(' ')
+        .filter_map(|rule| rule.strip_prefix('+'))
+        .map(str::to_uppercase)
+        .collect();
+    allowed.sort();
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("**A Redis user with only what it needs**")
+        .nth(1)
+        .and_then(|rest| rest.split("no `CONFIG`").next())
+        .expect("the README's Redis user");
+    let mut listed: Vec<String> = section
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|quoted| {
+            quoted
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c == '|' || c.is_whitespace())
+        })
+        .flat_map(|quoted| {
+            quoted
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    listed.sort();
+    assert_eq!(listed, allowed);
+}

@@ -481,3 +481,20 @@ async fn a_pool_index_kept_as_a_set_by_an_older_version_is_moved_at_first_use() 
         .expect("EXISTS");
     assert!(!legacy_left, "the set is gone once moved");
 }
+
+#[tokio::test]
+async fn a_page_of_pools_costs_redis_work_in_proportion_to_the_page_not_the_tenant() {
+    let (redis, app) = app_on_own_redis().await;
+    for n in 0..300 {
+        app.put(&pool_path(&format!("p{n:03}")), json!({}))
+            .await
+            .expect(201);
+    }
+    let before = scripts_run(&redis);
+    let page = app.get("/v1/pools?limit=10").await.expect(200);
+    let used = scripts_run(&redis) - before;
+    assert_eq!(page["pools"].as_array().map(Vec::len), Some(10));
+    assert_eq!(page["next_after"], "p009");
+    // One script reads the page of names, one per pool reads its counts.
+    assert_eq!(used, 11, "scripts for a page of 10 among 300 pools");
+}
