@@ -267,10 +267,12 @@ async fn bench(command: BenchCommand) -> Result<(), String> {
             }
         }
         BenchCommand::Budget { url, redis } => {
+            let slowest = leasehold::bench::script_budget(&url, &redis).await?;
             println!("{:<14} {:>12}", "script", "slowest call");
-            for (script, micros) in leasehold::bench::script_budget(&url, &redis).await? {
+            for (script, micros) in slowest {
                 println!("{script:<14} {:>9.1} ms", micros as f64 / 1000.0);
             }
+            println!("(every other script: under 1 ms)");
         }
         BenchCommand::Sha { redis, script } => {
             let sha = leasehold::bench::script_sha(&script)?;
