@@ -29,7 +29,7 @@ for i = 6, #ARGV, 3 do
   if redis.call('HEXISTS', K_ITEMS, id) == 1 then
     existing[#existing + 1] = id
   else
-    local it = {s = 'available', p = tonumber(ARGV[i + 1]), v = 1, a = 0, d = ARGV[i + 2],
+    local it = {s = 'available', p = tonumber(ARGV[i + 1]), v = 1, a = 0, d = ARGV[i + 2], k = 1,
       c = NOW, u = NOW, q = next_seq()}
     index(id, it)
     save(id, it)

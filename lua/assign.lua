@@ -15,7 +15,7 @@ local cfg = pool_config()
 local it = touch(id, cfg)
 if not it then
   if if_match ~= '' then return refuse('precondition_failed', nil) end
-  return refuse('not_found', nil)
+  return finish(missing(id))
 end
 local refusal = check_preconditions(it, cfg, if_match, '', expected, '')
 if refusal then return refusal end

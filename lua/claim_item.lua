@@ -9,7 +9,7 @@ int_arg(5, 0, MAX_MS, true)
 
 local cfg = pool_config()
 local it = touch(id, cfg)
-if not it then return refuse('not_found', nil) end
+if not it then return finish(missing(id)) end
 local lease_ms = lease_ms_or_default(ARGV[5], cfg)
 if it.s == 'leased' then
   if it.h ~= holder then return refuse('already_leased', it) end

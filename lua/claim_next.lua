@@ -2,15 +2,17 @@
 -- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms, 3 holder, 4 count (1..100),
 --       5 lease_ms ('' = the pool's), 6 '1' when the caller will wait (long-poll) if
---       nothing is granted now.
+--       nothing is granted now, 7 '1' when a pool that does not exist is as good as an
+--       empty one (the caller waits for it to be created).
 -- Returns {ok = {leases = [item view...]}}, best first (possibly none), or
--- {err = 'holder_at_capacity'}. O(count * log N), plus a bounded reclaim of expired leases.
+-- {err = 'holder_at_capacity'}, or {err = 'not_found'} for a pool that does not exist. O(count * log N), plus a bounded reclaim of expired leases.
 -- A waiting caller that is granted nothing gets, instead of a stored answer (its
 -- Idempotency-Key stays free for the grant it waits for), {ok = {leases = [], next_in =
 -- ms}}: how long until the first lease expires or delay ends here (none: no next_in).
 local holder, count = id_arg(3), int_arg(4, 1, 100)
 int_arg(5, 0, MAX_MS, true)
 local waiting = ARGV[6] == '1'
+local may_not_exist = ARGV[7] == '1'
 
 -- How long until time alone may make an item available (the first lease expiry or the
 -- first delay end), or nil when nothing is leased with an expiry or delayed.
@@ -26,8 +28,8 @@ local function next_in()
 end
 
 if not pool_exists() then
-  if waiting then return read_reply({ok = {leases = {}}}) end
-  return finish({ok = {leases = {}}})
+  if not may_not_exist then return read_reply(missing(nil)) end
+  return read_reply({ok = {leases = {}}})
 end
 local cfg = pool_config()
 local lease_ms = lease_ms_or_default(ARGV[5], cfg)

@@ -9,9 +9,10 @@ local max_bytes = int_arg(7, 0, TOKEN)
 
 local cfg = pool_config()
 local it = touch(id, cfg)
-if not it then return refuse('not_found', nil) end
+if not it then return finish(missing(id)) end
 if not lease_valid(it, holder, token) then return refuse('lease_lost', it) end
-if data ~= '' then
+-- Larger data is held to the pool's bytes, unless the item goes as it is done.
+if data ~= '' and keep_ms('done') ~= 0 then
   local quota = over_quota(0, #data - #it.d, 0, max_bytes)
   if quota then return quota end
 end

@@ -14,7 +14,7 @@ local cfg = pool_config()
 local it = touch(id, cfg)
 local refusal = check_preconditions(it, cfg, ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 if refusal then return refusal end
-if not it then return refuse('not_found', nil) end
+if not it then return finish(missing(id)) end
 
 remove_item(id, it, 'deleted')
 return finish({ok = {deleted = id}})

@@ -6,7 +6,7 @@
 -- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 idempotency fingerprint, 2 idempotency ttl ms.
 -- Returns {ok = {deleted = true}} or {err = not_found}.
-if not pool_exists() then return refuse('not_found', nil) end
+if not pool_exists() then return finish(missing(nil)) end
 redis.call('UNLINK', K_POOL, K_ITEMS, K_AVAIL, K_LEASED, K_DELAYED, K_DONE, K_DEAD, K_HOLDERS,
   K_EVENTS, K_ANSWERS, K_ANSWER_EXP)
 local json = cjson.encode({ok = {deleted = true}})

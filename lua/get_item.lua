@@ -2,6 +2,7 @@
 -- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 '', 2 '', 3 id.
 -- Returns {ok = view} or {err = not_found}.
-local it = touch(id_arg(3), nil)
-if not it then return read_reply({err = 'not_found'}) end
-return read_reply({ok = view(ARGV[3], it)})
+local id = id_arg(3)
+local it = touch(id, nil)
+if not it then return read_reply(missing(id)) end
+return read_reply({ok = view(id, it)})

@@ -3,7 +3,7 @@
 -- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 '' , 2 '' (no idempotency for reads).
 -- Returns {ok = pool view} or {err = not_found}.
-if not pool_exists() then return read_reply({err = 'not_found'}) end
+if not pool_exists() then return read_reply(missing(nil)) end
 local cfg = pool_config()
 reclaim(cfg)
 return read_reply({ok = pool_view(cfg)})

@@ -10,7 +10,7 @@
 -- event the cap has dropped ('0-0' if none): a caller that had not seen it has missed
 -- events. `last` is the newest event ('0-0' if none yet).
 local start, limit = ARGV[3], int_arg(4, 1, 1000)
-if not pool_exists() then return read_reply({err = 'not_found'}) end
+if not pool_exists() then return read_reply(missing(nil)) end
 -- Leases and delays that have ended are applied first (a bounded number), as GET pool
 -- does: the log then says `expired` and `delay_over` when they happen, not only when
 -- something next touches the item. A live stream reads every half second, so they reach

@@ -30,9 +30,9 @@ local refusal = check_preconditions(it, cfg, ARGV[6], ARGV[7], ARGV[8], ARGV[9])
 if refusal then return refusal end
 
 if base ~= '' then
-  if not it then return refuse('not_found', nil) end
+  if not it then return finish(missing(id)) end
   if it.v ~= tonumber(base) or it.c ~= base_created then
-    return {cjson.encode({retry = 0}), 0}
+    return read_reply({retry = 0})
   end
 end
 

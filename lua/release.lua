@@ -10,7 +10,7 @@ local priority = int_arg(7, -PRIORITY, PRIORITY, true)
 
 local cfg = pool_config()
 local it = touch(id, cfg)
-if not it then return refuse('not_found', nil) end
+if not it then return finish(missing(id)) end
 if not lease_valid(it, holder, token) then return refuse('lease_lost', it) end
 
 update(id, it, 'released', function()

@@ -8,7 +8,7 @@ int_arg(6, 0, MAX_MS, true)
 
 local cfg = pool_config()
 local it = touch(id, cfg)
-if not it then return refuse('not_found', nil) end
+if not it then return finish(missing(id)) end
 if not lease_valid(it, holder, token) then return refuse('lease_lost', it) end
 
 local lease_ms = lease_ms_or_default(ARGV[6], cfg)

@@ -7,7 +7,7 @@ local id, priority = id_arg(3), int_arg(4, -PRIORITY, PRIORITY, true)
 
 local cfg = pool_config()
 local it = touch(id, cfg)
-if not it then return refuse('not_found', nil) end
+if not it then return finish(missing(id)) end
 if it.s == 'leased' then return refuse('already_leased', it) end
 if it.s == 'available' and (not priority or priority == it.p) then
   return finish({ok = view(id, it)})

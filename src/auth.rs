@@ -300,7 +300,13 @@ fn read_key_file(path: &Path) -> Result<Table, String> {
             };
             let value: u64 = value
                 .parse()
-                .map_err(|_| bad(&format!("{name} must be a whole number, not {value:?}")))?;
+                .ok()
+                .filter(|v| *v <= leasehold_wire::numbers::MAX_SAFE_INTEGER)
+                .ok_or_else(|| {
+                    bad(&format!(
+                        "{name} must be a whole number up to 2^53 - 1, not {value:?}"
+                    ))
+                })?;
             if slot.is_some_and(|set| set != value) {
                 return Err(bad(&format!(
                     "{name} is set differently on another line of tenant {tenant}"

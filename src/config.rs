@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::auth::Auth;
 use crate::store::{ConnectionMode, Durability, Quotas, RateLimit, StoreSettings, Topology};
+use leasehold_wire::numbers::MAX_SAFE_INTEGER;
 
 /// Flags common to every command that serves the API.
 #[derive(Debug, Clone, clap::Args)]
@@ -63,15 +64,15 @@ pub struct ServerArgs {
     #[arg(long, env = "LEASEHOLD_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
     /// How many pools a tenant may have (its own `max_pools=` in the key file wins).
-    #[arg(long, env = "LEASEHOLD_MAX_POOLS_PER_TENANT", default_value_t = Quotas::default().max_pools_per_tenant)]
+    #[arg(long, env = "LEASEHOLD_MAX_POOLS_PER_TENANT", default_value_t = Quotas::default().max_pools_per_tenant, value_parser = clap::value_parser!(u64).range(0..=MAX_SAFE_INTEGER))]
     pub max_pools_per_tenant: u64,
     /// How many items a pool may hold, in every state (the key file's
     /// `max_items_per_pool=` wins for its tenant).
-    #[arg(long, env = "LEASEHOLD_MAX_ITEMS_PER_POOL", default_value_t = Quotas::default().max_items_per_pool)]
+    #[arg(long, env = "LEASEHOLD_MAX_ITEMS_PER_POOL", default_value_t = Quotas::default().max_items_per_pool, value_parser = clap::value_parser!(u64).range(0..=MAX_SAFE_INTEGER))]
     pub max_items_per_pool: u64,
     /// How many bytes a pool may hold: items' ids and data, its event log and its stored
     /// answers (the key file's `max_pool_bytes=` wins for its tenant).
-    #[arg(long, env = "LEASEHOLD_MAX_POOL_BYTES", default_value_t = Quotas::default().max_pool_bytes)]
+    #[arg(long, env = "LEASEHOLD_MAX_POOL_BYTES", default_value_t = Quotas::default().max_pool_bytes, value_parser = clap::value_parser!(u64).range(0..=MAX_SAFE_INTEGER))]
     pub max_pool_bytes: u64,
     /// How often the replicas sweep every pool (one replica at a time): expired leases
     /// applied, done and dead items past `keep_done_ms`/`keep_dead_ms` and expired stored

@@ -101,6 +101,8 @@ impl ApiError {
             current: None,
             limit: None,
             quota: None,
+            missing: None,
+            detail: None,
             replayed: false,
         })
     }
@@ -203,6 +205,10 @@ impl IntoResponse for ApiError {
         let detail = match &self {
             ApiError::InvalidRequest { detail, .. } => detail.clone(),
             ApiError::PayloadTooLarge(detail) => detail.clone(),
+            ApiError::Refused(Refusal {
+                detail: Some(detail),
+                ..
+            }) => detail.to_string(),
             ApiError::Refused(Refusal { quota: Some(q), .. }) => format!(
                 "{} is {}: {} used, and this write would add {}",
                 q.name, q.limit, q.usage, q.adds

@@ -128,6 +128,7 @@ pub fn pool(name: &PoolName, view: PoolView, quotas: &Quotas) -> Pool {
             data_bytes: usage.data_bytes,
             event_bytes: usage.event_bytes,
             answer_bytes: usage.answer_bytes,
+            counting: usage.counting,
         }),
         created_at: view.created.map(timestamp),
         updated_at: view.updated.map(timestamp),

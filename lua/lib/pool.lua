@@ -31,7 +31,9 @@
 --
 -- Item record fields: s state, p priority, v version, h holder, t token, e lease expiry
 -- (ms, 0 = none), r delayed until (ms), a attempts, d data (JSON text), c created_at,
--- u updated_at, q arrival seq.
+-- u updated_at, q arrival seq, k 1 when its bytes are in the pool's data_bytes (every item
+-- written since the pool counts its bytes; older ones are counted by the sweeper, which
+-- walks the items once, from the pool hash's count_cursor, until it is gone).
 --
 -- A lease whose expiry has passed is lost at that instant: `touch` applies the expiry to
 -- one item before any script reads it, and `reclaim` applies it to a bounded number of
@@ -165,19 +167,21 @@ end
 
 -- The bytes an item counts for: its id and its data.
 local function data_size(id, it)
-  if not it or not it.d then return 0 end
+  if not it or not it.d or not it.k then return 0 end
   return #id + #it.d
 end
 
 -- The bytes the pool holds (with this call's changes so far), and its items.
 local function usage()
-  local v = redis.call('HMGET', K_POOL, 'data_bytes', 'event_bytes', 'answer_bytes')
+  local v = redis.call('HMGET', K_POOL, 'data_bytes', 'event_bytes', 'answer_bytes',
+    'count_cursor')
   local data = (tonumber(v[1]) or 0) + DATA_DELTA
   local events = (tonumber(v[2]) or 0) + EVENT_DELTA
   local answers = tonumber(v[3]) or 0
   return {bytes = data + events + answers, data_bytes = data, event_bytes = events,
-    answer_bytes = answers, items = redis.call('HLEN', K_ITEMS)}
+    answer_bytes = answers, items = redis.call('HLEN', K_ITEMS), counting = v[4] ~= false}
 end
+
 
 -- A write that would take the pool past a limit: `new_items` more items, or `grown` more
 -- bytes of item data, against the caller's limits. Refusals are not stored for replay: a
@@ -224,6 +228,29 @@ local function load(id)
 end
 
 local function save(id, it) redis.call('HSET', K_ITEMS, id, cmsgpack.pack(it)) end
+
+-- Counts, a bounded number at a time, the bytes of items written before the pool counted
+-- them (see `k` above); false once every item is counted.
+local function count_items(limit)
+  local cursor = redis.call('HGET', K_POOL, 'count_cursor')
+  if not cursor then return false end
+  local scanned = redis.call('HSCAN', K_ITEMS, cursor, 'COUNT', int_text(limit))
+  local found = scanned[2]
+  for i = 1, #found, 2 do
+    local id, it = found[i], cmsgpack.unpack(found[i + 1])
+    if not it.k then
+      it.k = 1
+      save(id, it)
+      DATA_DELTA = DATA_DELTA + data_size(id, it)
+    end
+  end
+  if scanned[1] == '0' then
+    redis.call('HDEL', K_POOL, 'count_cursor')
+    return false
+  end
+  redis.call('HSET', K_POOL, 'count_cursor', scanned[1])
+  return true
+end
 
 local function holder_member(holder, id) return holder .. '/' .. id end
 
@@ -317,12 +344,14 @@ end
 -- Every change to an item goes through here: out of the index of its state, changed by
 -- `change`, +1 version and a new updated_at, into the index of its (new) state, saved,
 -- and recorded as an event of `kind`. An item that finished (done or dead) in a pool that
--- keeps such items 0 ms is removed at once after that (a `removed` event).
+-- keeps such items 0 ms is removed at once after that (a `removed` event): then it answers
+-- true, and the caller must not write the item again (it is gone).
 local function update(id, it, kind, change)
   local holder, token = it.h, it.t
   local size = data_size(id, it)
   unindex(id, it)
   change(it)
+  it.k = 1
   DATA_DELTA = DATA_DELTA + data_size(id, it) - size
   it.v = it.v + 1
   it.u = NOW
@@ -331,7 +360,9 @@ local function update(id, it, kind, change)
   event(kind, id, it, holder, token)
   if (it.s == 'done' or it.s == 'dead') and keep_ms(it.s) == 0 then
     remove_item(id, it, 'removed')
+    return true
   end
+  return false
 end
 
 -- Removes up to `limit` done and dead items each whose time in the pool is up, oldest
@@ -343,7 +374,14 @@ local function retire(limit)
     if keep then
       local ids = redis.call('ZRANGE', finished[2], '-inf', int_text(NOW - keep), 'BYSCORE',
         'LIMIT', '0', int_text(limit))
-      for _, id in ipairs(ids) do remove_item(id, load(id), 'removed') end
+      for _, id in ipairs(ids) do
+        local it = load(id)
+        if it then
+          remove_item(id, it, 'removed')
+        else
+          redis.call('ZREM', finished[2], id)
+        end
+      end
       if #ids == limit then more = true end
     end
   end
@@ -389,14 +427,16 @@ local function grant(it, holder, lease_ms)
 end
 
 -- Loads an item and applies what time has done to it: an expired lease ends, a finished
--- delay makes it available. Returns the item as it is now (nil if there is none).
+-- delay makes it available. Returns the item as it is now (nil if there is none, also when
+-- its lease ended with its last attempt in a pool that keeps dead items 0 ms).
 local function touch(id, cfg)
   local it = load(id)
   if not it then return nil end
   if it.s == 'leased' and it.e > 0 and it.e <= NOW then
-    update(id, it, 'expired', function() end_lease(it, cfg or pool_config()) end)
+    local removed = update(id, it, 'expired', function() end_lease(it, cfg or pool_config()) end)
     redis.call('HINCRBY', K_POOL, 'expired', '1')
     EXPIRED = EXPIRED + 1
+    if removed then return nil end
   elseif it.s == 'delayed' and it.r <= NOW then
     update(id, it, 'delay_over', make_available)
   end
@@ -478,6 +518,13 @@ local function refuse(code, it)
   return finish({err = code, current = current(it)})
 end
 
+-- A not_found refusal, saying what was missing: the item `id` in a pool that exists, or
+-- the pool itself.
+local function missing(id)
+  if id and pool_exists() then return {err = 'not_found', item = id} end
+  return {err = 'not_found', pool_missing = true}
+end
+
 local function capacity_refusal(holder, cfg)
   bump_stat('conflicts')
   return finish({err = 'holder_at_capacity', limit = cfg.max_leases_per_holder})
@@ -520,4 +567,15 @@ end
 
 local replay = idem_replay(K_ANSWERS, NOW)
 if replay then return replay end
+
+-- A pool made before pools counted their bytes: its event log is counted now (it holds at
+-- most 100,000 entries), its items by the sweeper (count_items), from here on.
+if redis.call('HEXISTS', K_POOL, 'event_bytes') == 0 and pool_exists() then
+  local events = 0
+  for _, entry in ipairs(redis.call('XRANGE', K_EVENTS, '-', '+')) do
+    events = events + entry_size(entry[2])
+  end
+  redis.call('HSET', K_POOL, 'event_bytes', int_text(events), 'data_bytes', '0',
+    'answer_bytes', '0', 'count_cursor', '0')
+end
 

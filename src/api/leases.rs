@@ -16,7 +16,7 @@ use crate::error::ApiError;
 use crate::model::{self, Item, Lease, LeasePage, Leases};
 use crate::names::{Holder, ItemId, PoolName, Tenant};
 use crate::state::AppState;
-use crate::store::{ItemRecord, data_text};
+use crate::store::{ItemRecord, NextClaim, data_text};
 use leasehold_wire::numbers::{
     ClaimCount, DurationMs, PageLimit, Priority, Token, Version, WaitMs,
 };
@@ -38,11 +38,16 @@ pub struct ClaimNextBody {
     lease_ms: Option<DurationMs>,
     /// Default 0: answer at once, possibly with no lease.
     wait_ms: Option<WaitMs>,
+    /// Default false: a pool that does not exist answers 404 `not_found`. With true, it is
+    /// as good as an empty pool: the answer is empty (after `wait_ms`, within which an
+    /// item added by the pool's first producer is granted), for workers that may start
+    /// before anyone creates the pool.
+    create: Option<bool>,
 }
 
 /// Leases the best available items (highest priority, then first added), up to `count`;
 /// with `wait_ms`, waits that long for one when none is available. A pool that does not
-/// exist has nothing to lease: the answer is empty (after the wait). A wait ends with 401
+/// exist is 404 `not_found`, unless `create` says to wait for it. A wait ends with 401
 /// when the caller's key is revoked meanwhile.
 #[utoipa::path(
     post,
@@ -52,6 +57,7 @@ pub struct ClaimNextBody {
     request_body = ClaimNextBody,
     responses(
         (status = 200, description = "The leases granted, best first (possibly none)", body = Leases),
+        (status = 404, description = "`not_found`: no such pool (unless `create`), named in `detail`"),
         (status = 409, description = "`holder_at_capacity`: the holder has `max_leases_per_holder` leases (`limit`); or `idempotency_key_reused`"),
     )
 )]
@@ -67,10 +73,13 @@ pub async fn claim_next(
         .pool(&caller.tenant, &pool)
         .claim_next(
             write.idempotency.as_ref(),
-            &body.holder,
-            body.count.map_or(1, ClaimCount::get),
-            body.lease_ms.map(DurationMs::get),
-            std::time::Duration::from_millis(body.wait_ms.map_or(0, WaitMs::get)),
+            &NextClaim {
+                holder: &body.holder,
+                count: body.count.map_or(1, ClaimCount::get),
+                lease_ms: body.lease_ms.map(DurationMs::get),
+                wait: std::time::Duration::from_millis(body.wait_ms.map_or(0, WaitMs::get)),
+                create: body.create.unwrap_or(false),
+            },
             app.auth().revoked(&caller),
         )
         .await?;

@@ -40,6 +40,8 @@ impl StoreError {
             current: None,
             limit: None,
             quota: None,
+            missing: None,
+            detail: None,
             replayed: false,
         })
     }
@@ -61,6 +63,11 @@ pub struct Refusal {
     pub limit: Option<u64>,
     /// With `quota_exceeded`: the limit the write would pass.
     pub quota: Option<Box<Quota>>,
+    /// With `not_found`: what was missing.
+    pub missing: Option<Box<Missing>>,
+    /// For a person, where the store can say more than the code's meaning (`no pool
+    /// named …`).
+    pub detail: Option<Box<str>>,
     /// True when this answer is a replay of an earlier request with the same key.
     pub replayed: bool,
 }
@@ -74,4 +81,13 @@ pub struct Quota {
     pub limit: u64,
     pub usage: u64,
     pub adds: u64,
+}
+
+/// What a `not_found` refusal found missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// The pool itself.
+    Pool,
+    /// This item, in a pool that exists.
+    Item(String),
 }

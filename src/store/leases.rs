@@ -30,6 +30,21 @@ fn opt<T: ToString>(value: Option<T>) -> String {
     value.map(|v| v.to_string()).unwrap_or_default()
 }
 
+/// What a claim of the next items asks for.
+#[derive(Debug, Clone)]
+pub struct NextClaim<'a> {
+    pub holder: &'a Holder,
+    /// How many items at most.
+    pub count: u32,
+    /// The lease time (`None`: the pool's).
+    pub lease_ms: Option<u64>,
+    /// How long to wait for an item when none is available (zero: answer at once).
+    pub wait: Duration,
+    /// A pool that does not exist is as good as an empty one (wait for it to be created),
+    /// rather than `not_found`.
+    pub create: bool,
+}
+
 impl PoolRef<'_> {
     /// Grants up to `count` of the best available items (priority, then arrival). With a
     /// `wait`, when there is nothing to grant, waits up to that long for items to become
@@ -39,18 +54,17 @@ impl PoolRef<'_> {
     pub async fn claim_next(
         &self,
         idempotency: Option<&Idempotency>,
-        holder: &Holder,
-        count: u32,
-        lease_ms: Option<u64>,
-        wait: Duration,
+        claim: &NextClaim<'_>,
         give_up: impl Future<Output = ()>,
     ) -> Result<Answer<Vec<ItemRecord>>, StoreError> {
+        let wait = claim.wait;
         let args = |waiting: bool| {
             [
-                holder.to_string(),
-                count.to_string(),
-                opt(lease_ms),
+                claim.holder.to_string(),
+                claim.count.to_string(),
+                opt(claim.lease_ms),
                 if waiting { "1" } else { "" }.to_owned(),
+                if claim.create { "1" } else { "" }.to_owned(),
             ]
         };
         let claim = |waiting| async move {

@@ -14,6 +14,7 @@ mod failover;
 mod items;
 pub mod keys;
 mod leases;
+pub use leases::NextClaim;
 mod pools;
 mod reply;
 pub mod scripts;
@@ -35,7 +36,7 @@ pub use backend::{ConnectionMode, NodeAuth, Topology};
 use call::Access;
 pub use call::Idempotency;
 pub use counters::{CounterDraw, CounterFormat, PeriodKind, date_in};
-pub use error::{Quota, Refusal, StoreError};
+pub use error::{Missing, Quota, Refusal, StoreError};
 pub use events::{EVENT_ID_PATTERN, EventId, EventPage, EventRecord, Followed, Follower};
 pub use items::{AddedItems, ItemRecord, ListCursor, NewItem, Preconditions, PutItem, data_text};
 pub use leasehold_wire::items::{EventKind, ItemState, PoolCounts, PoolStats};
@@ -118,6 +119,24 @@ impl PoolRef<'_> {
         self.store
             .run(Access::Write, script, &keys, &head, args)
             .await
+            .map_err(|e| self.named(e))
+    }
+
+    /// A `not_found` refusal, told what was missing by name.
+    fn named(&self, error: StoreError) -> StoreError {
+        match error {
+            StoreError::Refused(mut refusal) => {
+                refusal.detail = match refusal.missing.as_deref() {
+                    Some(Missing::Pool) => Some(format!("no pool named {}", self.pool).into()),
+                    Some(Missing::Item(id)) => {
+                        Some(format!("no item {id} in pool {}", self.pool).into())
+                    }
+                    None => refusal.detail,
+                };
+                StoreError::Refused(refusal)
+            }
+            other => other,
+        }
     }
 
     /// This replica's waiters on this pool (long-poll claims).
@@ -139,8 +158,9 @@ impl PoolRef<'_> {
         let answer: Answer<T> = self
             .store
             .run(Access::Read, script, &keys, &head, args)
-            .await?
-            .done()?;
+            .await
+            .and_then(Outcome::done)
+            .map_err(|e| self.named(e))?;
         Ok(answer.value)
     }
 

@@ -79,6 +79,8 @@ pub struct Usage {
     pub data_bytes: u64,
     pub event_bytes: u64,
     pub answer_bytes: u64,
+    /// Items written by an older version are still being counted.
+    pub counting: bool,
 }
 
 #[derive(Deserialize)]
@@ -329,25 +331,6 @@ impl Store {
         Ok(())
     }
 
-    /// A page of the tenant's pool names after `after` (none: from the first): the names
-    /// alone, for the sweeper.
-    pub async fn pool_names(
-        &self,
-        tenant: &Tenant,
-        after: Option<&str>,
-        limit: u64,
-    ) -> Result<Vec<String>, StoreError> {
-        let page: IndexPage = self
-            .tenant_index(
-                Access::Read,
-                &self.scripts().list_pools,
-                tenant,
-                &[after.unwrap_or_default().to_owned(), limit.to_string()],
-            )
-            .await?;
-        Ok(page.names)
-    }
-
     /// How many pools the tenant has (names reserved for one being created count).
     pub async fn tenant_pools(&self, tenant: &Tenant) -> Result<u64, StoreError> {
         let page: IndexPage = self
@@ -445,13 +428,13 @@ impl Store {
         }
         let mut swept = 0;
         for tenant in tenants {
-            let mut after: Option<String> = None;
+            // Listed as `GET /v1/pools` lists them, which also drops names whose pool never
+            // came or is gone.
+            let mut after: Option<PoolName> = None;
             loop {
-                let names = self
-                    .pool_names(tenant, after.as_deref(), SWEEP_PAGE)
-                    .await?;
-                for name in &names {
-                    let Ok(pool) = PoolName::parse("pool", name) else {
+                let (pools, next) = self.list_pools(tenant, after.as_ref(), SWEEP_PAGE).await?;
+                for summary in &pools {
+                    let Ok(pool) = PoolName::parse("pool", &summary.name) else {
                         continue;
                     };
                     for _ in 0..SWEEP_CALLS_PER_POOL {
@@ -461,10 +444,10 @@ impl Store {
                     }
                     swept += 1;
                 }
-                if (names.len() as u64) < SWEEP_PAGE {
-                    break;
+                match next.map(|name| PoolName::parse("pool", &name)) {
+                    Some(Ok(next)) => after = Some(next),
+                    _ => break,
                 }
-                after = names.last().cloned();
             }
         }
         Ok(Some(swept))

@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use super::{Quota, Refusal, StoreError};
+use super::{Missing, Quota, Refusal, StoreError};
 use crate::metrics::Metrics;
 use leasehold_wire::problem::{Current, ProblemCode};
 
@@ -30,6 +30,9 @@ struct Tagged<T> {
     retry: Option<u64>,
     /// The write would create the pool: reserve its name first, then run it again.
     create: Option<u8>,
+    /// With `not_found`: the item that does not exist, or that the pool does not.
+    item: Option<String>,
+    pool_missing: Option<bool>,
     /// Leases this call ended because their time ran out.
     expired: Option<u64>,
 }
@@ -81,6 +84,12 @@ pub(super) fn decode<T: DeserializeOwned>(
             current: reply.current,
             limit: reply.limit,
             quota,
+            missing: match (reply.item, reply.pool_missing) {
+                (_, Some(true)) => Some(Box::new(Missing::Pool)),
+                (Some(id), _) => Some(Box::new(Missing::Item(id))),
+                _ => None,
+            },
+            detail: None,
             replayed,
         })),
         Some(code) => Err(StoreError::Internal(format!(

@@ -163,13 +163,26 @@ async fn claim_on_pool_whose_items_are_all_leased_returns_no_leases() {
 }
 
 #[tokio::test]
-async fn claim_on_never_created_pool_returns_empty_list_without_creating_it() {
+async fn a_claim_on_a_pool_that_does_not_exist_is_404_naming_it_unless_it_may_wait_for_it() {
     let app = spawn_app().await;
     let pool = pool_name();
+    let started = std::time::Instant::now();
+    let refused = app
+        .post(
+            &format!("/v1/pools/{pool}/claim"),
+            json!({ "holder": "alice", "wait_ms": 20_000 }),
+        )
+        .await
+        .expect_problem(404, "not_found");
+    assert_eq!(refused["detail"], format!("no pool named {pool}"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "a typo'd pool is refused at once, not after the wait"
+    );
     let body = app
         .post(
             &format!("/v1/pools/{pool}/claim"),
-            json!({ "holder": "alice" }),
+            json!({ "holder": "alice", "create": true }),
         )
         .await
         .expect(200);
@@ -177,6 +190,57 @@ async fn claim_on_never_created_pool_returns_empty_list_without_creating_it() {
     app.get(&format!("/v1/pools/{pool}"))
         .await
         .expect_problem(404, "not_found");
+    // Waiting for the pool: its first producer's item is granted.
+    let claim_path = format!("/v1/pools/{pool}/claim");
+    let waiter = app.post(
+        &claim_path,
+        json!({ "holder": "alice", "create": true, "wait_ms": 20_000 }),
+    );
+    let producer = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        app.add_items(&pool, &["first"]).await;
+    };
+    let (granted, ()) = tokio::join!(waiter, producer);
+    assert_eq!(granted.expect(200)["leases"][0]["id"], "first");
+}
+
+#[tokio::test]
+async fn every_404_names_what_was_not_found() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let missing = |reply: Reply| reply.expect_problem(404, "not_found")["detail"].clone();
+    assert_eq!(
+        missing(app.get(&format!("/v1/pools/{pool}")).await),
+        format!("no pool named {pool}")
+    );
+    assert_eq!(
+        missing(app.get(&format!("/v1/pools/{pool}/items/x")).await),
+        format!("no pool named {pool}")
+    );
+    app.add_items(&pool, &["a"]).await;
+    assert_eq!(
+        missing(app.get(&format!("/v1/pools/{pool}/items/x")).await),
+        format!("no item x in pool {pool}")
+    );
+    assert_eq!(
+        missing(
+            app.post(
+                &action_path(&pool, "x", "renew"),
+                json!({"holder": "h", "token": 1})
+            )
+            .await
+        ),
+        format!("no item x in pool {pool}")
+    );
+    assert_eq!(
+        missing(app.delete(&format!("/v1/pools/{pool}/items/x")).await),
+        format!("no item x in pool {pool}")
+    );
+    assert_eq!(
+        missing(app.get(&format!("/v1/pools/{pool}-other/events")).await),
+        format!("no pool named {pool}-other")
+    );
+    assert_eq!(missing(app.get("/v1/nowhere").await), "no such route");
 }
 
 #[tokio::test]

@@ -139,6 +139,10 @@ async fn waiters_on_other_replicas_get_items_added_released_requeued_expired_and
     let writer = &deployment.replicas[0];
     let pool = pool_name();
     let p = pool.as_str();
+    writer
+        .put(&format!("/v1/pools/{p}"), json!({}))
+        .await
+        .expect(201);
     let rounds = [
         Freed::Added,
         Freed::Released,
@@ -451,7 +455,7 @@ async fn a_revoked_keys_long_poll_ends_with_401_and_another_tenants_waits_on() {
         app.client
             .post(app.url(&format!("/v1/pools/{pool}/claim")))
             .bearer_auth(key)
-            .json(&json!({"holder": "waiter", "wait_ms": 20_000}))
+            .json(&json!({"holder": "waiter", "wait_ms": 20_000, "create": true}))
             .send()
     };
     let revoked = tokio::spawn(wait(&mine, &app.key));

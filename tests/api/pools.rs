@@ -498,3 +498,39 @@ async fn a_page_of_pools_costs_redis_work_in_proportion_to_the_page_not_the_tena
     // One script reads the page of names, one per pool reads its counts.
     assert_eq!(used, 11, "scripts for a page of 10 among 300 pools");
 }
+
+/// A deletion that removes a name from the index while the same name is being created
+/// again: the creation puts it back, so the pool is never left out of its tenant's index.
+#[test]
+fn a_creation_puts_back_a_name_a_deletion_removed_meanwhile() {
+    let tenant = leasehold::names::Tenant::parse(
+        "tenant",
+        &format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+    )
+    .expect("valid");
+    let keys = leasehold::store::keys::tenant_pools(&tenant);
+    let scripts = leasehold::store::Scripts::new();
+    let mut conn = redis().connection();
+    let run = |script: &redis::Script, args: &[&str], conn: &mut TestConnection| {
+        let mut invocation = script.prepare_invoke();
+        for key in &keys {
+            invocation.key(key);
+        }
+        for arg in args {
+            invocation.arg(*arg);
+        }
+        let _: (String, i64) = invocation.invoke(conn).expect("script");
+    };
+    // The creator reserves the name (still listed from before), the deletion removes it,
+    // then the creator's pool comes.
+    run(&scripts.reserve_pool, &["p", "10"], &mut conn);
+    run(&scripts.unlist_pool, &["p", "gone"], &mut conn);
+    run(&scripts.unlist_pool, &["p", "created"], &mut conn);
+    let names: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&keys[0])
+        .arg(0)
+        .arg(-1)
+        .query(&mut conn)
+        .expect("ZRANGE");
+    assert_eq!(names, ["p"]);
+}

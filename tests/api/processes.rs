@@ -361,7 +361,7 @@ async fn sigterm_ends_long_polls_at_once_with_an_empty_answer() {
     let waiting = tokio::spawn(
         reqwest::Client::new()
             .post(format!("http://127.0.0.1:{port}/v1/pools/empty/claim"))
-            .json(&json!({"holder": "w", "wait_ms": 30_000}))
+            .json(&json!({"holder": "w", "wait_ms": 30_000, "create": true}))
             .send(),
     );
     wait_for(Duration::from_secs(10), "the claim's first try", || {

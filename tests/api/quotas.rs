@@ -31,6 +31,15 @@ fn quotas(max_pools: u64, max_items: u64, max_bytes: u64) -> Quotas {
 /// What the pool holds, counted from Redis itself: items' ids and data (as the API shows
 /// it, compact), the event log's fields and values, the stored answers' fields and values.
 async fn counted(app: &TestApp, pool: &str) -> (u64, u64, u64) {
+    counted_in(app, pool, &mut redis().connection()).await
+}
+
+/// As `counted`, reading Redis through `conn` (an app's own Redis).
+async fn counted_in(
+    app: &TestApp,
+    pool: &str,
+    conn: &mut impl redis::ConnectionLike,
+) -> (u64, u64, u64) {
     let name = PoolName::parse("pool", pool).expect("valid");
     let mut data = 0;
     let mut after: Option<String> = None;
@@ -51,12 +60,11 @@ async fn counted(app: &TestApp, pool: &str) -> (u64, u64, u64) {
             None => break,
         }
     }
-    let mut conn = redis().connection();
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
         .arg(keys::pool_events(&app.tenant, &name))
         .arg("-")
         .arg("+")
-        .query(&mut conn)
+        .query(conn)
         .expect("XRANGE");
     let events = entries
         .iter()
@@ -65,7 +73,7 @@ async fn counted(app: &TestApp, pool: &str) -> (u64, u64, u64) {
         .sum();
     let answers: Vec<(String, String)> = redis::cmd("HGETALL")
         .arg(keys::pool_answers(&app.tenant, &name))
-        .query(&mut conn)
+        .query(conn)
         .expect("HGETALL");
     let answers = answers
         .iter()
@@ -398,7 +406,12 @@ async fn the_key_file_sets_a_tenants_own_limits_and_a_reload_changes_them() {
     assert_eq!(app.send(other).await.expect(200)["limits"], defaults);
 
     // A file whose limits contradict, or name an unknown one, is refused whole.
-    for bad in [" max_pools=2", " max_widgets=3", " max_pools=lots"] {
+    for bad in [
+        " max_pools=2",
+        " max_widgets=3",
+        " max_pools=lots",
+        " max_pool_bytes=9007199254740992",
+    ] {
         let mut broken = lines.clone();
         broken.push(format!(
             "{}{bad}",
@@ -495,4 +508,90 @@ async fn deleting_a_pool_deletes_its_stored_answers_and_expired_answers_are_remo
         counted(&app, &pool).await,
         "made again",
     );
+}
+
+#[test]
+fn a_limit_past_what_the_scripts_can_hold_is_refused_at_start() {
+    use clap::Parser;
+    for flag in [
+        "--max-pool-bytes",
+        "--max-items-per-pool",
+        "--max-pools-per-tenant",
+    ] {
+        let parsed = leasehold::cli::Cli::try_parse_from([
+            "leasehold",
+            "serve",
+            "--allow-anonymous",
+            flag,
+            "9007199254740992",
+        ]);
+        assert!(parsed.is_err(), "{flag} 2^53 was taken");
+        let parsed = leasehold::cli::Cli::try_parse_from([
+            "leasehold",
+            "serve",
+            "--allow-anonymous",
+            flag,
+            "9007199254740991",
+        ]);
+        assert!(parsed.is_ok(), "{flag} 2^53 - 1 was refused");
+    }
+}
+
+/// A pool made by a version that did not count bytes: its event log is counted at its
+/// first call, its items by the sweeper, and then the counts are exact again.
+#[tokio::test]
+async fn a_pool_from_before_counting_is_counted_by_the_sweeper() {
+    let (redis, app) = app_on_own_redis_with(Options {
+        sweep_interval_secs: Some(1),
+        ..Options::default()
+    })
+    .await;
+    let pool = pool_name();
+    let items: Vec<Value> = (0..1500)
+        .map(|i| json!({"id": format!("i{i}"), "data": {"n": i}}))
+        .collect();
+    for chunk in items.chunks(500) {
+        app.post(&items_path(&pool), json!({"items": chunk}))
+            .await
+            .expect(200);
+    }
+    // As an older version left it: no counts in the pool, no mark on the items.
+    let name = PoolName::parse("pool", &pool).expect("valid");
+    let pool_keys = keys::pool_keys(&app.tenant, &name);
+    let _: () = redis::cmd("EVAL")
+        .arg(
+            "redis.call('HDEL', KEYS[1], 'data_bytes', 'event_bytes', 'answer_bytes') \
+             local flat = redis.call('HGETALL', KEYS[2]) \
+             for i = 1, #flat, 2 do \
+               local it = cmsgpack.unpack(flat[i + 1]) it.k = nil \
+               redis.call('HSET', KEYS[2], flat[i], cmsgpack.pack(it)) \
+             end",
+        )
+        .arg(2)
+        .arg(&pool_keys[0])
+        .arg(&pool_keys[1])
+        .query(&mut redis.connection())
+        .expect("EVAL");
+    let first = usage(&app, &pool).await;
+    let (data, events, _) = counted_in(&app, &pool, &mut redis.connection()).await;
+    assert_eq!(
+        first["event_bytes"], events,
+        "the log counted at once: {first}"
+    );
+    assert!(first["data_bytes"].as_u64() < Some(data), "{first}");
+    // An item written meanwhile counts at once, and is not counted twice.
+    app.put(
+        &format!("{}/i7", items_path(&pool)),
+        json!({"data": {"changed": true}}),
+    )
+    .await
+    .expect(200);
+    eventually(
+        Duration::from_secs(15),
+        "the sweeper to count every item",
+        async || usage(&app, &pool).await.get("counting").is_none(),
+    )
+    .await;
+    let now = counted_in(&app, &pool, &mut redis.connection()).await;
+    assert_counted(&usage(&app, &pool).await, now, "counted");
 }

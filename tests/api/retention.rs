@@ -239,3 +239,81 @@ async fn the_sweeper_empties_an_idle_pool_of_what_is_due_and_without_it_nothing_
     assert_eq!(usage["answer_bytes"], 0, "{usage}");
     assert_eq!(usage["data_bytes"], 0, "{usage}");
 }
+
+/// An expired lease on its last attempt, in a pool that keeps dead items 0 ms: the item is
+/// gone, and nothing acts on it again (a deletion or a requeue is 404, and its bytes are
+/// taken away once).
+#[tokio::test]
+async fn an_item_removed_as_its_lease_expires_is_gone_for_every_later_call() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.put(
+        &pool_path(&pool),
+        json!({"max_attempts": 1, "keep_dead_ms": 0, "lease_ms": 100}),
+    )
+    .await
+    .expect(201);
+    app.add_items(&pool, &["a", "b"]).await;
+    claim_item(&app, &pool, "a", "w").await;
+    let expires = redis_now_ms() + 100;
+    eventually(
+        Duration::from_secs(5),
+        "the lease to have ended",
+        async || redis_now_ms() > expires,
+    )
+    .await;
+    app.delete(&format!("{}/items/a", pool_path(&pool)))
+        .await
+        .expect_problem(404, "not_found");
+    app.post(&action_path(&pool, "a", "requeue"), json!({}))
+        .await
+        .expect_problem(404, "not_found");
+    let usage = app.get(&pool_path(&pool)).await.expect(200)["usage"].clone();
+    assert_eq!(usage["items"], 1, "{usage}");
+    assert_eq!(usage["data_bytes"], "b".len() + "{}".len(), "{usage}");
+    let kinds: Vec<String> = events(&app, &pool)
+        .await
+        .iter()
+        .filter(|e| e["item"] == "a")
+        .map(|e| e["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(kinds, ["added", "claimed", "expired", "removed"]);
+}
+
+/// A pool at its byte limit still takes a completion with larger data when done items
+/// are not kept: the data goes with the item at once.
+#[tokio::test]
+async fn a_full_pool_takes_larger_data_on_completion_when_done_items_are_not_kept() {
+    let app = spawn_app_with(Options {
+        quotas: leasehold::store::Quotas {
+            max_pool_bytes: 1000,
+            ..leasehold::store::Quotas::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let pool = pool_name();
+    app.put(
+        &pool_path(&pool),
+        json!({"keep_done_ms": 0, "max_events": 0}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("{}/items", pool_path(&pool)),
+        json!({"items": [{"id": "a", "data": {"x": "y".repeat(900)}}]}),
+    )
+    .await
+    .expect(200);
+    let lease = app.claim(&pool, "w").await.expect("a lease");
+    app.post(
+        &action_path(&pool, "a", "complete"),
+        json!({"holder": "w", "token": lease["token"], "data": {"result": "z".repeat(950)}}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(
+        app.get(&pool_path(&pool)).await.expect(200)["usage"]["items"],
+        0
+    );
+}

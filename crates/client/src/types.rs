@@ -164,6 +164,10 @@ pub struct Claim {
     /// Wait up to this long (≤ 30,000 ms) for an item when none is available.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
+    /// Take a pool that does not exist (yet) as an empty one, instead of `not_found`: for
+    /// workers that may start before the pool's first producer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create: Option<bool>,
 }
 
 impl Claim {
@@ -173,7 +177,14 @@ impl Claim {
             count: None,
             lease_ms: None,
             wait_ms: None,
+            create: None,
         }
+    }
+
+    /// Wait for a pool that does not exist yet rather than answer `not_found`.
+    pub fn create(mut self, create: bool) -> Self {
+        self.create = Some(create);
+        self
     }
 
     pub fn count(mut self, count: u32) -> Self {

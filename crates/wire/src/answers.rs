@@ -224,6 +224,10 @@ pub struct PoolUsage {
     pub event_bytes: u64,
     /// Answers kept for replay under an `Idempotency-Key`.
     pub answer_bytes: u64,
+    /// True while the bytes of items written before this version are still being counted
+    /// (the sweeper counts them, a thousand a call): `bytes` is then a lower bound.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub counting: bool,
 }
 
 /// The limits a tenant's writes are held to: the server's defaults (flags), or the
