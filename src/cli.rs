@@ -208,6 +208,10 @@ pub struct KeygenArgs {
     /// The tenant the key belongs to (a firm, a team): `^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`
     #[arg(long, env = "LEASEHOLD_TENANT")]
     pub tenant: String,
+    /// Append the key's entry to this key file (made, readable by its owner only, if it
+    /// does not exist) and print only the key; without it, print the key, then the entry.
+    #[arg(long)]
+    pub append: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]

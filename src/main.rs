@@ -41,7 +41,13 @@ async fn main() -> ExitCode {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("LEASEHOLD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only for a person at a terminal, and never with NO_COLOR (no-color.org): a
+    // log written to a file or a collector gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(colour);
     match format {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().with_current_span(true).init(),
@@ -141,12 +147,23 @@ fn tls_certificates(
     }))
 }
 
+/// Why the API's address could not be taken, and what to do about it.
+fn listen_error(listen: std::net::SocketAddr, e: &std::io::Error) -> String {
+    let next = std::net::SocketAddr::new(listen.ip(), listen.port().wrapping_add(1).max(1));
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            "cannot listen on {listen}: another program has that port; choose another with --listen (or LEASEHOLD_LISTEN), such as --listen {next}"
+        ),
+        _ => format!("cannot listen on {listen} (--listen or LEASEHOLD_LISTEN): {e}"),
+    }
+}
+
 async fn run(settings: &Settings, backend: &str) -> Result<(), String> {
     let app = app::build(settings).await.map_err(|e| e.to_string())?;
     settings.auth.reload_on_sighup();
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+        .map_err(|e| listen_error(settings.listen, &e))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(
         "Leasehold is listening on http://{addr} with {backend} (dashboard: http://{addr}/ui/)"
@@ -159,9 +176,39 @@ async fn run(settings: &Settings, backend: &str) -> Result<(), String> {
 fn keygen(args: &KeygenArgs) -> Result<(), String> {
     let tenant = Tenant::parse("tenant", &args.tenant).map_err(|e| e.to_string())?;
     let (key, entry) = auth::generate(&tenant);
+    let Some(path) = &args.append else {
+        println!("{key}");
+        println!("{entry}");
+        return Ok(());
+    };
+    append_entry(path, &entry)?;
     println!("{key}");
-    println!("{entry}");
+    eprintln!(
+        "The key above (shown once, keep it for your app) is for tenant {tenant}; its entry was added to {}. Send SIGHUP to a running server to take it.",
+        path.display()
+    );
     Ok(())
+}
+
+/// Appends a line to a key file, made with mode 0600 where it does not exist, starting on a
+/// new line if the file does not end with one.
+fn append_entry(path: &std::path::Path, entry: &str) -> Result<(), String> {
+    use std::io::Write;
+    let fail = |e: std::io::Error| format!("cannot add the key to {}: {e}", path.display());
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let ends_with_newline = std::fs::read(path)
+        .map(|bytes| bytes.is_empty() || bytes.ends_with(b"\n"))
+        .unwrap_or(true);
+    let mut file = options.open(path).map_err(fail)?;
+    let line = if ends_with_newline {
+        format!("{entry}\n")
+    } else {
+        format!("\n{entry}\n")
+    };
+    file.write_all(line.as_bytes()).map_err(fail)
 }
 
 /// Exits 0 only when the checkers found no anomaly.

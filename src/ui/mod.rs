@@ -79,6 +79,7 @@ const STYLE: Asset = asset!("style.css", "text/css; charset=utf-8");
 /// relative URLs, so the dashboard also works behind a proxy that adds a path prefix.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(root))
         .route("/ui", get(to_index))
         .route(
             "/ui/",
@@ -92,6 +93,37 @@ pub fn router() -> Router<AppState> {
             "/ui/style.css",
             get(|headers: HeaderMap| async move { serve(&STYLE, &headers) }),
         )
+}
+
+/// `/`: a browser (asking for HTML) is sent to the dashboard; anyone else gets where
+/// things are, as JSON.
+async fn root(headers: HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html {
+        return (
+            StatusCode::TEMPORARY_REDIRECT,
+            [(header::LOCATION, HeaderValue::from_static("ui/"))],
+        )
+            .into_response();
+    }
+    let index = serde_json::json!({
+        "name": "Leasehold",
+        "dashboard": "/ui/",
+        "docs": "/docs",
+        "openapi": "/openapi.json",
+        "health": "/healthz",
+        "ready": "/readyz",
+        "metrics": "/metrics",
+        "api": "/v1/pools",
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        index.to_string(),
+    )
+        .into_response()
 }
 
 /// A relative `Location` (`ui/` from `/ui`), so a path prefix added by a proxy is kept;

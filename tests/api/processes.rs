@@ -246,6 +246,45 @@ fn serve_with_fsync_durability_refuses_appendfsync_everysec() {
     assert!(stderr.contains("appendfsync"), "stderr: {stderr}");
 }
 
+#[test]
+fn a_port_in_use_is_refused_naming_the_flag_that_changes_it() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
+    let redis = RedisProcess::start(&[]);
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let listen = taken.local_addr().expect("addr").to_string();
+    let (status, _, stderr) = run_to_exit(&[
+        "serve",
+        "--redis",
+        &redis.url(),
+        "--allow-anonymous",
+        "--listen",
+        &listen,
+    ]);
+    assert!(!status.success());
+    assert!(stderr.contains("another program has that port"), "{stderr}");
+    assert!(
+        stderr.contains("--listen") && stderr.contains("LEASEHOLD_LISTEN"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn logs_written_to_a_file_carry_no_colour_codes() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
+    let redis = RedisProcess::start(&[]);
+    let (server, _port) = Leasehold::serve(&redis.url(), &["--allow-anonymous"], &[]).await;
+    let log = server.stdout();
+    assert!(log.contains("is listening on"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file: {log:?}"
+    );
+}
+
 #[tokio::test]
 async fn serve_with_fsync_durability_starts_on_appendfsync_always_and_stops_on_sigterm() {
     if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
@@ -601,6 +640,73 @@ fn keygen_prints_a_key_and_its_key_file_entry() {
     assert_ne!(key, another, "every key is new");
 }
 
+/// The key recipe of docs/running.md, run as written from a shell: the key it prints is
+/// the one the file it appends to lets in, and a file it makes is its owner's alone.
+#[tokio::test]
+async fn the_documented_keygen_recipe_gives_a_key_that_serve_accepts() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
+    let doc = include_str!("../../docs/running.md");
+    let recipe = doc
+        .lines()
+        .find(|line| line.starts_with("leasehold keygen"))
+        .expect("the keygen line of docs/running.md");
+    let dir = temp_dir("leasehold-recipe");
+    let bin = Path::new(env!("CARGO_BIN_EXE_leasehold"))
+        .parent()
+        .expect("the binary's folder")
+        .to_owned();
+    let run = || {
+        Command::new("sh")
+            .arg("-c")
+            .arg(recipe)
+            .current_dir(&dir)
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .output()
+            .expect("sh runs")
+    };
+    let first = run();
+    assert!(first.status.success(), "{first:?}");
+    let key = String::from_utf8(first.stdout).expect("utf-8");
+    let key = key.trim();
+    assert!(key.starts_with("lh_"), "printed only the key: {key:?}");
+    let stderr = String::from_utf8_lossy(&first.stderr).to_string();
+    assert!(
+        stderr.contains("api-keys"),
+        "says where the entry went: {stderr}"
+    );
+    let file = dir.join("api-keys");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("made").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "a new key file is its owner's alone");
+    }
+    // Run again: a second entry, the first kept.
+    let second = run();
+    let other = String::from_utf8(second.stdout).expect("utf-8");
+    assert_eq!(
+        std::fs::read_to_string(&file)
+            .expect("file")
+            .lines()
+            .count(),
+        2
+    );
+
+    let (_server, port) =
+        Leasehold::serve(&redis().url(), &["--api-keys", path_str(&file)], &[]).await;
+    for key in [key, other.trim()] {
+        let answer = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/v1/pools"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("answers");
+        assert_eq!(answer.status(), 200, "the printed key is let in");
+    }
+}
+
 #[tokio::test]
 async fn serve_with_a_keygen_key_file_answers_only_that_key() {
     if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
@@ -890,4 +996,35 @@ async fn dev_serves_tenant_dev_without_a_key_and_stops_its_redis_on_sigterm() {
     );
     drop(dev);
     let _ = std::fs::remove_dir_all(&root);
+}
+
+/// The README's worker recipe makes its Idempotency-Keys with what every POSIX shell has
+/// (no `uuidgen`): run as written by `sh`, each is 32 hex digits, and each is new.
+#[test]
+fn the_readme_makes_idempotency_keys_with_what_every_shell_has() {
+    let readme = include_str!("../../README.md");
+    let definition = readme
+        .lines()
+        .find(|line| line.starts_with("new_key()"))
+        .expect("the README defines new_key");
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{definition}\necho \"$(new_key)\"; echo \"$(new_key)\""
+        ))
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .expect("sh runs");
+    assert!(output.status.success(), "{output:?}");
+    let keys: Vec<String> = String::from_utf8(output.stdout)
+        .expect("utf-8")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(keys.len(), 2);
+    for key in &keys {
+        assert_eq!(key.len(), 32, "{key:?}");
+        assert!(key.chars().all(|c| c.is_ascii_hexdigit()), "{key:?}");
+    }
+    assert_ne!(keys[0], keys[1]);
 }

@@ -1071,3 +1071,44 @@ async fn dashboard_pages_through_the_pools_fifty_at_a_time() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_root_sends_a_browser_to_the_dashboard_and_tells_others_where_things_are() {
+    let app = spawn_app().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let browser = client
+        .get(app.url("/"))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .expect("GET /");
+    assert_eq!(browser.status(), 307);
+    assert_eq!(
+        browser
+            .headers()
+            .get("location")
+            .and_then(|l| l.to_str().ok()),
+        Some("ui/")
+    );
+    let index: Value = client
+        .get(app.url("/"))
+        .send()
+        .await
+        .expect("GET /")
+        .json()
+        .await
+        .expect("JSON");
+    for link in ["dashboard", "docs", "openapi", "health", "ready"] {
+        let path = index[link].as_str().expect("a link");
+        let status = client
+            .get(app.url(path))
+            .send()
+            .await
+            .expect("link")
+            .status();
+        assert_eq!(status, 200, "{link}: {path}");
+    }
+}
