@@ -23,6 +23,46 @@ pub enum DevError {
     Spawn(std::io::Error),
     #[error("redis-server did not become ready: {0} (see {1})")]
     NotReady(String, PathBuf),
+    #[error(
+        "another leasehold dev ({holder}) uses the data directory {dir}: stop it, or give this one its own with --data-dir"
+    )]
+    InUse { dir: PathBuf, holder: String },
+}
+
+/// The data directory, held for as long as this lives: two `dev` on one directory would
+/// run two redis-servers on one append-only file.
+pub struct DataDirLock {
+    _file: std::fs::File,
+}
+
+/// Takes the data directory for this process (made if missing), writing who holds it, or
+/// says who does.
+pub fn lock_data_dir(data_dir: &Path, listen: &str) -> Result<DataDirLock, DevError> {
+    use std::io::{Read, Seek, Write};
+    std::fs::create_dir_all(data_dir).map_err(|e| DevError::DataDir(data_dir.into(), e))?;
+    let path = data_dir.join("leasehold.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| DevError::DataDir(data_dir.into(), e))?;
+    if file.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        return Err(DevError::InUse {
+            dir: data_dir.into(),
+            holder: holder.trim().to_owned(),
+        });
+    }
+    let who = format!("pid {}, on {listen}", std::process::id());
+    let written = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| file.write_all(who.as_bytes()));
+    written.map_err(|e| DevError::DataDir(data_dir.into(), e))?;
+    Ok(DataDirLock { _file: file })
 }
 
 /// A running redis-server child.

@@ -60,6 +60,8 @@ async fn dev(args: DevArgs) -> Result<(), String> {
         Some(path) => Auth::from_file(path, true)?,
         None => Auth::anonymous(),
     };
+    let _held = leasehold::dev::lock_data_dir(&args.data_dir, &args.server.listen.to_string())
+        .map_err(|e| e.to_string())?;
     let redis = EmbeddedRedis::start(&args.redis_server, &args.data_dir)
         .await
         .map_err(|e| e.to_string())?;

@@ -943,6 +943,22 @@ async fn dev_serves_tenant_dev_without_a_key_and_stops_its_redis_on_sigterm() {
     });
     let redis_port = embedded_redis_port(&stdout).expect("redis port");
 
+    // A second dev on the same data directory exits at once, naming the first.
+    let (_, other_listen) = listen_arg();
+    let (status, _, stderr) = run_to_exit(&[
+        "dev",
+        "--listen",
+        &other_listen,
+        "--data-dir",
+        path_str(&data),
+    ]);
+    assert!(!status.success(), "a second dev started on the same data");
+    assert!(
+        stderr.contains(&format!("pid {}", dev.pid())) && stderr.contains(&listen),
+        "names the one running: {stderr}"
+    );
+    assert!(stderr.contains("--data-dir"), "{stderr}");
+
     let client = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
     let pool = pool_name();
