@@ -128,6 +128,7 @@ pub async fn build(settings: &Settings) -> Result<App, StartError> {
     );
     let router = crate::api::router()
         .merge(crate::ui::router())
+        .method_not_allowed_fallback(crate::api::method_not_allowed)
         .with_state(state.clone())
         // Bodies are read and limited by `api::extract::Write`, which answers problem+json.
         .layer(DefaultBodyLimit::disable())

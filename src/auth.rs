@@ -99,10 +99,10 @@ impl Auth {
     pub fn tenants(&self) -> Vec<Tenant> {
         let table = Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner));
         let mut tenants: Vec<Tenant> = table.keys.iter().map(|(t, _)| t.clone()).collect();
-        if self.allow_anonymous {
-            if let Ok(dev) = Tenant::parse("tenant", ANONYMOUS_TENANT) {
-                tenants.push(dev);
-            }
+        if self.allow_anonymous
+            && let Ok(dev) = Tenant::parse("tenant", ANONYMOUS_TENANT)
+        {
+            tenants.push(dev);
         }
         tenants.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         tenants.dedup();

@@ -136,10 +136,10 @@ impl EmbeddedRedis {
 
     /// Asks Redis to shut down (flushing its append-only file), then makes sure it has.
     pub async fn stop(mut self) {
-        if let Ok(client) = redis::Client::open(self.url.as_str()) {
-            if let Ok(mut conn) = client.get_multiplexed_async_connection().await {
-                let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").query_async(&mut conn).await;
-            }
+        if let Ok(client) = redis::Client::open(self.url.as_str())
+            && let Ok(mut conn) = client.get_multiplexed_async_connection().await
+        {
+            let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").query_async(&mut conn).await;
         }
         let exited = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
         if exited.is_err() {

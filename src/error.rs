@@ -245,10 +245,10 @@ impl IntoResponse for ApiError {
         if replayed {
             headers.insert("idempotent-replayed", HeaderValue::from_static("true"));
         }
-        if let ApiError::Refused(refusal) = &self {
-            if refusal.code != ProblemCode::NotFound {
-                response.extensions_mut().insert(Conflict(code));
-            }
+        if let ApiError::Refused(refusal) = &self
+            && refusal.code != ProblemCode::NotFound
+        {
+            response.extensions_mut().insert(Conflict(code));
         }
         response
     }

@@ -331,10 +331,10 @@ fn entity_tags(
             .ok_or_else(|| {
                 ApiError::invalid(name.as_str(), "must be * or entity tags such as \"3\"")
             })?;
-        if let Ok(v) = version.parse::<u64>() {
-            if !weak || weak_comparison {
-                versions.push(v.to_string());
-            }
+        if let Ok(v) = version.parse::<u64>()
+            && (!weak || weak_comparison)
+        {
+            versions.push(v.to_string());
         }
     }
     if versions.is_empty() {

@@ -31,7 +31,13 @@ pub fn router() -> Router<AppState> {
     router
         .layer(Extension(openapi::Spec::new(description)))
         .fallback(|| async { ApiError::NoRoute })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// A route that exists, called with another method: 405 as problem+json (also for the
+/// dashboard's routes, merged beside these).
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
 }
 
 /// Every endpoint, each with its description.

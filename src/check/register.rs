@@ -763,11 +763,10 @@ mod tests {
             if let Op::Cas {
                 value, new_version, ..
             } = &mut event.op
+                && seen.contains(new_version)
             {
-                if seen.contains(new_version) {
-                    *value += 1000;
-                    return true;
-                }
+                *value += 1000;
+                return true;
             }
         }
         false

@@ -461,12 +461,12 @@ impl Shared {
         let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
         let now = self.started.elapsed().as_millis() as u64;
         let idle = now.saturating_sub(slot.last_used.swap(now, Ordering::Relaxed));
-        if let Some((generation, SharedConn::Multiplexed(mut conn))) = slot.current() {
-            if idle >= IDLE_CHECK.as_millis() as u64 {
-                let alive = redis::cmd("PING").query_async::<String>(&mut conn).await;
-                if alive.is_err() {
-                    slot.discard(generation);
-                }
+        if let Some((generation, SharedConn::Multiplexed(mut conn))) = slot.current()
+            && idle >= IDLE_CHECK.as_millis() as u64
+        {
+            let alive = redis::cmd("PING").query_async::<String>(&mut conn).await;
+            if alive.is_err() {
+                slot.discard(generation);
             }
         }
         let (generation, conn) = match slot.current() {

@@ -227,10 +227,10 @@ impl PoolRef<'_> {
         preconditions: &Preconditions,
         quotas: &Quotas,
     ) -> Result<Answer<PutItem>, StoreError> {
-        if let Some(idempotency) = idempotency {
-            if let Some(answer) = self.stored_answer(idempotency).await? {
-                return Ok(answer);
-            }
+        if let Some(idempotency) = idempotency
+            && let Some(answer) = self.stored_answer(idempotency).await?
+        {
+            return Ok(answer);
         }
         for _ in 0..PATCH_ATTEMPTS {
             let (base, data) = match self.get_item(id).await {

@@ -253,14 +253,13 @@ impl PoolRef<'_> {
         // A reservation whose pool did not come (the write failed) is left for a listing
         // to drop once it is old. One whose pool came is cleared; if that fails, the mark
         // only keeps listings from dropping a name whose pool exists anyway.
-        if matches!(ran, Ok(_) | Err(StoreError::Unacknowledged(_))) {
-            if let Err(e) = self
+        if matches!(ran, Ok(_) | Err(StoreError::Unacknowledged(_)))
+            && let Err(e) = self
                 .store
                 .unlist_pool(self.tenant, self.pool.as_str(), Unlist::Created)
                 .await
-            {
-                tracing::warn!(pool = %self.pool, error = %e, "could not clear the pool's reservation");
-            }
+        {
+            tracing::warn!(pool = %self.pool, error = %e, "could not clear the pool's reservation");
         }
         match (unacknowledged, ran) {
             (Some(unacknowledged), Ok(_)) => Err(unacknowledged),

@@ -125,13 +125,13 @@ impl Isolated {
             .expect("a status line");
         let mut headers = reqwest::header::HeaderMap::new();
         for line in lines {
-            if let Some((name, value)) = line.split_once(':') {
-                if let (Ok(name), Ok(value)) = (
+            if let Some((name, value)) = line.split_once(':')
+                && let (Ok(name), Ok(value)) = (
                     reqwest::header::HeaderName::from_bytes(name.trim().as_bytes()),
                     reqwest::header::HeaderValue::from_str(value.trim()),
-                ) {
-                    headers.insert(name, value);
-                }
+                )
+            {
+                headers.insert(name, value);
             }
         }
         Reply {

@@ -224,7 +224,7 @@ async fn any_method_name_is_counted_under_one_label() {
     let odd = |n: usize| {
         let method = reqwest::Method::from_bytes(format!("M{n}{}", "Q".repeat(5000)).as_bytes())
             .expect("a method token");
-        app.request(method, "/")
+        app.request(method, "/nowhere")
     };
     app.send(odd(0)).await.expect_problem(404, "not_found");
     // Twice, so the series of the scrape itself are there before the one compared with.

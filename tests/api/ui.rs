@@ -657,7 +657,7 @@ fn shown_version(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -1110,5 +1110,19 @@ async fn the_root_sends_a_browser_to_the_dashboard_and_tells_others_where_things
             .expect("link")
             .status();
         assert_eq!(status, 200, "{link}: {path}");
+    }
+}
+
+#[tokio::test]
+async fn another_method_on_the_dashboards_routes_is_405_problem_json() {
+    let app = spawn_app().await;
+    for path in ["/", "/ui/", "/ui/app.js"] {
+        let reply = app.send(app.request(reqwest::Method::POST, path)).await;
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json"),
+            "{path}"
+        );
+        reply.expect_problem(405, "method_not_allowed");
     }
 }
