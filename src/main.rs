@@ -93,6 +93,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             return Err("serve needs --api-keys FILE (make entries with `leasehold keygen --tenant T`), or --allow-anonymous for tests".to_owned());
         }
     };
+    for (flag, url) in std::iter::once(("--redis", &args.redis))
+        .chain(args.redis_cluster.iter().map(|u| ("--redis-cluster", u)))
+        .chain(args.redis_sentinel.iter().map(|u| ("--redis-sentinel", u)))
+    {
+        let known = ["redis://", "rediss://", "redis+unix://", "unix://"];
+        if !known.iter().any(|scheme| url.starts_with(scheme)) {
+            return Err(format!(
+                "{flag} must look like redis://host:6379 (rediss:// for TLS, redis://user:password@host:6379 with a user)"
+            ));
+        }
+    }
     let topology = match (&args.redis_cluster[..], &args.redis_sentinel[..]) {
         ([], []) => Topology::Single(args.redis.clone()),
         (nodes, []) => Topology::Cluster(nodes.to_vec()),

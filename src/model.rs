@@ -102,7 +102,8 @@ pub fn leases(records: Vec<ItemRecord>) -> Result<Vec<Lease>, ApiError> {
 pub fn event(record: &EventRecord) -> Event {
     Event {
         id: record.id.to_string(),
-        at: timestamp(record.id.ms),
+        at: timestamp(record.at.unwrap_or(record.id.ms)),
+        lease_expires_at: record.expires.map(timestamp),
         kind: record.kind,
         item: record.item.clone(),
         state: record.state,

@@ -314,7 +314,10 @@ end
 -- the item's state and version after it, and the holder and token it concerns (the new
 -- ones of a grant, else the ones it had: a release names who released). The oldest go
 -- 1% of the cap at a time (at most 100), so most changes pay only an XLEN for the cap.
-local function event(kind, id, it, holder, token)
+-- `at` is when the fact happened, where that is not now (a lease's end, a delay's end,
+-- applied later); `expires` the lease's expiry it concerns (a grant's or renewal's new one,
+-- the one that ran out).
+local function event(kind, id, it, holder, token, at, expires)
   local cap = max_events()
   if cap == 0 then return end
   local fields = {'type', kind, 'item', id, 'state', it.s, 'version', int_text(it.v)}
@@ -326,6 +329,15 @@ local function event(kind, id, it, holder, token)
   if token then
     fields[#fields + 1] = 'token'
     fields[#fields + 1] = int_text(token)
+  end
+  if at and at ~= NOW then
+    fields[#fields + 1] = 'at'
+    fields[#fields + 1] = int_text(at)
+  end
+  if not expires and it.s == 'leased' and it.e and it.e > 0 then expires = it.e end
+  if expires then
+    fields[#fields + 1] = 'expires'
+    fields[#fields + 1] = int_text(expires)
   end
   redis.call('XADD', K_EVENTS, '*', unpack(fields))
   EVENT_DELTA = EVENT_DELTA + entry_size(fields)
@@ -346,7 +358,7 @@ end
 -- and recorded as an event of `kind`. An item that finished (done or dead) in a pool that
 -- keeps such items 0 ms is removed at once after that (a `removed` event): then it answers
 -- true, and the caller must not write the item again (it is gone).
-local function update(id, it, kind, change)
+local function update(id, it, kind, change, at, expires)
   local holder, token = it.h, it.t
   local size = data_size(id, it)
   unindex(id, it)
@@ -357,7 +369,7 @@ local function update(id, it, kind, change)
   it.u = NOW
   index(id, it)
   save(id, it)
-  event(kind, id, it, holder, token)
+  event(kind, id, it, holder, token, at, expires)
   if (it.s == 'done' or it.s == 'dead') and keep_ms(it.s) == 0 then
     remove_item(id, it, 'removed')
     return true
@@ -433,12 +445,14 @@ local function touch(id, cfg)
   local it = load(id)
   if not it then return nil end
   if it.s == 'leased' and it.e > 0 and it.e <= NOW then
-    local removed = update(id, it, 'expired', function() end_lease(it, cfg or pool_config()) end)
+    local ended = it.e
+    local removed = update(id, it, 'expired', function() end_lease(it, cfg or pool_config()) end,
+      ended, ended)
     redis.call('HINCRBY', K_POOL, 'expired', '1')
     EXPIRED = EXPIRED + 1
     if removed then return nil end
   elseif it.s == 'delayed' and it.r <= NOW then
-    update(id, it, 'delay_over', make_available)
+    update(id, it, 'delay_over', make_available, it.r)
   end
   return it
 end

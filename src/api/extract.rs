@@ -177,6 +177,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for Write<T> {
             check_json_content_type(&parts.headers)?;
             &bytes
         };
+        // Every body is a JSON object: anything else is said so, in the API's words, rather
+        // than in the parser's (which would name a type of ours).
+        let starts_as_json = json.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        if matches!(
+            starts_as_json,
+            Some(b'[' | b'"' | b'0'..=b'9' | b'-' | b't' | b'f' | b'n')
+        ) {
+            return Err(ApiError::invalid("body", "the body must be a JSON object"));
+        }
         let mut reader = serde_json::Deserializer::from_slice(json);
         let body: T = serde_path_to_error::deserialize(&mut reader)
             .map_err(|e| refusal("body", &e.path().to_string(), json_detail(e.inner())))?;

@@ -294,6 +294,7 @@ mod tests {
             holder: holder.map(str::to_owned),
             token: holder.map(|_| token),
             at: "2026-01-10T09:30:00.000Z".to_owned(),
+            lease_expires_at: None,
         }
     }
 

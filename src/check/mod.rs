@@ -237,6 +237,7 @@ mod tests {
             holder: Some("h0".into()),
             token: Some(7),
             at: "2026-01-10T09:30:00.100Z".into(),
+            lease_expires_at: None,
         };
         let deliveries = [Delivery {
             received_us: 60,

@@ -115,6 +115,13 @@ pub struct EventRecord {
     pub holder: Option<String>,
     #[serde(default, deserialize_with = "optional_number_text")]
     pub token: Option<u64>,
+    /// When the fact happened, where it was recorded later (a lease's or a delay's end),
+    /// in ms; else the id's time.
+    #[serde(default, deserialize_with = "optional_number_text")]
+    pub at: Option<u64>,
+    /// The lease expiry the change concerns (ms).
+    #[serde(default, deserialize_with = "optional_number_text")]
+    pub expires: Option<u64>,
 }
 
 /// A page of events, and whether events the caller had not seen were dropped by the cap.

@@ -455,3 +455,29 @@ async fn restarts_answered_without_a_503(mode: leasehold::store::ConnectionMode)
         }
     }
 }
+
+/// A body that is not a JSON object is told so in the API's words, whatever it is, and
+/// nothing names a type of the server's.
+#[tokio::test]
+async fn a_body_that_is_not_an_object_is_told_so_in_the_apis_words() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    for body in ["[1, 2]", "\"items\"", "42", "-1", "true", "null", "  [ ]"] {
+        let problem = app
+            .send(
+                app.request(Method::POST, &format!("/v1/pools/{pool}/items"))
+                    .header("content-type", "application/json")
+                    .body(body),
+            )
+            .await
+            .expect_problem(400, "invalid_request");
+        assert_eq!(problem["field"], "body", "{body}");
+        assert_eq!(
+            problem["detail"], "the body must be a JSON object",
+            "{body}"
+        );
+    }
+    app.get(&format!("/v1/pools/{pool}"))
+        .await
+        .expect_problem(404, "not_found");
+}

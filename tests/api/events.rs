@@ -153,7 +153,15 @@ fn assert_event(event: &Value, kind: &str, item: &Value, holder: Option<&str>, t
     assert_eq!(
         fields,
         [
-            "id", "type", "item", "state", "version", "holder", "token", "at"
+            "id",
+            "type",
+            "item",
+            "state",
+            "version",
+            "holder",
+            "token",
+            "at",
+            "lease_expires_at"
         ],
         "{event:#?}"
     );
@@ -163,7 +171,24 @@ fn assert_event(event: &Value, kind: &str, item: &Value, holder: Option<&str>, t
     assert_eq!(event["version"], item["version"], "{event:#?} vs {item:#?}");
     assert_eq!(event["holder"], json!(holder), "{event:#?}");
     assert_eq!(event["token"], json!(token), "{event:#?}");
-    assert_eq!(at_ms(event), id_ms(&id_of(event)), "{event:#?}");
+    if kind == "expired" || kind == "delay_over" {
+        // The moment of the fact, recorded when it was applied.
+        assert!(at_ms(event) <= id_ms(&id_of(event)), "{event:#?}");
+        if kind == "expired" {
+            assert_eq!(event["lease_expires_at"], event["at"], "{event:#?}");
+        }
+    } else {
+        assert_eq!(at_ms(event), id_ms(&id_of(event)), "{event:#?}");
+        let expires = if item["state"] == "leased" {
+            item["lease_expires_at"].clone()
+        } else {
+            Value::Null
+        };
+        assert_eq!(
+            event["lease_expires_at"], expires,
+            "{event:#?} vs {item:#?}"
+        );
+    }
 }
 
 fn token(lease: &Value) -> u64 {
@@ -494,7 +519,12 @@ async fn every_change_to_an_item_is_one_event_saying_what_it_left() {
     let short = claim_for(&app, p, "b", "dave", SHORT_LEASE_MS).await;
     let t4 = token(&short);
     // (Compared with the lease: a look at the item may already find it expired.)
-    let leased = json!({"id": "b", "state": "leased", "version": short["version"]});
+    let leased = json!({
+        "id": "b",
+        "state": "leased",
+        "version": short["version"],
+        "lease_expires_at": short["lease_expires_at"],
+    });
     assert_event(&log.one().await, "claimed", &leased, Some("dave"), Some(t4));
     let expires = short["lease_expires_at"]
         .as_str()
@@ -1657,4 +1687,57 @@ async fn a_stream_ends_after_its_longest_lifetime_and_resumes_from_its_last_even
     let next = resumed.expect_event().await;
     let data: Value = serde_json::from_str(&next.data).expect("JSON");
     assert_eq!(data["item"], json!("b"), "{next:?}");
+}
+
+/// An expiry and a delay's end are logged at the moment they happened, whenever they are
+/// applied: here seconds later, by a read of the log.
+#[tokio::test]
+async fn an_expiry_and_a_delays_end_are_logged_at_the_moment_they_happened() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a", "b"]).await;
+    let lease = claim_for(&app, &pool, "a", "bob", 200).await;
+    let ended = lease["lease_expires_at"]
+        .as_str()
+        .expect("an expiry")
+        .parse::<jiff::Timestamp>()
+        .expect("RFC 3339")
+        .as_millisecond();
+    let b = claim_for(&app, &pool, "b", "carol", 60_000).await;
+    let released = app
+        .post(
+            &action_path(&pool, "b", "release"),
+            json!({"holder": "carol", "token": b["token"], "delay_ms": 300}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(released["state"], "delayed");
+    wait_for_redis_clock_past(ended + 1500).await;
+
+    let events = read_all(&app, &pool, None, 1000).await;
+    let of = |kind: &str, item: &str| {
+        events
+            .iter()
+            .find(|e| e["type"] == kind && e["item"] == item)
+            .unwrap_or_else(|| panic!("no {kind} of {item}: {events:#?}"))
+            .clone()
+    };
+    let claimed = of("claimed", "a");
+    assert_eq!(claimed["lease_expires_at"], lease["lease_expires_at"]);
+    let expired = of("expired", "a");
+    assert_eq!(expired["at"], lease["lease_expires_at"], "{expired:#}");
+    assert_eq!(expired["lease_expires_at"], lease["lease_expires_at"]);
+    assert!(
+        id_ms(&id_of(&expired)) >= ended + 1000,
+        "recorded when applied, later: {expired:#}"
+    );
+    let release = of("released", "b");
+    let over = of("delay_over", "b");
+    assert_eq!(at_ms(&over), at_ms(&release) + 300, "{over:#}");
+    assert!(id_ms(&id_of(&over)) > at_ms(&over) + 500, "{over:#}");
+    // The log stays in the order of recording.
+    let keys: Vec<(u64, u64)> = events.iter().map(|e| id_key(&id_of(e))).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
 }

@@ -247,6 +247,29 @@ fn serve_with_fsync_durability_refuses_appendfsync_everysec() {
 }
 
 #[test]
+fn a_redis_url_without_its_scheme_is_refused_saying_what_it_must_look_like() {
+    let (_, listen) = listen_arg();
+    for (flag, value) in [
+        ("--redis", "127.0.0.1:6379"),
+        ("--redis-cluster", "localhost:7000"),
+    ] {
+        let (status, _, stderr) = run_to_exit(&[
+            "serve",
+            flag,
+            value,
+            "--allow-anonymous",
+            "--listen",
+            &listen,
+        ]);
+        assert!(!status.success());
+        assert!(
+            stderr.contains(&format!("{flag} must look like redis://host:6379")),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn a_port_in_use_is_refused_naming_the_flag_that_changes_it() {
     if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
         return;

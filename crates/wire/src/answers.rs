@@ -122,9 +122,16 @@ pub struct Event {
     pub holder: Option<String>,
     /// The fencing token of that holder's lease; null when none.
     pub token: Option<u64>,
-    /// When it happened, by Redis's clock.
+    /// When it happened, by Redis's clock: the moment of the fact, also when it was
+    /// recorded later (an `expired` event's `at` is when the lease ended, a `delay_over`'s
+    /// when the delay did), while the `id` gives the order of recording.
     #[cfg_attr(feature = "utoipa", schema(format = DateTime))]
     pub at: String,
+    /// The lease expiry the change concerns: a grant's, renewal's or assignment's new one,
+    /// the one that ran out for `expired`; null otherwise.
+    #[serde(default)]
+    #[cfg_attr(feature = "utoipa", schema(format = DateTime))]
+    pub lease_expires_at: Option<String>,
 }
 
 /// `GET /v1/pools/{pool}/events`: a page of events, oldest first.
