@@ -54,6 +54,7 @@ pub async fn load(
                     id: ItemId::parse("id", &format!("i{i}")).map_err(|e| e.to_string())?,
                     priority: (i % 10) as i64,
                     data: "{}".to_owned(),
+                    available: store::Available::Now,
                 })
             })
             .collect::<Result<Vec<_>, String>>()

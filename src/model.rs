@@ -61,6 +61,7 @@ pub fn item(pool: &PoolName, record: ItemRecord) -> Result<Item, ApiError> {
         created_at: timestamp(record.created),
         updated_at: timestamp(record.updated),
         token: None,
+        available_at: record.available.map(timestamp),
     })
 }
 

@@ -113,6 +113,22 @@ local function data_arg(i, optional)
   return v
 end
 
+-- When an item becomes available, as the caller gives it: '' (now), '+<ms>' (that long
+-- from now) or '=<ms>' (that time, ms since the epoch). Returns the time in ms, or nil for
+-- now (also for a time already past).
+local function when_arg(i, now)
+  local v = ARGV[i]
+  if v == nil or v == '' then return nil end
+  local sign, digits = string.sub(v, 1, 1), string.sub(v, 2)
+  local n = tonumber(digits)
+  if not n or n ~= math.floor(n) or n < 0 or (sign ~= '+' and sign ~= '=') then
+    bad_arg(i, 'must be empty, +<ms> or =<ms>')
+  end
+  local at = sign == '+' and now + n or n
+  if at <= now then return nil end
+  return at
+end
+
 -- A precondition list as built by the caller: '', '*', or comma-separated versions.
 local function versions_arg(i)
   local v = ARGV[i]

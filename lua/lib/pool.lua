@@ -501,6 +501,7 @@ local function view(id, it)
   return {
     id = id, state = it.s, priority = it.p, version = it.v, holder = it.h, token = it.t,
     expires = it.e, attempts = it.a, data = it.d, created = it.c, updated = it.u,
+    available = it.s == 'delayed' and it.r or nil,
   }
 end
 

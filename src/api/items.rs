@@ -17,8 +17,8 @@ use crate::error::ApiError;
 use crate::model::{self, AddedItems, Item, ItemPage};
 use crate::names::{Holder, ItemId, PoolName, Tenant};
 use crate::state::AppState;
-use crate::store::{ItemState, ListCursor, NewItem, StoreError, data_text};
-use leasehold_wire::numbers::{PageLimit, Priority, Token, Version};
+use crate::store::{Available, ItemState, ListCursor, NewItem, StoreError, data_text};
+use leasehold_wire::numbers::{DurationMs, PageLimit, Priority, Token, Version};
 
 /// The most items one bulk add takes.
 pub(super) const MAX_BULK: usize = 1000;
@@ -39,6 +39,32 @@ pub(super) struct NewItemBody {
     priority: Option<Priority>,
     /// Default `{}`.
     data: Option<Data>,
+    /// Scheduled: the item starts `delayed` and becomes available at this time (RFC 3339;
+    /// a time already past: at once). Not with `delay_ms`.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    available_at: Option<jiff::Timestamp>,
+    /// Scheduled: the item starts `delayed` and becomes available this long after it is
+    /// added (by Redis's clock). Not with `available_at`.
+    delay_ms: Option<DurationMs>,
+}
+
+/// When an item given `available_at` or `delay_ms` (at most one) becomes available.
+pub(super) fn availability(
+    field: &str,
+    available_at: Option<jiff::Timestamp>,
+    delay_ms: Option<DurationMs>,
+) -> Result<Available, ApiError> {
+    match (available_at, delay_ms) {
+        (None, None) => Ok(Available::Now),
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            field,
+            "give available_at or delay_ms, not both",
+        )),
+        (Some(at), None) => Ok(Available::At(
+            u64::try_from(at.as_millisecond()).unwrap_or(0),
+        )),
+        (None, Some(delay)) => Ok(Available::After(delay.get())),
+    }
 }
 
 /// Adds items; an item that exists already is left as it is (its data is not replaced).
@@ -84,10 +110,12 @@ pub async fn add_items(
             })?,
             None => "{}".to_owned(),
         };
+        let available = availability(&format!("items[{n}]"), item.available_at, item.delay_ms)?;
         items.push(NewItem {
             id: item.id,
             priority: item.priority.map_or(0, Priority::get),
             data,
+            available,
         });
     }
     let answer = app

@@ -348,10 +348,18 @@ pub async fn assign(
 pub struct RequeueBody {
     /// A new priority (default: kept).
     priority: Option<Priority>,
+    /// Snooze: the item becomes available at this time (RFC 3339) instead of now; it is
+    /// `delayed` until then. Not with `delay_ms`.
+    #[schema(value_type = Option<String>, format = DateTime)]
+    available_at: Option<jiff::Timestamp>,
+    /// Snooze: the item becomes available this long from now instead. Not with
+    /// `available_at`.
+    delay_ms: Option<DurationMs>,
 }
 
 /// Puts a `done` or `dead` item back (attempts start again at 0); an available or
-/// delayed item becomes available now.
+/// delayed item becomes available now. With `available_at` or `delay_ms`, the item is
+/// delayed until then instead ("snooze until Monday").
 #[utoipa::path(
     post,
     path = "/v1/pools/{pool}/items/{id}/requeue",
@@ -359,7 +367,7 @@ pub struct RequeueBody {
     params(("pool" = PoolName, Path), ("id" = ItemId, Path)),
     request_body(content = Option<RequeueBody>, description = "Optional"),
     responses(
-        (status = 200, description = "The item, available", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
+        (status = 200, description = "The item, available (or delayed, when snoozed)", body = Item, headers(("ETag" = String, description = "`\"<version>\"`"))),
         (status = 404, description = "`not_found`: no such item"),
         (status = 409, description = "`already_leased`: the item is leased; or `idempotency_key_reused`"),
     )
@@ -377,6 +385,7 @@ pub async fn requeue(
             write.idempotency.as_ref(),
             &id,
             write.body.priority.map(Priority::get),
+            super::items::availability("body", write.body.available_at, write.body.delay_ms)?,
         )
         .await?;
     item_reply(&pool, answer.value, answer.replayed)

@@ -33,6 +33,9 @@ pub struct ItemRecord {
     pub data: String,
     pub created: u64,
     pub updated: u64,
+    /// For a delayed item: when it becomes available, in ms.
+    #[serde(default)]
+    pub available: Option<u64>,
 }
 
 /// An item to add in bulk.
@@ -42,6 +45,29 @@ pub struct NewItem {
     pub priority: i64,
     /// Compact JSON text of an object.
     pub data: String,
+    pub available: Available,
+}
+
+/// When an item becomes available.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Available {
+    #[default]
+    Now,
+    /// This long from now (by Redis's clock), in ms.
+    After(u64),
+    /// At this time, in ms since the epoch (now if it has passed).
+    At(u64),
+}
+
+impl Available {
+    /// As the scripts take it (`when_arg` in `lua/lib/idempotency.lua`).
+    pub fn arg(self) -> String {
+        match self {
+            Available::Now => String::new(),
+            Available::After(ms) => format!("+{ms}"),
+            Available::At(ms) => format!("={ms}"),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -156,6 +182,7 @@ impl PoolRef<'_> {
                     item.id.to_string(),
                     item.priority.to_string(),
                     item.data.clone(),
+                    item.available.arg(),
                 ]
             })
             .collect();

@@ -9,7 +9,7 @@ use super::StoreError;
 use super::{Answer, Idempotency, PoolRef, Quotas, lua_list};
 use crate::names::{Holder, ItemId};
 
-use super::ItemRecord;
+use super::{Available, ItemRecord};
 
 #[derive(Deserialize, Default)]
 struct Leases {
@@ -216,8 +216,9 @@ impl PoolRef<'_> {
         idempotency: Option<&Idempotency>,
         id: &ItemId,
         priority: Option<i64>,
+        available: Available,
     ) -> Result<Answer<ItemRecord>, StoreError> {
-        let args = [id.to_string(), opt(priority)];
+        let args = [id.to_string(), opt(priority), available.arg()];
         self.script(&self.scripts().requeue, idempotency, &args)
             .await?
             .done()

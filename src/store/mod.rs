@@ -38,7 +38,9 @@ pub use call::Idempotency;
 pub use counters::{CounterDraw, CounterFormat, PeriodKind, date_in};
 pub use error::{Missing, Quota, Refusal, StoreError};
 pub use events::{EVENT_ID_PATTERN, EventId, EventPage, EventRecord, Followed, Follower};
-pub use items::{AddedItems, ItemRecord, ListCursor, NewItem, Preconditions, PutItem, data_text};
+pub use items::{
+    AddedItems, Available, ItemRecord, ListCursor, NewItem, Preconditions, PutItem, data_text,
+};
 pub use leasehold_wire::items::{EventKind, ItemState, PoolCounts, PoolStats};
 pub use pools::{
     DEFAULT_MAX_EVENTS, PoolConfig, PoolSettings, PoolSummary, PoolView, Quotas, Usage,

@@ -1043,3 +1043,124 @@ async fn data_keeps_every_number_exactly_or_is_refused() {
     let kept = app.get(&item).await.expect(200);
     assert_eq!((&kept["data"], &kept["state"]), (&exact, &json!("leased")));
 }
+
+// ---- scheduled availability ----
+
+fn ms_of(timestamp: &Value) -> i64 {
+    timestamp
+        .as_str()
+        .expect("a time")
+        .parse::<jiff::Timestamp>()
+        .expect("RFC 3339")
+        .as_millisecond()
+}
+
+#[tokio::test]
+async fn an_item_added_with_a_delay_is_delayed_until_then_and_a_waiting_claim_gets_it_then() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let past = jiff::Timestamp::from_millisecond(redis_now_ms() - 60_000)
+        .expect("a time")
+        .to_string();
+    app.post(
+        &format!("/v1/pools/{pool}/items"),
+        json!({"items": [{"id": "later", "delay_ms": 600}, {"id": "overdue", "available_at": past}]}),
+    )
+    .await
+    .expect(200);
+    let later = app.item(&pool, "later").await;
+    assert_eq!(later["state"], "delayed");
+    let due = ms_of(&later["available_at"]);
+    assert_eq!(app.item(&pool, "overdue").await["state"], "available");
+    assert!(
+        app.item(&pool, "overdue")
+            .await
+            .get("available_at")
+            .is_none()
+    );
+    // The overdue one is there at once; the later one only once its time comes.
+    assert_eq!(
+        app.claim(&pool, "w").await.expect("a lease")["id"],
+        "overdue"
+    );
+    let waited = app
+        .post(
+            &format!("/v1/pools/{pool}/claim"),
+            json!({"holder": "w", "wait_ms": 10_000}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(waited["leases"][0]["id"], "later");
+    assert!(redis_now_ms() >= due, "granted no earlier than its time");
+
+    for (body, field) in [
+        (
+            json!({"id": "x", "delay_ms": 10, "available_at": past}),
+            "items[0]",
+        ),
+        (
+            json!({"id": "x", "available_at": "next monday"}),
+            "items[0].available_at",
+        ),
+        (json!({"id": "x", "delay_ms": -5}), "items[0].delay_ms"),
+    ] {
+        let problem = app
+            .post(&format!("/v1/pools/{pool}/items"), json!({"items": [body]}))
+            .await
+            .expect_problem(400, "invalid_request");
+        assert_eq!(problem["field"], field, "{problem}");
+    }
+    app.get(&item_path(&pool, "x"))
+        .await
+        .expect_problem(404, "not_found");
+}
+
+#[tokio::test]
+async fn an_available_item_can_be_snoozed_and_comes_back_at_its_time() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a"]).await;
+    let snoozed = app
+        .post(
+            &action_path(&pool, "a", "requeue"),
+            json!({"delay_ms": 500}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(snoozed["state"], "delayed");
+    let due = ms_of(&snoozed["available_at"]);
+    assert!(
+        app.claim(&pool, "w").await.is_none(),
+        "nothing to claim while snoozed"
+    );
+    let until = jiff::Timestamp::from_millisecond(due + 300)
+        .expect("a time")
+        .to_string();
+    let again = app
+        .post(
+            &action_path(&pool, "a", "requeue"),
+            json!({"available_at": until}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(ms_of(&again["available_at"]), due + 300, "snoozed further");
+    eventually(
+        Duration::from_secs(10),
+        "the item back at its time",
+        async || app.item(&pool, "a").await["state"] == "available",
+    )
+    .await;
+    let events = app
+        .get(&format!("/v1/pools/{pool}/events"))
+        .await
+        .expect(200)["events"]
+        .clone();
+    let over = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["type"] == "delay_over")
+        .expect("a delay_over event")
+        .clone();
+    assert_eq!(ms_of(&over["at"]), due + 300, "{over}");
+}

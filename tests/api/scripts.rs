@@ -35,6 +35,11 @@ fn run(script: &Script, keys: &[String], args: &[&str]) -> redis::RedisResult<Va
     );
     let mut args: Vec<&str> = args.to_vec();
     if script.get_hash() == scripts.add_items.get_hash() {
+        // Items come as id, priority, data and when (here: now).
+        args = args
+            .chunks(3)
+            .flat_map(|item| item.iter().copied().chain(std::iter::once("")))
+            .collect();
         args.splice(0..0, [max_items.as_str(), max_bytes.as_str(), "1"]);
     } else if script.get_hash() == scripts.put_item.get_hash() {
         args.resize(9, "");

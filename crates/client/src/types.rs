@@ -50,6 +50,12 @@ pub struct NewItem {
     pub priority: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
+    /// Scheduled: available at this time (RFC 3339), `delayed` until then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub available_at: Option<String>,
+    /// Scheduled: available this long after it is added.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u64>,
 }
 
 impl NewItem {
@@ -58,7 +64,21 @@ impl NewItem {
             id: id.into(),
             priority: None,
             data: None,
+            available_at: None,
+            delay_ms: None,
         }
+    }
+
+    /// Available only this long after it is added (`delayed` until then).
+    pub fn delay_ms(mut self, delay_ms: u64) -> Self {
+        self.delay_ms = Some(delay_ms);
+        self
+    }
+
+    /// Available only at this time (RFC 3339; `delayed` until then).
+    pub fn available_at(mut self, at: impl Into<String>) -> Self {
+        self.available_at = Some(at.into());
+        self
     }
 
     /// Higher first (-1,000,000 to 1,000,000; default 0).

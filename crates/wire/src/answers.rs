@@ -44,6 +44,10 @@ pub struct Item<D = Value> {
     /// The fencing token, only in the answer to an assignment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<u64>,
+    /// When a `delayed` item becomes available; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "utoipa", schema(format = DateTime))]
+    pub available_at: Option<String>,
 }
 
 /// A lease as its holder sees it: what claims, renewals and lists of leases answer.
