@@ -18,6 +18,7 @@ if it.s == 'leased' then
   return finish({ok = view(id, it)})
 end
 if it.s ~= 'available' then return refuse('invalid_state', it) end
+if cfg.paused == 1 then return refuse('pool_paused', it) end
 if holder_room(holder, cfg) <= 0 then return capacity_refusal(holder, cfg) end
 
 update(id, it, 'claimed', function() grant(it, holder, lease_ms) end)

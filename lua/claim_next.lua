@@ -34,6 +34,8 @@ end
 local cfg = pool_config()
 local lease_ms = lease_ms_or_default(ARGV[5], cfg)
 reclaim(cfg)
+-- A paused pool grants nothing (kept for no replay: a retry after the resume may be granted).
+if cfg.paused == 1 then return read_reply({ok = {leases = {}, paused = true}}) end
 
 local room = holder_room(holder, cfg)
 if room <= 0 then return capacity_refusal(holder, cfg) end

@@ -51,7 +51,7 @@ pub enum ApiError {
     /// 503 `backend_unavailable`: Redis could not be reached in time; the outcome of a
     /// write is unknown, so retry it with the same `Idempotency-Key`.
     #[error(
-        "Redis could not be reached in time: retry (a write with the same Idempotency-Key: whether it was applied is unknown)"
+        "the backend could not be reached in time: retry (a write with the same Idempotency-Key: whether it was applied is unknown)"
     )]
     BackendUnavailable(String),
     /// 503 `backend_unavailable` from `/readyz`, saying why when that is safe to show.

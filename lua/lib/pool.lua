@@ -109,7 +109,7 @@ end
 
 local function pool_config()
   local v = redis.call('HMGET', K_POOL, 'lease_ms', 'max_leases_per_holder', 'max_attempts',
-    'require_if_match', 'max_events', 'keep_done_ms', 'keep_dead_ms')
+    'require_if_match', 'max_events', 'keep_done_ms', 'keep_dead_ms', 'paused')
   MAX_EVENTS = tonumber(v[5]) or DEFAULT_MAX_EVENTS
   KEEP = keep_of(v[6], v[7])
   return {
@@ -120,6 +120,7 @@ local function pool_config()
     max_events = MAX_EVENTS,
     keep_done_ms = KEEP.done or -1,
     keep_dead_ms = KEEP.dead or -1,
+    paused = tonumber(v[8]) or 0,
   }
 end
 
@@ -339,6 +340,16 @@ local function event(kind, id, it, holder, token, at, expires)
     fields[#fields + 1] = 'expires'
     fields[#fields + 1] = int_text(expires)
   end
+  redis.call('XADD', K_EVENTS, '*', unpack(fields))
+  EVENT_DELTA = EVENT_DELTA + entry_size(fields)
+  trim_events(cap, math.max(1, math.min(100, math.floor(cap / 100))))
+end
+
+-- Appends a change to the pool itself (`paused`, `resumed`) to its events: no item.
+local function pool_event(kind)
+  local cap = max_events()
+  if cap == 0 then return end
+  local fields = {'type', kind}
   redis.call('XADD', K_EVENTS, '*', unpack(fields))
   EVENT_DELTA = EVENT_DELTA + entry_size(fields)
   trim_events(cap, math.max(1, math.min(100, math.floor(cap / 100))))

@@ -84,13 +84,14 @@ pub async fn claim_next(
         )
         .await?;
     // A wait that ended for want of a key: nothing was granted, so nothing is lost.
-    if answer.value.is_empty() && !app.auth().still_valid(&caller) {
+    if answer.value.leases.is_empty() && !app.auth().still_valid(&caller) {
         return Err(ApiError::Unauthorized);
     }
     Ok(reply(
         StatusCode::OK,
         &Leases {
-            leases: model::leases(answer.value)?,
+            leases: model::leases(answer.value.leases)?,
+            paused: answer.value.paused,
         },
         answer.replayed,
     ))
@@ -115,7 +116,7 @@ pub struct ClaimItemBody {
     responses(
         (status = 200, description = "The lease", body = Lease),
         (status = 404, description = "`not_found`: no such item"),
-        (status = 409, description = "`already_leased` (by another holder), `invalid_state` (done, dead or delayed), `holder_at_capacity` or `idempotency_key_reused`; `current` shows the item as it is"),
+        (status = 409, description = "`already_leased` (by another holder), `invalid_state` (done, dead or delayed), `holder_at_capacity`, `pool_paused` (the pool is paused) or `idempotency_key_reused`; `current` shows the item as it is"),
     )
 )]
 pub async fn claim_item(

@@ -44,6 +44,11 @@ pub struct PutPoolBody {
     #[serde(default, deserialize_with = "super::extract::present")]
     #[schema(value_type = Option<DurationMs>, nullable)]
     keep_dead_ms: Option<Option<DurationMs>>,
+    /// Pause (true) or resume (false) the pool: while paused, claims grant nothing (a
+    /// claim answers an empty list with `paused: true`; long-poll claims wait for the
+    /// resume), claiming a named item is 409 `pool_paused`; renewals, releases,
+    /// completions and adds go on. Recorded in the events (`paused`, `resumed`).
+    paused: Option<bool>,
 }
 
 /// Creates a pool, or changes its settings.
@@ -74,6 +79,7 @@ pub async fn put_pool(
         max_events: body.max_events.map(EventLogSize::get),
         keep_done_ms: body.keep_done_ms.map(|keep| keep.map(DurationMs::get)),
         keep_dead_ms: body.keep_dead_ms.map(|keep| keep.map(DurationMs::get)),
+        paused: body.paused,
     };
     let answer = app
         .store()

@@ -251,7 +251,7 @@ fn disagreements(
             continue;
         };
         let agrees = granted.iter().any(|grant| {
-            matches!(&grant.op, Op::Grant { item, holder: to, .. } if *item == event.item && to == holder)
+            matches!(&grant.op, Op::Grant { item, holder: to, .. } if Some(item) == event.item.as_ref() && to == holder)
         });
         if !agrees {
             anomalies.push(anomaly(
@@ -284,13 +284,13 @@ mod tests {
         client::Event {
             id: id.to_owned(),
             kind,
-            item: item.to_owned(),
-            state: if holder.is_some() {
+            item: Some(item.to_owned()),
+            state: Some(if holder.is_some() {
                 ItemState::Leased
             } else {
                 ItemState::Available
-            },
-            version: 1,
+            }),
+            version: Some(1),
             holder: holder.map(str::to_owned),
             token: holder.map(|_| token),
             at: "2026-01-10T09:30:00.000Z".to_owned(),

@@ -231,9 +231,9 @@ mod tests {
         let sent = crate::client::Event {
             id: "100-0".into(),
             kind: crate::client::EventKind::Claimed,
-            item: "a".into(),
-            state: crate::client::ItemState::Leased,
-            version: 2,
+            item: Some("a".into()),
+            state: Some(crate::client::ItemState::Leased),
+            version: Some(2),
             holder: Some("h0".into()),
             token: Some(7),
             at: "2026-01-10T09:30:00.100Z".into(),

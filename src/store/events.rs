@@ -107,11 +107,14 @@ pub struct EventRecord {
     pub id: EventId,
     #[serde(rename = "type")]
     pub kind: EventKind,
-    pub item: String,
+    /// None for a change to the pool itself.
+    #[serde(default)]
+    pub item: Option<String>,
     /// The state the change left the item in.
-    pub state: ItemState,
-    #[serde(deserialize_with = "number_text")]
-    pub version: u64,
+    #[serde(default)]
+    pub state: Option<ItemState>,
+    #[serde(default, deserialize_with = "optional_number_text")]
+    pub version: Option<u64>,
     pub holder: Option<String>,
     #[serde(default, deserialize_with = "optional_number_text")]
     pub token: Option<u64>,

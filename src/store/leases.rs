@@ -17,6 +17,16 @@ struct Leases {
     leases: Vec<ItemRecord>,
     /// For a waiting claim granted nothing: ms until the pool's first lease or delay ends.
     next_in: Option<u64>,
+    /// The pool is paused: it grants nothing.
+    #[serde(default)]
+    paused: bool,
+}
+
+/// What a claim of the next items was granted, and whether the pool was paused.
+#[derive(Debug, Default)]
+pub struct Granted {
+    pub leases: Vec<ItemRecord>,
+    pub paused: bool,
 }
 
 #[derive(Deserialize)]
@@ -56,7 +66,7 @@ impl PoolRef<'_> {
         idempotency: Option<&Idempotency>,
         claim: &NextClaim<'_>,
         give_up: impl Future<Output = ()>,
-    ) -> Result<Answer<Vec<ItemRecord>>, StoreError> {
+    ) -> Result<Answer<Granted>, StoreError> {
         let wait = claim.wait;
         let args = |waiting: bool| {
             [
@@ -75,7 +85,10 @@ impl PoolRef<'_> {
         if wait.is_zero() {
             let answer = claim(false).await?;
             return Ok(Answer {
-                value: answer.value.leases,
+                value: Granted {
+                    leases: answer.value.leases,
+                    paused: answer.value.paused,
+                },
                 replayed: answer.replayed,
             });
         }
@@ -109,7 +122,10 @@ impl PoolRef<'_> {
             }
         };
         Ok(Answer {
-            value: answer.value.leases,
+            value: Granted {
+                leases: answer.value.leases,
+                paused: answer.value.paused,
+            },
             replayed: answer.replayed,
         })
     }

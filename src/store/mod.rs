@@ -14,7 +14,7 @@ mod failover;
 mod items;
 pub mod keys;
 mod leases;
-pub use leases::NextClaim;
+pub use leases::{Granted, NextClaim};
 mod pools;
 mod reply;
 pub mod scripts;

@@ -19,6 +19,7 @@ pub struct PoolSettings {
     /// `Some(None)`: keep for ever.
     pub keep_done_ms: Option<Option<u64>>,
     pub keep_dead_ms: Option<Option<u64>>,
+    pub paused: Option<bool>,
 }
 
 pub use leasehold_wire::answers::{PoolConfig, PoolSummary, Quotas};
@@ -38,6 +39,8 @@ struct ScriptConfig {
     /// -1: for ever.
     keep_done_ms: i64,
     keep_dead_ms: i64,
+    #[serde(default)]
+    paused: u64,
 }
 
 fn default_max_events() -> u64 {
@@ -56,6 +59,7 @@ fn script_config<'de, D: serde::Deserializer<'de>>(
         max_events: c.max_events,
         keep_done_ms: u64::try_from(c.keep_done_ms).ok(),
         keep_dead_ms: u64::try_from(c.keep_dead_ms).ok(),
+        paused: c.paused != 0,
     })
 }
 
@@ -152,6 +156,7 @@ impl PoolRef<'_> {
             opt(settings.max_events),
             keep(settings.keep_done_ms),
             keep(settings.keep_dead_ms),
+            opt(settings.paused.map(u64::from)),
         ];
         let answer: Answer<PutPoolReply> = self
             .creating(&self.scripts().put_pool, idempotency, quotas, |reserved| {

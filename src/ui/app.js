@@ -630,11 +630,12 @@ function eventRow(event, fresh) {
     { 'data-id': event.id, class: fresh ? 'fresh' : undefined },
     el('td', { 'data-col': 'at', class: 'time mono muted' }, time),
     cell('type', event.type, 'name type'),
-    cell('item', event.item, 'name mono'),
-    cell('state', event.state, 'name state-' + event.state),
+    // A change to the pool itself (paused, resumed) names no item.
+    cell('item', event.item ?? 'the pool', event.item ? 'name mono' : 'name muted'),
+    cell('state', optional(event.state), event.state ? 'name state-' + event.state : 'name muted'),
     cell('holder', optional(event.holder), event.holder ? 'name holder' : 'name muted'),
     cell('token', optional(event.token), 'num mono' + (event.token === null ? ' muted' : '')),
-    cell('version', number(event.version), 'num muted'),
+    cell('version', event.version === null ? '—' : number(event.version), 'num muted'),
   );
 }
 

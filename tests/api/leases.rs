@@ -1069,3 +1069,98 @@ async fn a_token_larger_than_any_issued_is_invalid_not_a_server_error() {
         "expected_version"
     );
 }
+
+// ---- pause and resume ----
+
+#[tokio::test]
+async fn a_paused_pool_grants_nothing_until_resumed_while_its_leases_go_on() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let pool_path = format!("/v1/pools/{pool}");
+    app.add_items(&pool, &["a", "b", "c"]).await;
+    let held = app.claim(&pool, "w").await.expect("a lease");
+    let paused = app
+        .put(&pool_path, json!({"paused": true}))
+        .await
+        .expect(200);
+    assert_eq!(paused["config"]["paused"], true);
+
+    let answer = app
+        .post(&format!("{pool_path}/claim"), json!({"holder": "w2"}))
+        .await
+        .expect(200);
+    assert_eq!(answer, json!({"leases": [], "paused": true}));
+    app.post(&action_path(&pool, "c", "claim"), json!({"holder": "w2"}))
+        .await
+        .expect_problem(409, "pool_paused");
+    // The lease held goes on: renewed, then completed; adds go on.
+    let id = held["id"].as_str().expect("id");
+    app.post(
+        &action_path(&pool, id, "renew"),
+        json!({"holder": "w", "token": held["token"]}),
+    )
+    .await
+    .expect(200);
+    complete(&app, &pool, &held).await;
+    app.add_items(&pool, &["d"]).await;
+
+    // A waiting claim waits through the pause and is granted at the resume.
+    let claim_path = format!("{pool_path}/claim");
+    let waiter = app.post(&claim_path, json!({"holder": "w3", "wait_ms": 20_000}));
+    let resume = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let resumed = app
+            .put(&pool_path, json!({"paused": false}))
+            .await
+            .expect(200);
+        assert_eq!(resumed["config"]["paused"], false);
+    };
+    let (granted, ()) = tokio::join!(waiter, resume);
+    let granted = granted.expect(200);
+    assert_eq!(
+        granted["leases"].as_array().map(Vec::len),
+        Some(1),
+        "{granted}"
+    );
+    assert!(granted.get("paused").is_none(), "{granted}");
+
+    let events = app
+        .get(&format!("{pool_path}/events?limit=1000"))
+        .await
+        .expect(200)["events"]
+        .clone();
+    let pool_events: Vec<Value> = events
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["item"].is_null())
+        .cloned()
+        .collect();
+    let kinds: Vec<&str> = pool_events
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(kinds, ["paused", "resumed"]);
+    assert!(
+        pool_events
+            .iter()
+            .all(|e| e["state"].is_null() && e["version"].is_null())
+    );
+    // Pausing twice is one pause.
+    app.put(&pool_path, json!({"paused": true}))
+        .await
+        .expect(200);
+    app.put(&pool_path, json!({"paused": true}))
+        .await
+        .expect(200);
+    let paused_events = app
+        .get(&format!("{pool_path}/events?limit=1000"))
+        .await
+        .expect(200)["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["type"] == "paused")
+        .count();
+    assert_eq!(paused_events, 2);
+}

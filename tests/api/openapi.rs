@@ -55,6 +55,7 @@ const PROBLEMS: &[(u16, &str)] = &[
     (409, "version_conflict"),
     (409, "holder_at_capacity"),
     (409, "invalid_state"),
+    (409, "pool_paused"),
     (409, "idempotency_key_reused"),
     (409, "quota_exceeded"),
     (412, "precondition_failed"),

@@ -27,6 +27,7 @@ async fn put_pool_creates_with_201_then_updates_with_200() {
             "max_events": 10000,
             "keep_done_ms": 604_800_000,
             "keep_dead_ms": 2_592_000_000_u64,
+            "paused": false,
         })
     );
     assert!(created["created_at"].is_string(), "{created:#?}");
@@ -67,6 +68,7 @@ async fn put_pool_keeps_settings_not_given() {
         "max_events": 500,
         "keep_done_ms": 60_000,
         "keep_dead_ms": 2_592_000_000_u64,
+        "paused": false,
     });
     assert_eq!(updated["config"], expected);
     let read = app.get(&pool_path(&pool)).await.expect(200);
@@ -88,6 +90,7 @@ async fn new_pool_has_default_settings() {
             "max_events": 10000,
             "keep_done_ms": 604_800_000,
             "keep_dead_ms": 2_592_000_000_u64,
+            "paused": false,
         })
     );
     assert_eq!(

@@ -78,7 +78,11 @@ async fn history(client: &Client, args: &Args) -> Result<(), Error> {
         }
         after = page.next_after;
         for event in page.events {
-            if args.item.as_ref().is_none_or(|item| *item == event.item) {
+            if args
+                .item
+                .as_ref()
+                .is_none_or(|item| Some(item) == event.item.as_ref())
+            {
                 println!("{}", line(&event));
                 events.push(event);
             }
@@ -102,7 +106,11 @@ async fn follow(client: &Client, args: &Args) -> Result<(), Error> {
         };
         match next {
             Some(Ok(Followed::Event(event))) => {
-                if args.item.as_ref().is_none_or(|item| *item == event.item) {
+                if args
+                    .item
+                    .as_ref()
+                    .is_none_or(|item| Some(item) == event.item.as_ref())
+                {
                     println!("{}", line(&event));
                 }
             }
@@ -119,13 +127,17 @@ async fn follow(client: &Client, args: &Args) -> Result<(), Error> {
 }
 
 fn line(event: &Event) -> String {
+    let (Some(item), Some(state), Some(version)) = (&event.item, event.state, event.version) else {
+        // A change to the pool itself (paused, resumed).
+        return format!("{} pool {}", event.at, event.kind.as_str());
+    };
     let mut line = format!(
         "{} {} {} {} v{}",
         event.at,
-        event.item,
+        item,
         event.kind.as_str(),
-        event.state.as_str(),
-        event.version
+        state.as_str(),
+        version
     );
     if let (Some(holder), Some(token)) = (&event.holder, event.token) {
         line.push_str(&format!(" {holder} token {token}"));

@@ -40,6 +40,9 @@ pub struct PoolSettings {
     /// How long dead items are kept, as `keep_done_ms`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keep_dead_ms: Option<Option<u64>>,
+    /// Pause (true: claims grant nothing) or resume (false) the pool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
 }
 
 /// An item to add.

@@ -75,6 +75,9 @@ pub struct Lease<D = Value> {
 pub struct Leases<D = Value> {
     #[cfg_attr(feature = "utoipa", schema(value_type = Vec<Lease>))]
     pub leases: Vec<Lease<D>>,
+    /// True when the pool is paused (it grants nothing until resumed); absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paused: bool,
 }
 
 /// A page of items; `next_cursor` is null on the last page.
@@ -115,12 +118,14 @@ pub struct Event {
     pub id: String,
     #[serde(rename = "type")]
     pub kind: EventKind,
-    /// The item's id.
-    pub item: String,
-    /// The state the change left the item in (for `deleted`, the state it had).
-    pub state: ItemState,
-    /// The item's version after the change (for `deleted`, the version it had).
-    pub version: u64,
+    /// The item's id; null for a change to the pool itself (`paused`, `resumed`).
+    pub item: Option<String>,
+    /// The state the change left the item in (for `deleted`, the state it had); null for a
+    /// change to the pool.
+    pub state: Option<ItemState>,
+    /// The item's version after the change (for `deleted`, the version it had); null for
+    /// a change to the pool.
+    pub version: Option<u64>,
     /// The holder the change concerned: the new one of a grant or an assignment, else the
     /// one it had (a release names who released); null when none.
     pub holder: Option<String>,
@@ -175,6 +180,10 @@ pub struct PoolConfig {
     /// How long a dead item is kept, in ms (as `keep_done_ms`). By default 30 days.
     #[serde(default)]
     pub keep_dead_ms: Option<u64>,
+    /// Paused: claims grant nothing (long-poll claims wait for the resume); renewals,
+    /// releases, completions and adds go on.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 fn default_max_events() -> u64 {

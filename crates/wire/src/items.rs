@@ -88,6 +88,10 @@ pub enum EventKind {
     /// Removed, done or dead, once the pool's `keep_done_ms` / `keep_dead_ms` was up
     /// (`state` and `version` are the ones it had).
     Removed,
+    /// The pool was paused (no item).
+    Paused,
+    /// The pool was resumed (no item).
+    Resumed,
 }
 
 impl EventKind {
@@ -107,6 +111,8 @@ impl EventKind {
             EventKind::Requeued => "requeued",
             EventKind::Deleted => "deleted",
             EventKind::Removed => "removed",
+            EventKind::Paused => "paused",
+            EventKind::Resumed => "resumed",
         }
     }
 }

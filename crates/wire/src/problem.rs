@@ -73,6 +73,8 @@ problem_codes! {
     /// The holder already has `max_leases_per_holder` leases in this pool.
     HolderAtCapacity = "holder_at_capacity", 409,
         "the holder has max_leases_per_holder leases already";
+    /// The pool is paused: nothing is granted until it is resumed.
+    PoolPaused = "pool_paused", 409, "the pool is paused: claims grant nothing until it is resumed";
     /// The item is `done` or `dead`; requeue it first.
     InvalidState = "invalid_state", 409, "the item is done or dead: requeue it first";
     /// This `Idempotency-Key` was used before for a different request.
