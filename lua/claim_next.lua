@@ -17,13 +17,8 @@ local may_not_exist = ARGV[7] == '1'
 -- How long until time alone may make an item available (the first lease expiry or the
 -- first delay end), or nil when nothing is leased with an expiry or delayed.
 local function next_in()
-  local soonest
-  for _, key in ipairs({K_LEASED, K_DELAYED}) do
-    local first = redis.call('ZRANGE', key, '0', '0', 'WITHSCORES')
-    local at = first[2] and tonumber(first[2])
-    if at and at ~= math.huge and (not soonest or at < soonest) then soonest = at end
-  end
-  if soonest then return math.max(soonest - NOW, 0) end
+  local due = next_due()
+  if due then return math.max(due - NOW, 0) end
   return nil
 end
 

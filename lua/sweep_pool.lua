@@ -5,10 +5,12 @@
 -- in turn (one replica at a time), so an idle pool shrinks too.
 -- KEYS: the twelve pool keys (lib/pool.lua).
 -- ARGV: 1 '', 2 '' (no idempotency), 3 limit (1..10000).
--- Returns {ok = {more}}: true when more is due than this call did.
+-- Returns {ok = {more}, due}: more is true when more is due than this call did; due, when
+-- the pool's next lease expiry or delay end is (ms).
 local limit = int_arg(3, 1, 10000)
 if not pool_exists() then return read_reply({ok = {more = false}}) end
 local cfg = pool_config()
+DUE_TOUCHED = true
 reclaim(cfg)
 local more = retire(limit)
 if count_items(limit) then more = true end

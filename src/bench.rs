@@ -27,6 +27,7 @@ pub async fn connect(redis: &str) -> Result<Store, String> {
         counter_retention: Duration::from_secs(35 * 86_400),
         tls: None,
         fence_failovers: true,
+        expiry_lag: Duration::ZERO,
     };
     Store::connect(settings, Metrics::new())
         .await

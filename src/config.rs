@@ -74,6 +74,12 @@ pub struct ServerArgs {
     /// answers (the key file's `max_pool_bytes=` wins for its tenant).
     #[arg(long, env = "LEASEHOLD_MAX_POOL_BYTES", default_value_t = Quotas::default().max_pool_bytes, value_parser = clap::value_parser!(u64).range(0..=MAX_SAFE_INTEGER))]
     pub max_pool_bytes: u64,
+    /// How late a lease's end (or a delay's) may be applied in a pool nobody calls on: the
+    /// replica that saw it scheduled sweeps the pool within this long after it is due, so
+    /// the event log, its followers and the dashboard see it then. 0: only calls and the
+    /// periodic sweep apply it.
+    #[arg(long, env = "LEASEHOLD_EXPIRY_LAG_MS", default_value_t = 1000)]
+    pub expiry_lag_ms: u64,
     /// How often the replicas sweep every pool (one replica at a time): expired leases
     /// applied, done and dead items past `keep_done_ms`/`keep_dead_ms` and expired stored
     /// answers removed, also in pools nobody calls on. 0: never.
@@ -160,6 +166,7 @@ impl Settings {
                 ),
                 tls: None,
                 fence_failovers: true,
+                expiry_lag: Duration::from_millis(server.expiry_lag_ms),
             },
             auth: auth.with_default_quotas(Quotas {
                 max_pools_per_tenant: server.max_pools_per_tenant,

@@ -70,8 +70,25 @@ local PURGE_LIMIT = '16'
 
 local function pool_exists() return redis.call('EXISTS', K_POOL) == 1 end
 
+-- Whether this call scheduled something for time to do (a lease with an expiry, a delay):
+-- then the reply says when the pool's next such thing is due (`due`, ms), so that the
+-- replicas apply it then, even if nobody calls on the pool.
+local DUE_TOUCHED = false
+
+-- When the pool's first lease expiry or delay end is, in ms; nil when there is none.
+local function next_due()
+  local soonest
+  for _, key in ipairs({K_LEASED, K_DELAYED}) do
+    local first = redis.call('ZRANGE', key, '0', '0', 'WITHSCORES')
+    local at = first[2] and tonumber(first[2])
+    if at and at ~= math.huge and (not soonest or at < soonest) then soonest = at end
+  end
+  return soonest
+end
+
 local function noted(reply)
   if EXPIRED > 0 then reply.expired = EXPIRED end
+  if DUE_TOUCHED then reply.due = next_due() end
   if MADE_AVAILABLE > 0 then redis.call('PUBLISH', K_EVENTS, int_text(MADE_AVAILABLE)) end
   if DATA_DELTA ~= 0 then redis.call('HINCRBY', K_POOL, 'data_bytes', int_text(DATA_DELTA)) end
   if EVENT_DELTA ~= 0 then
@@ -275,7 +292,10 @@ local function index(id, it)
   elseif s == 'leased' then
     redis.call('ZADD', K_LEASED, it.e > 0 and int_text(it.e) or '+inf', id)
     redis.call('ZADD', K_HOLDERS, '0', holder_member(it.h, id))
-  elseif s == 'delayed' then redis.call('ZADD', K_DELAYED, int_text(it.r), id)
+    if it.e > 0 then DUE_TOUCHED = true end
+  elseif s == 'delayed' then
+    redis.call('ZADD', K_DELAYED, int_text(it.r), id)
+    DUE_TOUCHED = true
   elseif s == 'done' then redis.call('ZADD', K_DONE, NOW_TEXT, id)
   elseif s == 'dead' then redis.call('ZADD', K_DEAD, NOW_TEXT, id)
   end

@@ -77,7 +77,9 @@ impl Store {
             metrics::histogram!(crate::metrics::REDIS_SECONDS, "script" => name)
                 .record(started.elapsed().as_secs_f64());
         });
-        decode(&json, replayed, &self.inner.metrics)
+        decode(&json, replayed, &self.inner.metrics, |due| {
+            self.inner.due.schedule(keys, due);
+        })
     }
 
     /// Under `replicas:N`, waits until N replicas have everything the primary holding

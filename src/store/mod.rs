@@ -8,6 +8,7 @@
 mod backend;
 mod call;
 mod counters;
+mod due;
 mod error;
 mod events;
 mod failover;
@@ -67,6 +68,8 @@ struct Inner {
     settings: StoreSettings,
     wakeups: Arc<Wakeups>,
     feeds: events::Feeds,
+    /// When each pool the replica knows of has something due (`due.rs`).
+    due: due::Due,
 }
 
 impl Store {
@@ -201,7 +204,7 @@ impl PoolRef<'_> {
         }
         match stored.split_once('\n') {
             Some((fingerprint, json)) if fingerprint == idempotency.fingerprint => {
-                decode(json, true, &self.store.inner.metrics)?
+                decode(json, true, &self.store.inner.metrics, |_| {})?
                     .done()
                     .map(Some)
             }

@@ -402,7 +402,7 @@ impl Store {
 
 /// How much one sweep call does at most, of each kind (`lua/sweep_pool.lua`), and how many
 /// calls one pool gets in one pass.
-const SWEEP_LIMIT: u64 = 1000;
+pub(super) const SWEEP_LIMIT: u64 = 1000;
 const SWEEP_CALLS_PER_POOL: usize = 100;
 /// How many pool names a pass reads at once.
 const SWEEP_PAGE: u64 = 1000;

@@ -35,6 +35,8 @@ struct Tagged<T> {
     pool_missing: Option<bool>,
     /// Leases this call ended because their time ran out.
     expired: Option<u64>,
+    /// When the pool's next lease expiry or delay end is (ms), where the call scheduled one.
+    due: Option<u64>,
 }
 
 /// The whole reply of a write that would create its pool and asks for the pool's name to be
@@ -54,11 +56,15 @@ pub(super) fn decode<T: DeserializeOwned>(
     json: &str,
     replayed: bool,
     metrics: &Metrics,
+    on_due: impl FnOnce(u64),
 ) -> Result<Outcome<T>, StoreError> {
     let reply: Tagged<T> = serde_json::from_str(json)
         .map_err(|e| StoreError::Internal(format!("undecodable script reply: {e}: {json}")))?;
     if let (Some(expired), false) = (reply.expired, replayed) {
         metrics.record(|| metrics::counter!(crate::metrics::LEASES_EXPIRED).increment(expired));
+    }
+    if let (Some(due), false) = (reply.due, replayed) {
+        on_due(due);
     }
     if let Some(value) = reply.ok {
         return Ok(Outcome::Done(Answer { value, replayed }));

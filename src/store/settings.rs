@@ -77,4 +77,7 @@ pub struct StoreSettings {
     /// Through Sentinel, fence the primary from the first announcement of a failover (see
     /// `sentinel`). Off only for the tests' negative control, which shows what it prevents.
     pub fence_failovers: bool,
+    /// How late a lease's expiry or a delay's end may be applied in a pool nobody calls
+    /// on (`--expiry-lag-ms`); zero: only by calls and the periodic sweep.
+    pub expiry_lag: std::time::Duration,
 }

@@ -69,9 +69,10 @@ impl Store {
                 backend,
                 metrics,
                 scripts: Scripts::new(),
-                settings,
                 wakeups: Arc::default(),
                 feeds: events::Feeds::default(),
+                due: super::due::Due::new(settings.expiry_lag),
+                settings,
             }),
         };
         store.check_settings().await.map_err(|e| match e {
@@ -82,6 +83,7 @@ impl Store {
             .load_scripts()
             .await
             .map_err(|e| unreachable(e.to_string()))?;
+        tokio::spawn(super::due::Due::run(Arc::downgrade(&store.inner)));
         let settings = &store.inner.settings;
         tokio::spawn(Wakeups::subscribe(
             Arc::downgrade(&store.inner.wakeups),

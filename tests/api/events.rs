@@ -1741,3 +1741,70 @@ async fn an_expiry_and_a_delays_end_are_logged_at_the_moment_they_happened() {
     sorted.sort();
     assert_eq!(keys, sorted);
 }
+
+/// The `expired` events of `pool` as Redis holds them, read without the API (whose reads
+/// would apply the expiry themselves): each one's recording time (its id's ms).
+fn expired_in_redis(app: &TestApp, pool: &str) -> Vec<i64> {
+    let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+        .arg(events_key(app, pool))
+        .arg("-")
+        .arg("+")
+        .query(&mut redis().connection())
+        .expect("XRANGE");
+    entries
+        .iter()
+        .filter(|(_, fields)| fields.iter().any(|(f, v)| f == "type" && v == "expired"))
+        .map(|(id, _)| id_ms(id))
+        .collect()
+}
+
+/// With nobody calling on the pool, a lease that ends is applied within the expiry lag
+/// (1 s here) by the replica that granted it: its `expired` event is recorded then. A
+/// replica without prompt sweeps (lag 0) leaves it for the next call.
+#[tokio::test]
+async fn an_ended_lease_is_applied_within_the_lag_with_nobody_calling() {
+    if skipped_on_topology_rerun("it reads the pools' streams from the shared Redis directly") {
+        return;
+    }
+    let prompt = spawn_app_with(Options {
+        expiry_lag_ms: Some(1000),
+        ..Options::default()
+    })
+    .await;
+    let lazy = spawn_app().await;
+    let (a, b) = (pool_name(), pool_name());
+    prompt.add_items(&a, &["x"]).await;
+    lazy.add_items(&b, &["x"]).await;
+    let lease = claim_for(&prompt, &a, "x", "bob", 300).await;
+    claim_for(&lazy, &b, "x", "bob", 300).await;
+    let ended = lease["lease_expires_at"]
+        .as_str()
+        .expect("an expiry")
+        .parse::<jiff::Timestamp>()
+        .expect("RFC 3339")
+        .as_millisecond();
+    eventually(
+        Duration::from_secs(10),
+        "the expiry applied with nobody calling",
+        async || !expired_in_redis(&prompt, &a).is_empty(),
+    )
+    .await;
+    let recorded = expired_in_redis(&prompt, &a)[0];
+    println!("applied {} ms after the lease ended", recorded - ended);
+    assert!(
+        recorded - ended <= 2000,
+        "applied {} ms after the lease ended, past the 1 s lag and a second of slack",
+        recorded - ended
+    );
+    assert!(
+        expired_in_redis(&lazy, &b).is_empty(),
+        "without prompt sweeps, nothing applied it yet"
+    );
+    // The log says the lease ended when it did, whoever applied it.
+    let events = read_all(&prompt, &a, None, 100).await;
+    let expired = events
+        .iter()
+        .find(|e| e["type"] == "expired")
+        .expect("the expired event");
+    assert_eq!(expired["at"], lease["lease_expires_at"]);
+}

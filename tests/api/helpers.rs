@@ -302,6 +302,9 @@ pub struct Options {
     /// How often the app sweeps every pool (default: never, so that apps sharing one
     /// Redis do not take each other's turns).
     pub sweep_interval_secs: Option<u64>,
+    /// How late expiries are applied in pools nobody calls on (default: off, so that the
+    /// tests that count Redis's work count only their own calls).
+    pub expiry_lag_ms: Option<u64>,
 }
 
 /// The keys an app accepts: its default tenant's, another tenant's, and the file.
@@ -375,6 +378,7 @@ pub fn settings_for(options: Options, auth: Auth) -> (Settings, String) {
         max_items_per_pool: options.quotas.max_items_per_pool,
         max_pool_bytes: options.quotas.max_pool_bytes,
         sweep_interval_secs: options.sweep_interval_secs.unwrap_or(0),
+        expiry_lag_ms: options.expiry_lag_ms.unwrap_or(0),
     };
     if let Some(limit) = options.max_body_bytes {
         server.max_body_bytes = limit;
