@@ -364,8 +364,9 @@ function drawPools(pools) {
   const rows = pools.map(({ pool }) =>
     el(
       'tr',
-      { 'data-pool': pool.name },
-      cell('name', pool.name, 'name'),
+      { 'data-pool': pool.name, 'data-paused': pool.config.paused ? 'true' : undefined },
+      // A paused pool (claims grant nothing) is marked beside its name.
+      cell('name', pool.name, pool.config.paused ? 'name paused' : 'name'),
       ...STATES.map((s) => cell(s, number(pool.counts[s]), `num state-${s}` + (pool.counts[s] ? '' : ' zero'))),
       cell('share', stateBar(pool.counts), 'bar'),
       cell('claims', number(pool.stats.claims), 'num'),

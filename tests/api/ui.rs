@@ -1126,3 +1126,32 @@ async fn another_method_on_the_dashboards_routes_is_405_problem_json() {
         reply.expect_problem(405, "method_not_allowed");
     }
 }
+
+#[tokio::test]
+async fn dashboard_marks_a_paused_pool_and_unmarks_it_when_resumed() {
+    let app = spawn_app().await;
+    app.add_items("orders", &["a"]).await;
+    app.put("/v1/pools/orders", json!({"paused": true}))
+        .await
+        .expect(200);
+    const PAUSED: &str = r#"
+return [...document.querySelectorAll('#pools tbody tr')].map((row) =>
+  [row.dataset.pool, row.dataset.paused === 'true',
+   getComputedStyle(row.querySelector('[data-col=name]'), '::after').content]);
+"#;
+    with_browser(|page| async move {
+        open_dashboard(&page, &app.url(""), &app.key).await;
+        wait_for_script(&page, PAUSED, "the pool marked paused", |shown| {
+            (shown == &json!([["orders", true, "\"paused\""]])).then_some(())
+        })
+        .await;
+        app.put("/v1/pools/orders", json!({"paused": false}))
+            .await
+            .expect(200);
+        wait_for_script(&page, PAUSED, "the mark gone", |shown| {
+            (shown[0][1] == json!(false)).then_some(())
+        })
+        .await;
+    })
+    .await;
+}
