@@ -18,7 +18,7 @@ local may_not_exist = ARGV[7] == '1'
 -- first delay end), or nil when nothing is leased with an expiry or delayed.
 local function next_in()
   local due = next_due()
-  if due then return math.max(due - NOW, 0) end
+  if due then return int_text(math.max(due - NOW, 0)) end
   return nil
 end
 

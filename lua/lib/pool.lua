@@ -88,7 +88,11 @@ end
 
 local function noted(reply)
   if EXPIRED > 0 then reply.expired = EXPIRED end
-  if DUE_TOUCHED then reply.due = next_due() end
+  if DUE_TOUCHED then
+    -- As text, as every time that may be far ahead (cjson rounds numbers past 14 digits).
+    local due = next_due()
+    reply.due = due and int_text(due) or nil
+  end
   if MADE_AVAILABLE > 0 then redis.call('PUBLISH', K_EVENTS, int_text(MADE_AVAILABLE)) end
   if DATA_DELTA ~= 0 then redis.call('HINCRBY', K_POOL, 'data_bytes', int_text(DATA_DELTA)) end
   if EVENT_DELTA ~= 0 then
@@ -532,7 +536,8 @@ local function view(id, it)
   return {
     id = id, state = it.s, priority = it.p, version = it.v, holder = it.h, token = it.t,
     expires = it.e, attempts = it.a, data = it.d, created = it.c, updated = it.u,
-    available = it.s == 'delayed' and it.r or nil,
+    -- As text: cjson writes a number of more than 14 digits (a time centuries ahead) rounded.
+    available = it.s == 'delayed' and int_text(it.r) or nil,
   }
 end
 

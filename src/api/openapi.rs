@@ -181,6 +181,21 @@ fn complete(doc: &mut Value) {
             }),
         );
     }
+    // `available_at` or `delay_ms`, not both: a rule between two fields, stated here.
+    let not_both = json!({ "required": ["available_at", "delay_ms"] });
+    if let Some(requeue) = schemas
+        .get_mut("RequeueBody")
+        .and_then(Value::as_object_mut)
+    {
+        requeue.insert("not".to_owned(), not_both.clone());
+    }
+    if let Some(item) = schemas
+        .get_mut("AddItemsBody")
+        .and_then(|body| body.pointer_mut("/properties/items/items"))
+        .and_then(Value::as_object_mut)
+    {
+        item.insert("not".to_owned(), not_both);
+    }
     // `{date}` needs period `day`: a rule between two fields, which derives cannot state.
     if let Some(next) = schemas.get_mut("NextBody").and_then(Value::as_object_mut) {
         next.insert(

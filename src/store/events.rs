@@ -151,7 +151,7 @@ fn number_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Err
         .map_err(|_| serde::de::Error::custom(format!("not a whole number: {text}")))
 }
 
-fn optional_number_text<'de, D: Deserializer<'de>>(
+pub(super) fn optional_number_text<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<u64>, D::Error> {
     number_text(deserializer).map(Some)

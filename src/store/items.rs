@@ -33,8 +33,8 @@ pub struct ItemRecord {
     pub data: String,
     pub created: u64,
     pub updated: u64,
-    /// For a delayed item: when it becomes available, in ms.
-    #[serde(default)]
+    /// For a delayed item: when it becomes available, in ms (sent as text).
+    #[serde(default, deserialize_with = "super::events::optional_number_text")]
     pub available: Option<u64>,
 }
 

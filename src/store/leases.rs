@@ -15,7 +15,9 @@ use super::{Available, ItemRecord};
 struct Leases {
     #[serde(deserialize_with = "lua_list")]
     leases: Vec<ItemRecord>,
-    /// For a waiting claim granted nothing: ms until the pool's first lease or delay ends.
+    /// For a waiting claim granted nothing: ms until the pool's first lease or delay ends
+    /// (as text).
+    #[serde(default, deserialize_with = "super::events::optional_number_text")]
     next_in: Option<u64>,
     /// The pool is paused: it grants nothing.
     #[serde(default)]

@@ -35,7 +35,9 @@ struct Tagged<T> {
     pool_missing: Option<bool>,
     /// Leases this call ended because their time ran out.
     expired: Option<u64>,
-    /// When the pool's next lease expiry or delay end is (ms), where the call scheduled one.
+    /// When the pool's next lease expiry or delay end is (ms, as text), where the call
+    /// scheduled one.
+    #[serde(default, deserialize_with = "super::events::optional_number_text")]
     due: Option<u64>,
 }
 

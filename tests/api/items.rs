@@ -1164,3 +1164,19 @@ async fn an_available_item_can_be_snoozed_and_comes_back_at_its_time() {
         .clone();
     assert_eq!(ms_of(&over["at"]), due + 300, "{over}");
 }
+
+#[tokio::test]
+async fn an_item_scheduled_centuries_ahead_keeps_its_exact_time() {
+    let app = spawn_app().await;
+    let pool = pool_name();
+    let far = "5421-02-15T20:08:03.123Z";
+    app.post(
+        &format!("/v1/pools/{pool}/items"),
+        json!({"items": [{"id": "far", "available_at": far}]}),
+    )
+    .await
+    .expect(200);
+    let item = app.item(&pool, "far").await;
+    assert_eq!(item["state"], "delayed");
+    assert_eq!(item["available_at"], far);
+}

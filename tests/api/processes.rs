@@ -1067,3 +1067,24 @@ fn the_readme_makes_idempotency_keys_with_what_every_shell_has() {
     }
     assert_ne!(keys[0], keys[1]);
 }
+
+/// The README says which Rust it needs: the floor the crates declare.
+#[test]
+fn the_readme_names_the_rust_the_crates_need() {
+    let manifest = include_str!("../../Cargo.toml");
+    let floor = manifest
+        .lines()
+        .find_map(|line| line.strip_prefix("rust-version = "))
+        .map(|v| v.trim_matches('"'))
+        .expect("rust-version in Cargo.toml");
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains(&format!("Rust {floor} or newer")),
+        "the README does not say Rust {floor} or newer"
+    );
+    assert!(
+        readme.contains("cargo install --path ."),
+        "how to put leasehold on the PATH"
+    );
+    assert!(readme.contains("noeviction"), "the Redis setting it needs");
+}

@@ -209,6 +209,17 @@ impl Client {
         .await
     }
 
+    /// `POST .../items/{id}/requeue` with a time: the item is `delayed` for `delay_ms` (an
+    /// available one snoozed, a delayed one rescheduled, a done or dead one back later).
+    pub async fn snooze(&self, pool: &str, id: &str, delay_ms: u64) -> Result<Item, Error> {
+        self.call(json_call(
+            Method::POST,
+            item_path(pool, id, "requeue"),
+            &json!({ "delay_ms": delay_ms }),
+        )?)
+        .await
+    }
+
     /// `GET /v1/pools/{pool}/leases?holder=`: one page of the leases `holder` has now, in
     /// id order (to recover after a restart; see [`Client::adopt`]).
     pub async fn list_leases(

@@ -280,3 +280,36 @@ async fn a_waiting_claim_on_an_empty_pool_answers_empty_when_its_wait_is_over() 
         "one attempt, not timed out and retried"
     );
 }
+
+/// The client's side of scheduled and paused pools: items added with a delay, a snooze,
+/// a claim that waits for a pool not yet created, events telling a lease's end.
+#[tokio::test]
+async fn scheduled_items_a_snooze_and_a_claim_that_waits_for_its_pool() {
+    let app = spawn_app().await;
+    let client = client_of(&app);
+    let pool = pool_name();
+    let missing = client.claim_next(&pool, &Claim::new("alice")).await;
+    assert_eq!(code_of(missing), ProblemCode::NotFound);
+    let none = client
+        .claim_next(&pool, &Claim::new("alice").create(true))
+        .await
+        .expect("an empty claim");
+    assert!(none.is_empty());
+    client
+        .add_items(
+            &pool,
+            &[NewItem::new("later").delay_ms(60_000), NewItem::new("now")],
+        )
+        .await
+        .expect("add");
+    let later = client.get_item(&pool, "later").await.expect("get");
+    assert_eq!(later.state, ItemState::Delayed);
+    assert!(later.available_at.is_some());
+    let snoozed = client.snooze(&pool, "now", 60_000).await.expect("snooze");
+    assert_eq!(snoozed.state, ItemState::Delayed);
+    let granted = client
+        .claim_next(&pool, &Claim::new("alice"))
+        .await
+        .expect("claim");
+    assert!(granted.is_empty(), "both are delayed");
+}
