@@ -636,6 +636,14 @@ function eventRow(event, fresh) {
     cell('state', optional(event.state), event.state ? 'name state-' + event.state : 'name muted'),
     cell('holder', optional(event.holder), event.holder ? 'name holder' : 'name muted'),
     cell('token', optional(event.token), 'num mono' + (event.token === null ? ' muted' : '')),
+    // The lease expiry the change concerns (a grant's, a renewal's, the one that ran out).
+    event.lease_expires_at
+      ? el(
+          'td',
+          { 'data-col': 'until', class: 'time mono muted', 'data-at': event.lease_expires_at },
+          clockTime(event.lease_expires_at),
+        )
+      : cell('until', '—', 'time muted'),
     cell('version', event.version === null ? '—' : number(event.version), 'num muted'),
   );
 }

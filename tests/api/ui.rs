@@ -607,6 +607,7 @@ return {
       time: text(time),
       fresh: row.classList.contains('fresh'),
       ...Object.fromEntries(cells.map((c) => [c.dataset.col, text(c)])),
+      until_at: row.querySelector('[data-col=until]')?.dataset.at ?? null,
     };
   }),
   elements: [...document.querySelectorAll('#events tbody td *')].map((n) => n.localName),
@@ -646,6 +647,7 @@ fn expected_event_rows(events: &[Value]) -> Vec<Value> {
                 "state": e["state"],
                 "holder": e["holder"].as_str().unwrap_or("—"),
                 "token": e["token"].as_u64().map_or("—".to_owned(), |t| t.to_string()),
+                "until_at": e["lease_expires_at"],
                 "version": shown_version(e["version"].as_u64().expect("a version")),
             })
         })
@@ -674,7 +676,7 @@ fn shown_event_rows(shown: &Value) -> Vec<Value> {
         .map(|row| {
             let mut out = json!({});
             for col in [
-                "id", "at", "type", "item", "state", "holder", "token", "version",
+                "id", "at", "type", "item", "state", "holder", "token", "until_at", "version",
             ] {
                 out[col] = row[col].clone();
             }
