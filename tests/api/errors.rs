@@ -396,6 +396,13 @@ async fn unreachable_redis_is_503_backend_unavailable_without_redis_error_text()
         ] {
             assert!(!text.contains(leak), "the body leaks {leak:?}: {body:#}");
         }
+        // A read is told to retry; a write, to retry with the same Idempotency-Key.
+        let detail = body["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains("retry ("), "{detail}");
+        assert!(
+            detail.contains("a write with the same Idempotency-Key"),
+            "{detail}"
+        );
     }
 }
 

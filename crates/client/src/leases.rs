@@ -20,6 +20,14 @@ fn granted_after(answer: &Answer, sent_at: Instant) -> Option<Instant> {
     (!answer.replayed()).then_some(sent_at)
 }
 
+/// What a claim of the next items got: its leases (possibly none), and whether the pool is
+/// paused.
+#[derive(Debug)]
+pub struct Claimed {
+    pub leases: Vec<Lease>,
+    pub paused: bool,
+}
+
 fn item_path(pool: &str, id: &str, action: &str) -> String {
     path(&["v1", "pools", pool, "items", id, action], &[])
 }
@@ -29,6 +37,12 @@ impl Client {
     /// none), each as a [`Lease`] guard that renews itself. With `wait_ms`, the call waits
     /// that much longer for its answer (and its retries get that much more time).
     pub async fn claim_next(&self, pool: &str, claim: &Claim) -> Result<Vec<Lease>, Error> {
+        Ok(self.claim(pool, claim).await?.leases)
+    }
+
+    /// As [`Client::claim_next`], also saying whether the pool is paused (then it granted
+    /// nothing, and grants again once resumed).
+    pub async fn claim(&self, pool: &str, claim: &Claim) -> Result<Claimed, Error> {
         let sent_at = Instant::now();
         let mut call = json_call(
             Method::POST,
@@ -44,11 +58,14 @@ impl Client {
         let answer = self.send(call, &policy).await?;
         let leases: leasehold_wire::answers::Leases = super::decode(&answer)?;
         let granted_after = granted_after(&answer, sent_at);
-        Ok(leases
-            .leases
-            .into_iter()
-            .map(|info| Lease::start(self.clone(), pool, info, claim.lease_ms, granted_after))
-            .collect())
+        Ok(Claimed {
+            paused: leases.paused,
+            leases: leases
+                .leases
+                .into_iter()
+                .map(|info| Lease::start(self.clone(), pool, info, claim.lease_ms, granted_after))
+                .collect(),
+        })
     }
 
     /// `POST /v1/pools/{pool}/items/{id}/claim`: leases the named item if it is available,

@@ -69,6 +69,7 @@ use serde::de::DeserializeOwned;
 pub use error::{Current, Error, Problem, ProblemCode};
 pub use events::{EventStream, Followed};
 pub use lease::{Lease, Lost};
+pub use leases::Claimed;
 pub use retry::RetryPolicy;
 use transport::{Answer, Call, Transport};
 pub use types::*;

@@ -313,3 +313,32 @@ async fn scheduled_items_a_snooze_and_a_claim_that_waits_for_its_pool() {
         .expect("claim");
     assert!(granted.is_empty(), "both are delayed");
 }
+
+#[tokio::test]
+async fn a_claim_says_when_the_pool_is_paused() {
+    let app = spawn_app().await;
+    let client = client_of(&app);
+    let pool = pool_name();
+    client
+        .add_items(&pool, &[NewItem::new("a")])
+        .await
+        .expect("add");
+    let pause = |paused| PoolSettings {
+        paused: Some(paused),
+        ..PoolSettings::default()
+    };
+    let (paused, _) = client.put_pool(&pool, &pause(true)).await.expect("pause");
+    assert!(paused.config.paused);
+    let claimed = client
+        .claim(&pool, &Claim::new("alice"))
+        .await
+        .expect("claim");
+    assert!(claimed.paused && claimed.leases.is_empty());
+    client.put_pool(&pool, &pause(false)).await.expect("resume");
+    let claimed = client
+        .claim(&pool, &Claim::new("alice"))
+        .await
+        .expect("claim");
+    assert!(!claimed.paused);
+    assert_eq!(claimed.leases.len(), 1);
+}
