@@ -34,15 +34,25 @@ def map_case(context, case):
     return case
 
 
+def _significant_digits(number):
+    """How many significant digits Python's shortest form of a float has."""
+    mantissa = repr(abs(number)).lower().split("e")[0].replace(".", "")
+    return len(mantissa.strip("0"))
+
+
 def _inexact(value):
-    """Whether JSON `value` holds a whole number beyond 64 bits: the service refuses such a
-    number in item data (400 naming the field) rather than keep it rounded, a rule JSON
-    Schema cannot state. (Python's floats are doubles, exact as the service reads them.)
-    The refusal itself is tested in tests/api/items.rs."""
+    """Whether JSON `value` holds a number the service would not answer as written: a whole
+    number beyond 64 bits, or a decimal of 17 significant digits (there, two forms of one
+    double can be equally short, and the service's may be the other one: -2108371602823987.2
+    is answered -2108371602823987.3). The service refuses those in item data (400 naming the
+    field) rather than change them, a rule JSON Schema cannot state. The refusal itself is
+    tested in tests/api/items.rs and src/api/data.rs."""
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
         return not (-(2**63) <= value < 2**64)
+    if isinstance(value, float):
+        return _significant_digits(value) >= 17
     if isinstance(value, dict):
         return any(_inexact(v) for v in value.values())
     if isinstance(value, list):
