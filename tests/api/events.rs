@@ -130,13 +130,17 @@ fn id_key(id: &str) -> (u64, u64) {
     )
 }
 
-fn at_ms(event: &Value) -> i64 {
-    event["at"]
-        .as_str()
-        .expect("at")
+/// A time as the API writes it (RFC 3339), in ms since the epoch.
+fn time_ms(time: &Value) -> i64 {
+    time.as_str()
+        .unwrap_or_else(|| panic!("not a time: {time}"))
         .parse::<jiff::Timestamp>()
-        .expect("at is RFC 3339")
+        .expect("RFC 3339")
         .as_millisecond()
+}
+
+fn at_ms(event: &Value) -> i64 {
+    time_ms(&event["at"])
 }
 
 /// Asserts that `event` says `kind` happened to `item` and left it as `item` shows it
@@ -526,12 +530,7 @@ async fn every_change_to_an_item_is_one_event_saying_what_it_left() {
         "lease_expires_at": short["lease_expires_at"],
     });
     assert_event(&log.one().await, "claimed", &leased, Some("dave"), Some(t4));
-    let expires = short["lease_expires_at"]
-        .as_str()
-        .expect("an expiry")
-        .parse::<jiff::Timestamp>()
-        .expect("RFC 3339")
-        .as_millisecond();
+    let expires = time_ms(&short["lease_expires_at"]);
     wait_for_redis_clock_past(expires).await;
     let expired = app.item(p, "b").await;
     assert_eq!(expired["state"], "available");
@@ -617,12 +616,7 @@ async fn an_item_out_of_attempts_dies_and_the_log_says_so() {
     // Its only lease ran out.
     let short = claim_for(&app, p, "y", "bob", SHORT_LEASE_MS).await;
     log.one().await;
-    let expires = short["lease_expires_at"]
-        .as_str()
-        .expect("an expiry")
-        .parse::<jiff::Timestamp>()
-        .expect("RFC 3339")
-        .as_millisecond();
+    let expires = time_ms(&short["lease_expires_at"]);
     wait_for_redis_clock_past(expires).await;
     let dead = app.item(p, "y").await;
     assert_eq!(dead["state"], "dead");
@@ -647,12 +641,7 @@ async fn who_held_an_item_and_when_is_answered_from_the_log() {
     let from = redis_now_ms();
     let alice = claim_for(&app, p, "case-1", "alice", SHORT_LEASE_MS).await;
     let zed = claim_item(&app, p, "other", "zed").await;
-    let expires = alice["lease_expires_at"]
-        .as_str()
-        .expect("an expiry")
-        .parse::<jiff::Timestamp>()
-        .expect("RFC 3339")
-        .as_millisecond();
+    let expires = time_ms(&alice["lease_expires_at"]);
     wait_for_redis_clock_past(expires).await;
     let bob = claim_item(&app, p, "case-1", "bob").await;
     release(&app, p, &bob, json!({})).await;
@@ -1697,12 +1686,7 @@ async fn an_expiry_and_a_delays_end_are_logged_at_the_moment_they_happened() {
     let pool = pool_name();
     app.add_items(&pool, &["a", "b"]).await;
     let lease = claim_for(&app, &pool, "a", "bob", 200).await;
-    let ended = lease["lease_expires_at"]
-        .as_str()
-        .expect("an expiry")
-        .parse::<jiff::Timestamp>()
-        .expect("RFC 3339")
-        .as_millisecond();
+    let ended = time_ms(&lease["lease_expires_at"]);
     let b = claim_for(&app, &pool, "b", "carol", 60_000).await;
     let released = app
         .post(
@@ -1712,12 +1696,7 @@ async fn an_expiry_and_a_delays_end_are_logged_at_the_moment_they_happened() {
         .await
         .expect(200);
     assert_eq!(released["state"], "delayed");
-    let delay_ends = released["available_at"]
-        .as_str()
-        .expect("when the delay ends")
-        .parse::<jiff::Timestamp>()
-        .expect("RFC 3339")
-        .as_millisecond();
+    let delay_ends = time_ms(&released["available_at"]);
     wait_for_redis_clock_past(ended.max(delay_ends) + 1000).await;
 
     let events = read_all(&app, &pool, None, 1000).await;
@@ -1784,12 +1763,7 @@ async fn an_ended_lease_is_applied_within_the_lag_with_nobody_calling() {
     lazy.add_items(&b, &["x"]).await;
     let lease = claim_for(&prompt, &a, "x", "bob", 300).await;
     claim_for(&lazy, &b, "x", "bob", 300).await;
-    let ended = lease["lease_expires_at"]
-        .as_str()
-        .expect("an expiry")
-        .parse::<jiff::Timestamp>()
-        .expect("RFC 3339")
-        .as_millisecond();
+    let ended = time_ms(&lease["lease_expires_at"]);
     eventually(
         Duration::from_secs(10),
         "the expiry applied with nobody calling",
