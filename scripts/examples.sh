@@ -28,6 +28,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# shellcheck source=scripts/lib/start-dev.sh
+. scripts/lib/start-dev.sh
 fail() {
   echo "examples: $*" >&2
   echo "--- leasehold's log" >&2
@@ -35,23 +37,7 @@ fail() {
   exit 1
 }
 
-# Port 0: the kernel picks a free port, and leasehold logs the address it got.
-NO_COLOR=1 "$bin/leasehold" dev --listen 127.0.0.1:0 --data-dir "$work/data" \
-  >"$work/leasehold.log" 2>&1 &
-pid=$!
-url=""
-for _ in $(seq 1 300); do
-  url="$(grep -o 'listening on http://[0-9.]*:[0-9]*' "$work/leasehold.log" | head -n 1 | cut -d' ' -f3 || true)"
-  [ -n "$url" ] && break
-  kill -0 "$pid" 2>/dev/null || fail "leasehold dev exited"
-  sleep 0.1
-done
-[ -n "$url" ] || fail "leasehold dev did not say where it listens"
-for _ in $(seq 1 300); do
-  curl -fsS "$url/readyz" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-curl -fsS "$url/readyz" >/dev/null || fail "leasehold dev never became ready"
+start_dev "$bin/leasehold" "$work"
 
 # Seed a pool, then drain it with two workers at once.
 pool="examples"

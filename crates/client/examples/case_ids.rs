@@ -57,7 +57,7 @@ async fn main() -> ExitCode {
         let counter = format!("cases-{name}");
         // One draw per "New case" press, all at once: each gets its own number.
         let draws = futures::future::join_all(
-            (0..args.count).map(|_| client.counter_next(&counter, &next)),
+            (0..args.count).map(|_| client.next_counter(&counter, &next)),
         )
         .await;
         let mut ids = Vec::with_capacity(args.count);

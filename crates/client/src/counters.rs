@@ -9,7 +9,7 @@ use super::{Client, CounterDraw, CounterPeriod, CounterValue, Error, Next, json_
 impl Client {
     /// `POST /v1/counters/{name}/next`: `count` contiguous values (and ids, with a
     /// `format`), starting at 1 in each period.
-    pub async fn counter_next(&self, name: &str, next: &Next) -> Result<CounterDraw, Error> {
+    pub async fn next_counter(&self, name: &str, next: &Next) -> Result<CounterDraw, Error> {
         let call = json_call(
             Method::POST,
             path(&["v1", "counters", name, "next"], &[]),

@@ -14,7 +14,7 @@ async fn counter_calls_round_trip() {
         format: Some("CASE-{date}-{seq:05}".to_owned()),
         ..Next::default()
     };
-    let draw = client.counter_next(&name, &next).await.expect("draw");
+    let draw = client.next_counter(&name, &next).await.expect("draw");
     assert_eq!(draw.values, [1, 2, 3]);
     let day = draw.period.clone().expect("a day");
     let compact = day.replace('-', "");
@@ -40,7 +40,7 @@ async fn counter_calls_round_trip() {
         period: Some(Period::None),
         ..Next::default()
     };
-    let draw = client.counter_next(&name, &whole).await.expect("draw");
+    let draw = client.next_counter(&name, &whole).await.expect("draw");
     assert_eq!(
         (draw.period, draw.values, draw.ids.len()),
         (None, vec![1], 0)

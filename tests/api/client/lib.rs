@@ -13,13 +13,13 @@ async fn a_caller_chosen_idempotency_key_replays_the_first_answer() {
         count: Some(2),
         ..Next::default()
     };
-    let first = invocation.counter_next(&name, &next).await.expect("draw");
-    let replay = invocation.counter_next(&name, &next).await.expect("replay");
+    let first = invocation.next_counter(&name, &next).await.expect("draw");
+    let replay = invocation.next_counter(&name, &next).await.expect("replay");
     assert_eq!(first.values, [1, 2]);
     assert_eq!(replay.values, first.values, "the same key, the same answer");
-    let other = client.counter_next(&name, &next).await.expect("draw");
+    let other = client.next_counter(&name, &next).await.expect("draw");
     assert_eq!(other.values, [3, 4], "a fresh key is a new draw");
 
-    let reused = invocation.counter_next(&name, &Next::default()).await;
+    let reused = invocation.next_counter(&name, &Next::default()).await;
     assert_eq!(code_of(reused), ProblemCode::IdempotencyKeyReused);
 }

@@ -14,7 +14,7 @@ async fn a_write_answered_503_is_retried_with_one_key_and_applied_once() {
     let draw = tokio::spawn({
         let client = client.clone();
         let name = name.clone();
-        async move { client.counter_next(&name, &Next::default()).await }
+        async move { client.next_counter(&name, &Next::default()).await }
     });
     eventually(
         Duration::from_secs(10),
@@ -152,11 +152,11 @@ async fn a_429_is_retried_after_its_retry_after_and_not_before() {
     let name = counter_name();
 
     let first = client
-        .counter_next(&name, &Next::default())
+        .next_counter(&name, &Next::default())
         .await
         .expect("within the rate");
     let second = client
-        .counter_next(&name, &Next::default())
+        .next_counter(&name, &Next::default())
         .await
         .expect("admitted after waiting");
     assert_eq!((first.values, second.values), (vec![1], vec![2]));
@@ -190,13 +190,13 @@ async fn a_retry_after_past_the_time_left_gives_up_at_once() {
         .expect("a client");
     let name = counter_name();
     client
-        .counter_next(&name, &Next::default())
+        .next_counter(&name, &Next::default())
         .await
         .expect("within the rate");
 
     let started = Instant::now();
     let error = client
-        .counter_next(&name, &Next::default())
+        .next_counter(&name, &Next::default())
         .await
         .expect_err("over the rate");
     assert!(
@@ -240,7 +240,7 @@ async fn connection_failures_are_retried_until_the_service_answers() {
     let draw = tokio::spawn({
         let client = client.clone();
         let name = name.clone();
-        async move { client.counter_next(&name, &Next::default()).await }
+        async move { client.next_counter(&name, &Next::default()).await }
     });
     eventually(
         Duration::from_secs(10),
@@ -277,7 +277,7 @@ async fn retries_stop_after_the_policys_attempts() {
         .expect("a client");
 
     let error = client
-        .counter_next(&counter_name(), &Next::default())
+        .next_counter(&counter_name(), &Next::default())
         .await
         .expect_err("nothing gets through");
     match &error {
