@@ -403,3 +403,277 @@ pub async fn script_budget(url: &str, redis_url: &str) -> Result<Vec<(String, u6
     slowest.sort_by_key(|worst| std::cmp::Reverse(worst.1));
     Ok(slowest)
 }
+
+/// What one operation costs Redis: its script's mean execution time (`INFO commandstats`,
+/// `cmdstat_evalsha` over `calls` calls made through the HTTP API), against a minimal
+/// script making the same writes (called as often, by `EVALSHA` on the same Redis).
+#[derive(Debug, Clone)]
+pub struct OpCost {
+    pub op: &'static str,
+    pub calls: u64,
+    pub micros_per_call: f64,
+    pub minimal_calls: u64,
+    pub minimal_micros_per_call: f64,
+}
+
+/// The minimal scripts: what each operation writes, and nothing else — no argument
+/// checks, no idempotency, no state machine, no JSON. All keys in one slot, `{m}`.
+/// KEYS: avail, fence, items, leased, events, done, counter.
+const MINIMAL: &[(&str, &str)] = &[
+    // The minimal claim of issue 18: ZPOPMIN + INCR + HSET + ZADD (no event).
+    (
+        "claim_next",
+        "local id = redis.call('ZPOPMIN', KEYS[1])[1]
+         if not id then return false end
+         local token = redis.call('INCR', KEYS[2])
+         redis.call('HSET', KEYS[3], id, ARGV[1] .. '|' .. token .. '|' .. ARGV[2])
+         redis.call('ZADD', KEYS[4], ARGV[2], id)
+         return token",
+    ),
+    (
+        "renew",
+        "redis.call('ZADD', KEYS[4], 'XX', ARGV[2], ARGV[3])
+         redis.call('HSET', KEYS[3], ARGV[3], ARGV[1] .. '|' .. ARGV[2])
+         redis.call('XADD', KEYS[5], 'MAXLEN', '~', '10000', '*', 'type', 'renewed', 'item', ARGV[3], 'holder', ARGV[1])
+         return 1",
+    ),
+    (
+        "release",
+        "redis.call('ZREM', KEYS[4], ARGV[3])
+         redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+         redis.call('HSET', KEYS[3], ARGV[3], 'available')
+         redis.call('XADD', KEYS[5], 'MAXLEN', '~', '10000', '*', 'type', 'released', 'item', ARGV[3], 'holder', ARGV[1])
+         return 1",
+    ),
+    (
+        "complete",
+        "redis.call('ZREM', KEYS[4], ARGV[3])
+         redis.call('ZADD', KEYS[6], ARGV[2], ARGV[3])
+         redis.call('HSET', KEYS[3], ARGV[3], 'done')
+         redis.call('XADD', KEYS[5], 'MAXLEN', '~', '10000', '*', 'type', 'completed', 'item', ARGV[3], 'holder', ARGV[1])
+         return 1",
+    ),
+    (
+        "put_item",
+        "local old = redis.call('HGET', KEYS[3], ARGV[3])
+         redis.call('HSET', KEYS[3], ARGV[3], ARGV[1])
+         redis.call('XADD', KEYS[5], 'MAXLEN', '~', '10000', '*', 'type', 'written', 'item', ARGV[3])
+         return old and 1 or 0",
+    ),
+    (
+        "counter_next",
+        "local v = redis.call('INCRBY', KEYS[7], 1)
+         redis.call('PEXPIRE', KEYS[7], ARGV[2])
+         return v",
+    ),
+];
+
+/// Calls and total microseconds of `EVALSHA` since the last `CONFIG RESETSTAT`.
+async fn evalsha_stats(conn: &mut redis::aio::MultiplexedConnection) -> Result<(u64, u64), String> {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(line) = info.lines().find(|l| l.starts_with("cmdstat_evalsha:")) else {
+        return Ok((0, 0));
+    };
+    let field = |name: &str| {
+        line.split([':', ','])
+            .find_map(|part| part.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("calls"), field("usec")))
+}
+
+async fn reset_stats(conn: &mut redis::aio::MultiplexedConnection) -> Result<(), String> {
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query_async::<()>(conn)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Measures each operation's Redis cost, `calls` calls each, one at a time: through the
+/// HTTP API of the server at `url` (each write with its own Idempotency-Key, as the
+/// clients send them), then the minimal scripts on its Redis. The server must make no
+/// other script calls meanwhile: run it alone, with `--sweep-interval-secs 0` and no rate
+/// limit.
+pub async fn op_cost(url: &str, redis_url: &str, calls: u64) -> Result<Vec<OpCost>, String> {
+    let redis = redis::Client::open(redis_url).map_err(|e| e.to_string())?;
+    let mut conn = redis
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let http = reqwest::Client::new();
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
+    let pool = format!("cost-{run}");
+    let written = format!("cost-put-{run}");
+    let base = url.trim_end_matches('/').to_owned();
+    let send = |method: reqwest::Method, path: String, body: serde_json::Value| {
+        let request = http
+            .request(method, format!("{base}{path}"))
+            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+            .json(&body);
+        async move {
+            let answer = request.send().await.map_err(|e| e.to_string())?;
+            let status = answer.status();
+            let body: serde_json::Value = answer.json().await.map_err(|e| e.to_string())?;
+            if status.is_success() {
+                Ok(body)
+            } else {
+                Err(format!("{status}: {body}"))
+            }
+        }
+    };
+    use reqwest::Method;
+    use serde_json::json;
+
+    // Two pools of `calls` items: one to lease, one to write.
+    for name in [&pool, &written] {
+        send(
+            Method::PUT,
+            format!("/v1/pools/{name}"),
+            json!({"lease_ms": 600_000}),
+        )
+        .await?;
+        for first in (0..calls).step_by(1000) {
+            let items: Vec<_> = (first..(first + 1000).min(calls))
+                .map(|i| json!({"id": format!("i{i}")}))
+                .collect();
+            send(
+                Method::POST,
+                format!("/v1/pools/{name}/items"),
+                json!({ "items": items }),
+            )
+            .await?;
+        }
+    }
+
+    let mut measured: Vec<(&'static str, u64, u64)> = Vec::new();
+    // claim_next, one item a call; the leases are kept for what follows.
+    reset_stats(&mut conn).await?;
+    let mut leases = Vec::new();
+    for _ in 0..calls {
+        let answer = send(
+            Method::POST,
+            format!("/v1/pools/{pool}/claim"),
+            json!({"holder": "w", "lease_ms": 600_000}),
+        )
+        .await?;
+        let lease = &answer["leases"][0];
+        let id = lease["id"]
+            .as_str()
+            .ok_or("a claim granted nothing")?
+            .to_owned();
+        leases.push((id, lease["token"].as_u64().unwrap_or(0)));
+    }
+    let (n, us) = evalsha_stats(&mut conn).await?;
+    measured.push(("claim_next", n, us));
+
+    reset_stats(&mut conn).await?;
+    for (id, token) in &leases {
+        send(
+            Method::POST,
+            format!("/v1/pools/{pool}/items/{id}/renew"),
+            json!({"holder": "w", "token": token, "lease_ms": 600_000}),
+        )
+        .await?;
+    }
+    let (n, us) = evalsha_stats(&mut conn).await?;
+    measured.push(("renew", n, us));
+
+    let half = leases.len() / 2;
+    for (op, part) in [("release", &leases[..half]), ("complete", &leases[half..])] {
+        reset_stats(&mut conn).await?;
+        for (id, token) in part {
+            send(
+                Method::POST,
+                format!("/v1/pools/{pool}/items/{id}/{op}"),
+                json!({"holder": "w", "token": token}),
+            )
+            .await?;
+        }
+        let (n, us) = evalsha_stats(&mut conn).await?;
+        measured.push((op, n, us));
+    }
+
+    reset_stats(&mut conn).await?;
+    for i in 0..calls {
+        let request = http
+            .put(format!("{base}/v1/pools/{written}/items/i{i}"))
+            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+            .header("if-match", "\"1\"")
+            .json(&json!({"data": {"n": i}}));
+        let answer = request.send().await.map_err(|e| e.to_string())?;
+        if !answer.status().is_success() {
+            return Err(format!("put item: {}", answer.status()));
+        }
+    }
+    let (n, us) = evalsha_stats(&mut conn).await?;
+    measured.push(("put_item", n, us));
+
+    reset_stats(&mut conn).await?;
+    for _ in 0..calls {
+        send(
+            Method::POST,
+            format!("/v1/counters/cost-{run}/next"),
+            json!({}),
+        )
+        .await?;
+    }
+    let (n, us) = evalsha_stats(&mut conn).await?;
+    measured.push(("counter_next", n, us));
+
+    // The minimal scripts, on fresh keys of their own slot, as many calls each.
+    let keys: Vec<String> = ["avail", "fence", "items", "leased", "events", "done", "ctr"]
+        .iter()
+        .map(|k| format!("bench:{{m-{run}}}:{k}"))
+        .collect();
+    for first in (0..calls).step_by(1000) {
+        let mut add = redis::cmd("ZADD");
+        add.arg(&keys[0]);
+        for i in first..(first + 1000).min(calls) {
+            add.arg(i).arg(format!("i{i}"));
+        }
+        add.query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let mut out = Vec::new();
+    for (op, n, us) in measured {
+        let source = MINIMAL
+            .iter()
+            .find(|(name, _)| *name == op)
+            .map(|(_, source)| *source)
+            .ok_or_else(|| format!("no minimal script for {op}"))?;
+        let script = redis::Script::new(source);
+        reset_stats(&mut conn).await?;
+        for i in 0..calls {
+            let mut call = script.prepare_invoke();
+            for key in &keys {
+                call.key(key);
+            }
+            call.arg("w").arg(1_000_000 + i).arg(format!("i{i}"));
+            call.invoke_async::<redis::Value>(&mut conn)
+                .await
+                .map_err(|e| format!("minimal {op}: {e}"))?;
+        }
+        let (minimal_calls, minimal_us) = evalsha_stats(&mut conn).await?;
+        let per = |us: u64, n: u64| if n == 0 { 0.0 } else { us as f64 / n as f64 };
+        out.push(OpCost {
+            op,
+            calls: n,
+            micros_per_call: per(us, n),
+            minimal_calls,
+            minimal_micros_per_call: per(minimal_us, minimal_calls),
+        });
+    }
+    for name in [&pool, &written] {
+        send(Method::DELETE, format!("/v1/pools/{name}"), json!({}))
+            .await
+            .ok();
+    }
+    Ok(out)
+}

@@ -100,6 +100,19 @@ pub enum BenchCommand {
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
         redis: String,
     },
+    /// Measure what each operation costs Redis (`INFO commandstats`, `EVALSHA` time per
+    /// call) through a running server's HTTP API, against minimal scripts that make the
+    /// same writes on the same Redis. The server must be alone on its Redis, with
+    /// `--sweep-interval-secs 0` and no rate limit.
+    Cost {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long, default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+        /// Calls of each operation.
+        #[arg(long, default_value_t = 2000)]
+        calls: u64,
+    },
     /// Connect to Redis (which loads every script) and print the SHA of one, named after
     /// its file in lua/.
     Sha {

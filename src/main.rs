@@ -334,6 +334,22 @@ async fn bench(command: BenchCommand) -> Result<(), String> {
             }
             println!("(every other script: under 1 ms)");
         }
+        BenchCommand::Cost { url, redis, calls } => {
+            let costs = leasehold::bench::op_cost(&url, &redis, calls).await?;
+            println!("| operation | calls | Leasehold µs/call | minimal µs/call | ratio |");
+            println!("|---|---:|---:|---:|---:|");
+            for c in costs {
+                let ratio = if c.minimal_micros_per_call > 0.0 {
+                    c.micros_per_call / c.minimal_micros_per_call
+                } else {
+                    0.0
+                };
+                println!(
+                    "| {} | {} | {:.2} | {:.2} | {ratio:.2} |",
+                    c.op, c.calls, c.micros_per_call, c.minimal_micros_per_call
+                );
+            }
+        }
         BenchCommand::Sha { redis, script } => {
             let sha = leasehold::bench::script_sha(&script)?;
             leasehold::bench::connect(&redis).await?;
