@@ -19,6 +19,7 @@ import {
 import type {
   AddedItems,
   AssignOptions,
+  CallOptions,
   ClaimItemOptions,
   ClaimNextOptions,
   CounterDraw,
@@ -99,6 +100,8 @@ interface HandleOptions extends ClientOptions {
  *   and total time; `Retry-After` is honoured.
  * - Claims hand back {@link Lease} guards that renew themselves at a third of the lease
  *   time while held.
+ * - Every call takes an `AbortSignal` (`signal`, in its options or in a last
+ *   {@link CallOptions} argument) that gives it up, retries and all.
  * - Failures are {@link LeaseholdError}s.
  *
  * Answers are the API's JSON as the service wrote it (snake_case fields, typed as
@@ -159,8 +162,8 @@ export class Client {
   }
 
   /** `GET /readyz`: resolves once the service can serve (Redis reachable, scripts loaded). */
-  async ready(): Promise<void> {
-    await this.#send({ method: "GET", path: "/readyz" });
+  async ready(options: CallOptions = {}): Promise<void> {
+    await this.#send({ method: "GET", path: "/readyz", ...signalOf(options) });
   }
 
   // -------------------------------------------------------------------------------------
@@ -168,7 +171,7 @@ export class Client {
   // -------------------------------------------------------------------------------------
 
   /** `PUT /v1/pools/{pool}`: creates the pool or changes its settings (those given). */
-  async putPool(pool: string, settings: PoolSettings = {}): Promise<Pool> {
+  async putPool(pool: string, settings: PoolSettings = {}, options: CallOptions = {}): Promise<Pool> {
     const {
       leaseMs,
       maxLeasesPerHolder,
@@ -193,30 +196,34 @@ export class Client {
         paused,
       }),
     };
-    return this.#json({ method: "PUT", path: path(["v1", "pools", pool]), body });
+    return this.#json({ method: "PUT", path: path(["v1", "pools", pool]), body, ...signalOf(options) });
   }
 
   /** `GET /v1/pools/{pool}`: its settings, counts by state, stats and usage. */
-  async getPool(pool: string): Promise<Pool> {
-    return this.#json({ method: "GET", path: path(["v1", "pools", pool]) });
+  async getPool(pool: string, options: CallOptions = {}): Promise<Pool> {
+    return this.#json({ method: "GET", path: path(["v1", "pools", pool]), ...signalOf(options) });
   }
 
   /**
    * `GET /v1/pools`: one page of this tenant's pools by name (up to `limit`, default 100),
    * after the name `after`. Pass the page's `next_after` as `after` for the next page.
    */
-  async listPools(options: { limit?: number; after?: string | null } = {}): Promise<PoolPage> {
-    return this.#json({ method: "GET", path: path(["v1", "pools"], { after: options.after, limit: options.limit }) });
+  async listPools(options: { limit?: number; after?: string | null } & CallOptions = {}): Promise<PoolPage> {
+    return this.#json({
+      method: "GET",
+      path: path(["v1", "pools"], { after: options.after, limit: options.limit }),
+      ...signalOf(options),
+    });
   }
 
   /** `DELETE /v1/pools/{pool}`: the pool and all its items. */
-  async deletePool(pool: string): Promise<void> {
-    await this.#send({ method: "DELETE", path: path(["v1", "pools", pool]) });
+  async deletePool(pool: string, options: CallOptions = {}): Promise<void> {
+    await this.#send({ method: "DELETE", path: path(["v1", "pools", pool]), ...signalOf(options) });
   }
 
   /** `GET /v1/tenant`: the caller's tenant, its pool count and its limits. */
-  async tenant(): Promise<TenantInfo> {
-    return this.#json({ method: "GET", path: path(["v1", "tenant"]) });
+  async tenant(options: CallOptions = {}): Promise<TenantInfo> {
+    return this.#json({ method: "GET", path: path(["v1", "tenant"]), ...signalOf(options) });
   }
 
   // -------------------------------------------------------------------------------------
@@ -227,7 +234,7 @@ export class Client {
    * `POST /v1/pools/{pool}/items`: adds 1 to 1000 items (creating the pool if need be).
    * Items whose id exists already are left as they are, and listed in `existing`.
    */
-  async addItems(pool: string, items: NewItem[]): Promise<AddedItems> {
+  async addItems(pool: string, items: NewItem[], options: CallOptions = {}): Promise<AddedItems> {
     const body = {
       items: items.map(({ id, priority, data, availableAt, delayMs, ...rest }) => ({
         id,
@@ -235,12 +242,16 @@ export class Client {
         ...defined({ priority, data, available_at: time(availableAt), delay_ms: delayMs }),
       })),
     };
-    return this.#json({ method: "POST", path: path(["v1", "pools", pool, "items"]), body });
+    return this.#json({ method: "POST", path: path(["v1", "pools", pool, "items"]), body, ...signalOf(options) });
   }
 
   /** `GET /v1/pools/{pool}/items/{id}`: the item and its ETag, for `ifMatch`. */
-  async getItem<D = JsonObject>(pool: string, id: string): Promise<ItemWithETag<D>> {
-    const answer = await this.#send({ method: "GET", path: path(["v1", "pools", pool, "items", id]) });
+  async getItem<D = JsonObject>(pool: string, id: string, options: CallOptions = {}): Promise<ItemWithETag<D>> {
+    const answer = await this.#send({
+      method: "GET",
+      path: path(["v1", "pools", pool, "items", id]),
+      ...signalOf(options),
+    });
     const item = decode<Item<D>>(answer);
     return { item, etag: answer.headers.get("etag") ?? `"${item.version}"` };
   }
@@ -262,6 +273,7 @@ export class Client {
       path: path(["v1", "pools", pool, "items", id]),
       body: { data, ...defined({ priority, expected_version: expectedVersion }) },
       headers: preconditions(options),
+      ...signalOf(options),
     });
     const item = decode<Item<D>>(answer);
     return { item, etag: answer.headers.get("etag") ?? `"${item.version}"`, created: answer.status === 201 };
@@ -283,6 +295,7 @@ export class Client {
       body: patch,
       contentType: "application/merge-patch+json",
       headers: preconditions(options),
+      ...signalOf(options),
     });
     const item = decode<Item<D>>(answer);
     return { item, etag: answer.headers.get("etag") ?? `"${item.version}"` };
@@ -294,6 +307,7 @@ export class Client {
       method: "DELETE",
       path: path(["v1", "pools", pool, "items", id]),
       headers: preconditions(options),
+      ...signalOf(options),
     });
   }
 
@@ -303,7 +317,11 @@ export class Client {
    */
   async listItems<D = JsonObject>(pool: string, options: ListItemsOptions = {}): Promise<ItemPage<D>> {
     const { state, holder, limit, cursor } = options;
-    return this.#json({ method: "GET", path: path(["v1", "pools", pool, "items"], { state, holder, limit, cursor }) });
+    return this.#json({
+      method: "GET",
+      path: path(["v1", "pools", pool, "items"], { state, holder, limit, cursor }),
+      ...signalOf(options),
+    });
   }
 
   /**
@@ -323,6 +341,7 @@ export class Client {
       path: path(["v1", "pools", pool, "items", id, "holder"]),
       body: { holder, ...defined({ lease_ms: leaseMs, expected_version: expectedVersion }) },
       headers: ifMatch === undefined ? {} : { "If-Match": etag(ifMatch) },
+      ...signalOf(options),
     });
   }
 
@@ -337,13 +356,18 @@ export class Client {
       method: "POST",
       path: path(["v1", "pools", pool, "items", id, "requeue"]),
       body: defined({ priority, delay_ms: delayMs, available_at: time(availableAt) }),
+      ...signalOf(options),
     });
   }
 
   /** `GET /v1/pools/{pool}/leases?holder=`: one page of the leases `holder` has now, in id order. */
   async listLeases<D = JsonObject>(pool: string, holder: string, options: PageOptions = {}): Promise<LeasePage<D>> {
     const { limit, cursor } = options;
-    return this.#json({ method: "GET", path: path(["v1", "pools", pool, "leases"], { holder, limit, cursor }) });
+    return this.#json({
+      method: "GET",
+      path: path(["v1", "pools", pool, "leases"], { holder, limit, cursor }),
+      ...signalOf(options),
+    });
   }
 
   // -------------------------------------------------------------------------------------
@@ -363,7 +387,7 @@ export class Client {
       method: "POST",
       path: path(["v1", "pools", pool, "claim"]),
       body: { ...rest, holder, ...defined({ count, lease_ms: leaseMs, wait_ms: waitMs, create }) },
-      ...(signal === undefined ? {} : { signal }),
+      ...signalOf({ signal }),
     };
     if (waitMs !== undefined && waitMs > 0) {
       call.timeoutMs = this.#transport.timeoutMs + waitMs;
@@ -381,12 +405,13 @@ export class Client {
    * `already_leased` if another holder has it.
    */
   async claimItem<D = JsonObject>(pool: string, id: string, options: ClaimItemOptions): Promise<Lease<D>> {
-    const { holder, leaseMs, ...rest } = options;
+    const { holder, leaseMs, signal, ...rest } = options;
     const sentAt = now();
     const answer = await this.#send({
       method: "POST",
       path: path(["v1", "pools", pool, "items", id, "claim"]),
       body: { ...rest, holder, ...defined({ lease_ms: leaseMs }) },
+      ...signalOf({ signal }),
     });
     const info = decode<LeaseInfo<D>>(answer);
     return new Lease<D>(this.#transport, pool, info, leaseMs, replayed(answer) ? undefined : sentAt);
@@ -405,18 +430,35 @@ export class Client {
    * time), keeping its token; 409 `lease_lost` if it is no longer current. (A {@link Lease}
    * does this by itself; this is for a lease known only by its holder and token.)
    */
-  async renew<D = JsonObject>(pool: string, id: string, lease: LeaseRef & { leaseMs?: number }): Promise<LeaseInfo<D>> {
-    return renewCall<D>(this.#transport, pool, id, lease, this.#keyed());
+  async renew<D = JsonObject>(
+    pool: string,
+    id: string,
+    lease: LeaseRef & { leaseMs?: number },
+    options: CallOptions = {},
+  ): Promise<LeaseInfo<D>> {
+    const { holder, token, leaseMs } = lease;
+    const call = { ...this.#keyed(), ...signalOf(options) };
+    return renewCall<D>(this.#transport, pool, id, { holder, token, leaseMs }, call);
   }
 
   /** `POST .../items/{id}/release`: gives the item back, at once or after `delayMs`. */
-  async release<D = JsonObject>(pool: string, id: string, lease: LeaseRef & ReleaseOptions): Promise<Item<D>> {
-    return releaseCall<D>(this.#transport, pool, id, lease, this.#keyed());
+  async release<D = JsonObject>(
+    pool: string,
+    id: string,
+    lease: LeaseRef & ReleaseOptions,
+    options: CallOptions = {},
+  ): Promise<Item<D>> {
+    return releaseCall<D>(this.#transport, pool, id, lease, { ...this.#keyed(), ...signalOf(options) });
   }
 
   /** `POST .../items/{id}/complete`: the item is done; `data`, if given, replaces its data. */
-  async complete<D = JsonObject>(pool: string, id: string, lease: LeaseRef & { data?: object }): Promise<Item<D>> {
-    return completeCall<D>(this.#transport, pool, id, lease, this.#keyed());
+  async complete<D = JsonObject>(
+    pool: string,
+    id: string,
+    lease: LeaseRef & { data?: object },
+    options: CallOptions = {},
+  ): Promise<Item<D>> {
+    return completeCall<D>(this.#transport, pool, id, lease, { ...this.#keyed(), ...signalOf(options) });
   }
 
   // -------------------------------------------------------------------------------------
@@ -428,11 +470,12 @@ export class Client {
    * such as `CASE-{date}-{seq:05}`), starting at 1 in each period.
    */
   async nextCounter(name: string, options: NextCounterOptions = {}): Promise<CounterDraw> {
-    const { count, period, tz, format, ...rest } = options;
+    const { count, period, tz, format, signal, ...rest } = options;
     return this.#json({
       method: "POST",
       path: path(["v1", "counters", name, "next"]),
       body: { ...rest, ...defined({ count, period, tz, format }) },
+      ...signalOf({ signal }),
     });
   }
 
@@ -441,6 +484,7 @@ export class Client {
     return this.#json({
       method: "GET",
       path: path(["v1", "counters", name], { period: options.period, tz: options.tz }),
+      ...signalOf(options),
     });
   }
 
@@ -457,6 +501,7 @@ export class Client {
     return this.#json({
       method: "GET",
       path: path(["v1", "pools", pool, "events"], { after: options.after, limit: options.limit }),
+      ...signalOf(options),
     });
   }
 
@@ -489,6 +534,11 @@ export class Client {
   async #json<T>(call: Call): Promise<T> {
     return decode<T>(await this.#send(call));
   }
+}
+
+/** The `signal` of a call's options, as a {@link Call} takes it (nothing when none). */
+function signalOf(options: CallOptions): { signal?: AbortSignal } {
+  return options.signal === undefined ? {} : { signal: options.signal };
 }
 
 /** The headers of an item write's preconditions. */

@@ -92,13 +92,16 @@ export interface ProblemBody {
  * - `problem`: the service answered with an error status; `code` says which.
  * - `no_answer`: the connection failed or broke, or the attempt timed out. A write may
  *   have been applied.
- * - `gave_up`: the request was retried until the retry policy's attempts or time ran out;
- *   the fields (`status`, `code`, …) are the last attempt's.
+ * - `gave_up`: the request was retried until the retry policy's attempts or time ran out,
+ *   or the service answered to come back later (429, 502–504) and the policy allowed no
+ *   retry (`retries: 0`): never a refusal. The fields (`status`, `code`, …) are the last
+ *   attempt's.
  * - `lease_expired`: a lease guard saw its lease's time run out before a renewal
  *   succeeded (the reason of a {@link Lease}'s `lost` signal; never thrown by a call).
  * - `unexpected`: a 2xx answer this client could not read.
- * - `invalid`: the call could not be sent as asked (a bad base URL or Idempotency-Key, a
- *   lease that was already completed or released).
+ * - `invalid`: the call could not be sent as asked, and nothing was sent (a bad base URL,
+ *   a header value that is not visible ASCII, such as an `ifMatch` or `after` with a CR or
+ *   LF, or an Idempotency-Key; a lease that was already completed or released).
  */
 export type ErrorKind = "problem" | "no_answer" | "gave_up" | "lease_expired" | "unexpected" | "invalid";
 

@@ -10,14 +10,14 @@ import { retryDelay } from "./retry.js";
 import { SseParser, type SseMessage } from "./sse.js";
 import type { Transport } from "./transport.js";
 import type { FollowedEvent, PoolEvent } from "./types.js";
-import { linkedController, path, sleep } from "./util.js";
+import { linkedController, path, sleep, startTimer, type Timer } from "./util.js";
 
 /** The longest a long-poll claim waits; a stream silent for its timeout plus this is broken. */
 export const LONGEST_WAIT_MS = 30_000;
 
 /**
  * The live events of a pool (see `Client.followEvents`): an `AsyncIterable` of
- * {@link FollowedEvent}s, to read once with `for await`.
+ * {@link FollowedEvent}s, to read with `for await`.
  *
  * - It connects when the iteration starts, and yields the events after `after` (from the
  *   oldest kept without it), then each new one as it happens.
@@ -30,10 +30,16 @@ export const LONGEST_WAIT_MS = 30_000;
  * - Where the pool's cap dropped events before they could be sent, it yields
  *   `{ type: "trimmed" }`; what follows starts at the oldest event kept.
  * - It ends (the iteration finishes) when the pool is deleted (the next connection is
- *   refused with 404), when the `signal` aborts, or when the loop breaks out.
- * - It throws when the first connection is refused (404 for a pool that does not exist,
- *   401, …), when opening is given up on, or when an event cannot be read (of a newer
- *   server's kind). {@link EventStream.lastEventId} says where a new stream goes on from.
+ *   refused with 404) or when the `signal` aborts: once it has aborted, nothing more is
+ *   yielded, not even an event already received. Either way the stream stays ended.
+ * - A loop that breaks out (or throws) closes the connection; a later `for await` on the
+ *   same stream connects again and goes on after the last event yielded, so one stream
+ *   can be read by several loops in turn without an event lost or repeated.
+ * - It throws when the first connection of an iteration is refused (404 for a pool that
+ *   does not exist, 401, …), when opening is given up on, when `after` is not a valid
+ *   header value (`invalid`), or when an event cannot be read (of a newer server's kind).
+ *   {@link EventStream.lastEventId} says where a new iteration goes on from (past the
+ *   event that could not be read).
  */
 export class EventStream implements AsyncIterable<FollowedEvent> {
   readonly #transport: Transport;
@@ -41,7 +47,10 @@ export class EventStream implements AsyncIterable<FollowedEvent> {
   readonly #signal: AbortSignal | undefined;
   #last: string | undefined;
   #connections = 0;
+  /** The iteration under way: one that has not finished, which a new loop goes on with. */
   #iterator: AsyncGenerator<FollowedEvent, void, undefined> | undefined;
+  /** The pool was deleted, or the signal aborted: every iteration from now on is empty. */
+  #ended = false;
 
   /** @internal Made by `Client.followEvents`. */
   constructor(transport: Transport, pool: string, after: string | undefined, signal: AbortSignal | undefined) {
@@ -61,25 +70,60 @@ export class EventStream implements AsyncIterable<FollowedEvent> {
     return this.#connections;
   }
 
-  /** The iteration; one per stream (a second `for await` goes on with the same one). */
+  /**
+   * The iteration: the one under way while it has not finished, else a new one that goes
+   * on after the last event yielded (after `break`, say).
+   */
   [Symbol.asyncIterator](): AsyncGenerator<FollowedEvent, void, undefined> {
-    this.#iterator ??= this.#follow();
+    if (this.#iterator === undefined) {
+      const iterator = this.#run(() => finished());
+      const finished = (): void => {
+        if (this.#iterator === iterator) this.#iterator = undefined;
+      };
+      // Finished however it finishes: by itself (its body's `finally`), or by `return()`
+      // or `throw()`, which finish it without running its body when it has not begun.
+      const stop = iterator.return.bind(iterator);
+      const fail = iterator.throw.bind(iterator);
+      iterator.return = (value) => {
+        finished();
+        return stop(value);
+      };
+      iterator.throw = (error) => {
+        finished();
+        return fail(error);
+      };
+      this.#iterator = iterator;
+    }
     return this.#iterator;
   }
 
-  async *#follow(): AsyncGenerator<FollowedEvent, void, undefined> {
+  /** One iteration, until the stream ends, the loop leaves it, or it throws. */
+  async *#run(finished: () => void): AsyncGenerator<FollowedEvent, void, undefined> {
+    try {
+      yield* this.#connect();
+    } finally {
+      finished();
+    }
+  }
+
+  /** Connection after connection, from the last event yielded. */
+  async *#connect(): AsyncGenerator<FollowedEvent, void, undefined> {
     const signal = this.#signal;
     const policy = this.#transport.policy;
     // A connection has been opened: a 404 from now on means the pool has gone.
     let opened = false;
     // Connections in a row that ended without yielding anything.
     let idleEnds = 0;
-    while (!signal?.aborted) {
+    while (!this.#ended) {
+      if (signal?.aborted) {
+        this.#ended = true;
+        return;
+      }
       if (idleEnds > 1) {
         try {
           await sleep(retryDelay(policy, idleEnds - 2), signal);
         } catch {
-          return; // aborted
+          continue; // aborted: ends above
         }
       }
       // One connection, ended by `connection.abort()` whatever way it ends.
@@ -88,7 +132,8 @@ export class EventStream implements AsyncIterable<FollowedEvent> {
         let response: Response;
         try {
           const headers: Record<string, string> = { Accept: "text/event-stream" };
-          if (this.#last !== undefined) headers["Last-Event-ID"] = this.#last;
+          // An empty id counts as none, for the service too.
+          if (this.#last !== undefined && this.#last !== "") headers["Last-Event-ID"] = this.#last;
           response = await this.#transport.open({
             method: "GET",
             path: path(["v1", "pools", this.#pool, "events", "stream"]),
@@ -96,8 +141,9 @@ export class EventStream implements AsyncIterable<FollowedEvent> {
             signal: connection.signal,
           });
         } catch (error) {
-          if (signal?.aborted) return;
+          if (signal?.aborted) continue; // ends above
           if (opened && error instanceof LeaseholdError && error.kind === "problem" && error.code === "not_found") {
+            this.#ended = true;
             return; // the pool was deleted
           }
           throw error;
@@ -106,8 +152,13 @@ export class EventStream implements AsyncIterable<FollowedEvent> {
         this.#connections += 1;
         for await (const message of this.#messages(response, connection)) {
           const next = this.#read(message);
+          // Aborted while this connection's text was being read: nothing more is yielded
+          // (and the stream does not count this event as seen).
+          if (signal?.aborted) break;
+          if (next.type !== "trimmed") this.#last = next.id;
           idleEnds = 0;
           yield next;
+          if (signal?.aborted) break;
         }
         // Ended or broke: open again, after the last event yielded.
         idleEnds += 1;
@@ -131,9 +182,9 @@ export class EventStream implements AsyncIterable<FollowedEvent> {
     const silenceMs = this.#transport.timeoutMs + LONGEST_WAIT_MS;
     try {
       for (;;) {
-        let timer: ReturnType<typeof setTimeout> | undefined;
+        let timer: Timer | undefined;
         const silent = new Promise<"silent">((resolve) => {
-          timer = setTimeout(() => resolve("silent"), silenceMs);
+          timer = startTimer(silenceMs, () => resolve("silent"));
         });
         let chunk: ReadableStreamReadResult<Uint8Array> | "silent";
         try {
@@ -141,10 +192,11 @@ export class EventStream implements AsyncIterable<FollowedEvent> {
         } catch {
           return; // broke (reset, aborted)
         } finally {
-          clearTimeout(timer);
+          timer?.cancel();
         }
         if (chunk === "silent" || chunk.done) return;
         for (const message of parser.push(decoder.decode(chunk.value, { stream: true }))) {
+          if (connection.signal.aborted) return;
           yield message;
         }
       }
@@ -154,7 +206,10 @@ export class EventStream implements AsyncIterable<FollowedEvent> {
     }
   }
 
-  /** One SSE message as what it tells; past it whether or not it can be read. */
+  /**
+   * One SSE message as what it tells. One that cannot be read throws, and the stream goes
+   * past it (a new iteration starts after it).
+   */
   #read(message: SseMessage): FollowedEvent {
     if (message.event === "trimmed") return { type: "trimmed" };
     let event: PoolEvent | undefined;
@@ -166,9 +221,8 @@ export class EventStream implements AsyncIterable<FollowedEvent> {
     } catch {
       // Handled below.
     }
-    const id = event?.id ?? message.id;
-    if (id !== undefined && id !== "") this.#last = id;
     if (event === undefined) {
+      if (message.id !== undefined && message.id !== "") this.#last = message.id;
       throw new LeaseholdError({
         kind: "unexpected",
         status: 200,

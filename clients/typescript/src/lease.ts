@@ -10,22 +10,33 @@
  * errs on the early side. Where that count cannot be made (a lease adopted after a
  * restart, or replayed from an earlier call under the same Idempotency-Key), or has run
  * out before the guard began (a long-poll claim granted late in its wait), the guard renews
- * at once and that one answer decides.
+ * at once and that one answer decides (tried again, through answers that ask to come back
+ * later, for up to a third of the lease time).
+ *
+ * A renewal answered with 429 or 502–504 (come back later), or not answered at all, is
+ * never taken for a refusal, whatever the client's retry policy: the guard tries again,
+ * no sooner than a `Retry-After` asks when that still ends within the lease's time, until
+ * the lease's time is up.
+ *
+ * (The reference to the `esnext.disposable` library below is for `Symbol.asyncDispose` in
+ * this module's declarations: a program whose `lib` leaves it out still compiles.)
  *
  * @module
  */
 
+/// <reference lib="esnext.disposable" preserve="true" />
+
 import { LeaseholdError } from "./errors.js";
 import type { RetryPolicy } from "./retry.js";
 import { decode, type Transport } from "./transport.js";
-import type { Item, JsonObject, LeaseInfo, LeaseRef, ReleaseOptions } from "./types.js";
-import { defined, now, path, sleep, unref } from "./util.js";
+import type { CallOptions, Item, JsonObject, LeaseInfo, LeaseRef, ReleaseOptions } from "./types.js";
+import { defined, now, path, sleep, startTimer, type Timer } from "./util.js";
 
 /** Where a lease stands, as its guard knows it. */
 export type LeaseState = "held" | "lost" | "completed" | "released";
 
 /** Options of a call a lease guard makes (retry policy, signal, key). */
-interface CallOptions {
+interface SendOptions {
   policy?: RetryPolicy;
   signal?: AbortSignal;
   idempotencyKey?: string;
@@ -41,7 +52,7 @@ export async function renewCall<D>(
   pool: string,
   id: string,
   ref: LeaseRef & { leaseMs?: number | undefined },
-  options: CallOptions = {},
+  options: SendOptions = {},
 ): Promise<LeaseInfo<D>> {
   const answer = await transport.send({
     method: "POST",
@@ -58,7 +69,7 @@ export async function releaseCall<D>(
   pool: string,
   id: string,
   ref: LeaseRef & ReleaseOptions,
-  options: CallOptions = {},
+  options: SendOptions = {},
 ): Promise<Item<D>> {
   const answer = await transport.send({
     method: "POST",
@@ -75,7 +86,7 @@ export async function completeCall<D>(
   pool: string,
   id: string,
   ref: LeaseRef & { data?: object | undefined },
-  options: CallOptions = {},
+  options: SendOptions = {},
 ): Promise<Item<D>> {
   const answer = await transport.send({
     method: "POST",
@@ -117,8 +128,10 @@ const asyncDispose: typeof Symbol.asyncDispose =
  * }
  * ```
  *
- * A lease without expiry (`leaseMs: 0`) is never renewed. The guard's timers do not keep
- * a program alive by themselves (where the runtime can say so).
+ * A lease without expiry (`leaseMs: 0`) is never renewed by the guard (and `renew()`
+ * keeps it without expiry). The guard's timers do not keep a program alive by themselves
+ * (where the runtime can say so), and wait as long as a lease lasts (up to 30 days, longer
+ * than one `setTimeout` can).
  */
 export class Lease<D = JsonObject> {
   /** The pool. */
@@ -145,7 +158,10 @@ export class Lease<D = JsonObject> {
 
   readonly #transport: Transport;
   #info: LeaseInfo<D>;
-  /** The lease time the claim (or a renewal) named; undefined or 0: the pool's. */
+  /**
+   * The lease time the claim (or a renewal) named: undefined for the pool's, 0 for no
+   * expiry.
+   */
   #leaseMs: number | undefined;
   /** The current period; null when not known (renew at once); undefined: no expiry. */
   #period: Period | null | undefined;
@@ -153,7 +169,7 @@ export class Lease<D = JsonObject> {
   /** The renewing loop's controller, while it runs. */
   #running: AbortController | undefined;
   /** After `stop()`: fires `lost` when the lease's time runs out. */
-  #expiryTimer: ReturnType<typeof setTimeout> | undefined;
+  #expiryTimer: Timer | undefined;
   #settled: "completed" | "released" | undefined;
   /** `stop()` was called: renew only when asked. */
   #stopped = false;
@@ -223,6 +239,18 @@ export class Lease<D = JsonObject> {
     return this.#settled !== undefined;
   }
 
+  /**
+   * How long the lease has left by the holder's clock, in ms (0 or less: run out), counted
+   * from when the claim or the last renewal was sent; for a lease of unknown age (adopted,
+   * or replayed), by its `expiresAt` and the wall clock. After `stop()`, `lost` fires when
+   * this reaches 0. Undefined for a lease without expiry, and once the lease is completed,
+   * released or lost.
+   */
+  get remainingMs(): number | undefined {
+    if (this.#settled !== undefined || this.#lost.signal.aborted) return undefined;
+    return this.#left();
+  }
+
   /** Whether the guard is renewing the lease in the background. */
   get renewing(): boolean {
     return this.#running !== undefined;
@@ -234,17 +262,24 @@ export class Lease<D = JsonObject> {
   }
 
   /**
-   * Renews the lease now (for `leaseMs`, or the lease time it was claimed with), keeping
-   * its token. The guard's next renewal counts from this one, and uses this `leaseMs`. A
-   * refusal marks the lease lost.
+   * Renews the lease now (for `leaseMs`, or the lease time it was claimed with: a lease
+   * without expiry stays without), keeping its token. The guard's next renewal counts from
+   * this one, and uses this `leaseMs` (0: no expiry, and no more renewals). A refusal marks
+   * the lease lost. `signal` gives up the call (see {@link CallOptions}).
    */
-  async renew(options: { leaseMs?: number } = {}): Promise<LeaseInfo<D>> {
+  async renew(options: { leaseMs?: number } & CallOptions = {}): Promise<LeaseInfo<D>> {
     this.#usable("renew");
     if (options.leaseMs !== undefined) this.#leaseMs = options.leaseMs;
     const sentAt = now();
     let info: LeaseInfo<D>;
     try {
-      info = await renewCall<D>(this.#transport, this.pool, this.id, this.#ref({ leaseMs: named(this.#leaseMs) }));
+      info = await renewCall<D>(
+        this.#transport,
+        this.pool,
+        this.id,
+        this.#ref({ leaseMs: this.#renewalLeaseMs() }),
+        signalOnly(options),
+      );
     } catch (error) {
       if (isRefusal(error)) this.#lose(error);
       throw error;
@@ -264,22 +299,25 @@ export class Lease<D = JsonObject> {
 
   /**
    * Gives the item back (available at once, or after `delayMs`, with a new `priority`)
-   * and stops renewing.
+   * and stops renewing. `signal` gives up the call (see {@link CallOptions}); the guard
+   * counts as released all the same.
    */
-  async release(options: ReleaseOptions = {}): Promise<Item<D>> {
+  async release(options: ReleaseOptions & CallOptions = {}): Promise<Item<D>> {
     this.#usable("release");
     this.#settle("released");
-    return releaseCall<D>(this.#transport, this.pool, this.id, this.#ref(options));
+    const { delayMs, priority } = options;
+    return releaseCall<D>(this.#transport, this.pool, this.id, this.#ref({ delayMs, priority }), signalOnly(options));
   }
 
   /**
    * Marks the item done (its data replaced by `data`, if given) and stops renewing.
-   * After this, whatever its answer, the guard releases nothing.
+   * After this, whatever its answer, the guard releases nothing. `signal` gives up the
+   * call (see {@link CallOptions}); the guard counts as completed all the same.
    */
-  async complete(data?: object): Promise<Item<D>> {
+  async complete(data?: object, options: CallOptions = {}): Promise<Item<D>> {
     this.#usable("complete");
     this.#settle("completed");
-    return completeCall<D>(this.#transport, this.pool, this.id, this.#ref({ data }));
+    return completeCall<D>(this.#transport, this.pool, this.id, this.#ref({ data }), signalOnly(options));
   }
 
   /**
@@ -315,6 +353,28 @@ export class Lease<D = JsonObject> {
     return { holder: this.holder, token: this.token, ...extra };
   }
 
+  /**
+   * The `lease_ms` a renewal sends: the one the claim or a renewal named (0 included: no
+   * expiry); else none (the pool's), except for a lease without expiry, which stays so.
+   */
+  #renewalLeaseMs(): number | undefined {
+    if (this.#leaseMs !== undefined) return this.#leaseMs;
+    return this.#info.lease_expires_at === null ? 0 : undefined;
+  }
+
+  /** What is left of the lease by the guard's count; undefined: no expiry. */
+  #left(): number | undefined {
+    const period = this.#period;
+    if (period === undefined) return undefined;
+    if (period === null) {
+      const at = this.#info.lease_expires_at;
+      if (at === null) return undefined;
+      const left = Date.parse(at) - Date.now();
+      return Number.isNaN(left) ? 0 : left;
+    }
+    return period.ends - now();
+  }
+
   #usable(what: string): void {
     if (this.#settled !== undefined) {
       throw new LeaseholdError({
@@ -330,7 +390,7 @@ export class Lease<D = JsonObject> {
     this.#settled = how;
     this.#running?.abort();
     this.#running = undefined;
-    clearTimeout(this.#expiryTimer);
+    this.#expiryTimer?.cancel();
     this.#expiryTimer = undefined;
   }
 
@@ -338,26 +398,21 @@ export class Lease<D = JsonObject> {
     if (this.#settled !== undefined || this.#lost.signal.aborted) return;
     this.#running?.abort();
     this.#running = undefined;
-    clearTimeout(this.#expiryTimer);
+    this.#expiryTimer?.cancel();
     this.#expiryTimer = undefined;
     this.#lost.abort(reason);
   }
 
-  /** Fires `lost` when the lease's time runs out (the renewing loop is not running). */
+  /**
+   * Fires `lost` when the lease's time runs out (the renewing loop is not running), however
+   * far off that is (a lease of up to 30 days outlasts what one `setTimeout` can wait).
+   */
   #watchExpiry(): void {
-    clearTimeout(this.#expiryTimer);
+    this.#expiryTimer?.cancel();
     this.#expiryTimer = undefined;
-    let left: number;
-    if (this.#period === undefined) return;
-    if (this.#period === null) {
-      const at = this.#info.lease_expires_at;
-      if (at === null) return;
-      left = Date.parse(at) - Date.now();
-    } else {
-      left = this.#period.ends - now();
-    }
-    this.#expiryTimer = setTimeout(() => this.#lose(expired(this.id)), Math.max(0, left));
-    unref(this.#expiryTimer);
+    const left = this.#left();
+    if (left === undefined) return;
+    this.#expiryTimer = startTimer(left, () => this.#lose(expired(this.id)), { keepAlive: false });
   }
 
   #start(renewedHere: boolean): void {
@@ -384,30 +439,35 @@ export class Lease<D = JsonObject> {
         await sleep(period.began + (period.ends - period.began) / 3 - now(), signal, false);
       }
       let tried = false;
+      // While the answer of a renewal decides (the lease's age is not known): until when.
+      let decideBy: number | undefined;
       for (;;) {
         const started = now();
         const current = this.#period;
         // Retries while the period lasts. Once it is over by this count: lost, if a
         // renewal was tried in it or it came from one; else (the claim's period was over
-        // before the guard began, or never known) one renewal, with its retries for up to
-        // `deciding`, whose answer decides.
-        const ends = current != null && started < current.ends ? current.ends : undefined;
-        let maxElapsedMs: number;
-        if (ends !== undefined) {
-          maxElapsedMs = ends - started;
-        } else if (tried || renewedHere) {
+        // before the guard began, or never known) renewals for up to `deciding`, whose
+        // first answer decides.
+        let ends: number;
+        if (current != null && started < current.ends) {
+          ends = current.ends;
+        } else if (decideBy !== undefined ? started >= decideBy : tried || renewedHere) {
           this.#lose(expired(this.id));
           return;
         } else {
-          maxElapsedMs = deciding;
+          decideBy ??= started + deciding;
+          ends = decideBy;
         }
         tried = true;
         let info: LeaseInfo<D>;
         try {
-          info = await renewCall<D>(this.#transport, this.pool, this.id, this.#ref({ leaseMs: named(this.#leaseMs) }), {
-            policy: { ...policy, maxElapsedMs },
-            signal,
-          });
+          info = await renewCall<D>(
+            this.#transport,
+            this.pool,
+            this.id,
+            this.#ref({ leaseMs: this.#renewalLeaseMs() }),
+            { policy: { ...policy, maxElapsedMs: ends - started }, signal },
+          );
         } catch (error) {
           if (signal.aborted) return;
           // A refusal: the lease is not ours any more (or never will be renewed).
@@ -415,9 +475,13 @@ export class Lease<D = JsonObject> {
             this.#lose(error);
             return;
           }
-          // No answer, or retries given up: try again while there is time.
-          const left = ends === undefined ? 0 : Math.max(0, ends - now());
-          const pause = Math.min(Math.max(left / 4, 10), 1000);
+          // No answer, or an answer to come back later (429, 502–504), or retries given
+          // up: try again while there is time, no sooner than the service asked when that
+          // is still within it.
+          const left = Math.max(0, ends - now());
+          let pause = Math.min(Math.max(left / 4, 10), 1000);
+          const retryAfterMs = error instanceof LeaseholdError ? error.retryAfterMs : undefined;
+          if (retryAfterMs !== undefined && retryAfterMs < left) pause = Math.max(pause, retryAfterMs);
           await sleep(Math.min(pause, left), signal, false);
           continue;
         }
@@ -432,9 +496,26 @@ export class Lease<D = JsonObject> {
   }
 }
 
-/** A refusal by the service (a 4xx problem answered at once): the lease is not ours. */
+/**
+ * A refusal by the service (a 4xx problem answered at once): the lease is not ours. Never
+ * an answer that asks to come back later (429; 502–504 are not 4xx), which says nothing
+ * about the lease, nor 408 (the request's body was late: nothing was done), whatever kind
+ * the transport gave it.
+ */
 function isRefusal(error: unknown): error is LeaseholdError {
-  return error instanceof LeaseholdError && error.kind === "problem" && error.status >= 400 && error.status < 500;
+  return (
+    error instanceof LeaseholdError &&
+    error.kind === "problem" &&
+    error.status >= 400 &&
+    error.status < 500 &&
+    error.status !== 408 &&
+    error.status !== 429
+  );
+}
+
+/** Just the signal of a call's options (what the guard passes on to the transport). */
+function signalOnly(options: CallOptions): SendOptions {
+  return options.signal === undefined ? {} : { signal: options.signal };
 }
 
 /** The reason of a lease that ran out before a renewal succeeded. */

@@ -35,7 +35,10 @@ export class SseParser {
 
   /** Feeds the next piece of text; returns the events it completed. */
   push(text: string): SseMessage[] {
-    if (!this.#started && text.length > 0) {
+    // An empty piece (a chunk that decoded to nothing, such as the first bytes of a
+    // character cut in two) changes nothing: above all, not whether a CR came last.
+    if (text === "") return [];
+    if (!this.#started) {
       this.#started = true;
       if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     }

@@ -9,7 +9,7 @@
 
 import { LeaseholdError, problemCode, type Current, type ProblemBody } from "./errors.js";
 import { retryDelay, type RetryPolicy } from "./retry.js";
-import { linkedController, now, randomUuid, sleep } from "./util.js";
+import { linkedController, now, randomUuid, sleep, startTimer } from "./util.js";
 
 /** The header that makes a retried write safe. */
 export const IDEMPOTENCY_KEY = "Idempotency-Key";
@@ -32,7 +32,10 @@ export interface Call {
   timeoutMs?: number;
   /** The retry policy, when not the client's. */
   policy?: RetryPolicy;
-  /** Gives up the call when aborted: the call then throws the signal's reason. */
+  /**
+   * Gives up the call when aborted (the attempt under way, or the wait before the next):
+   * the call then throws the signal's reason.
+   */
   signal?: AbortSignal;
   /** The Idempotency-Key of a write, when the caller has one (else a fresh UUID). */
   idempotencyKey?: string;
@@ -96,6 +99,35 @@ export function checkIdempotencyKey(key: string): void {
 }
 
 /**
+ * A header value as this client sends one: visible ASCII characters, with spaces or tabs
+ * only between them. (`fetch` refuses a CR, LF or NUL, and characters beyond Latin-1, with
+ * a TypeError; the service has no use for the rest.)
+ */
+const HEADER_VALUE = /^[\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?$/;
+
+/**
+ * Throws an `invalid` error unless `value` can be sent as the header `name` (see
+ * {@link HEADER_VALUE}; an Idempotency-Key as {@link checkIdempotencyKey} says): a value
+ * that `fetch` would refuse is the caller's mistake, never a reason to retry.
+ */
+export function checkHeader(name: string, value: string): void {
+  if (name.toLowerCase() === IDEMPOTENCY_KEY.toLowerCase()) {
+    checkIdempotencyKey(value);
+    return;
+  }
+  if (typeof value !== "string" || !HEADER_VALUE.test(value)) {
+    const shown = JSON.stringify(String(value)).slice(0, 80);
+    throw new LeaseholdError({
+      kind: "invalid",
+      code: "invalid_request",
+      field: name,
+      detail: `${name} ${shown} is not a header value: visible ASCII characters, no CR, LF or NUL`,
+      message: `invalid ${name} ${shown}: not a header value (visible ASCII, no CR, LF or NUL)`,
+    });
+  }
+}
+
+/**
  * An HTTP client bound to one deployment: its base URL, the API key, the per-attempt
  * timeout and the retry policy. Shared by a client and every handle made from it.
  */
@@ -145,10 +177,10 @@ export class Transport {
       const timeoutMs = Math.max(1, Math.min(call.timeoutMs ?? this.timeoutMs, remainingMs));
       const { controller, unlink } = linkedController(call.signal);
       let timedOut = false;
-      const timer = setTimeout(() => {
+      const timer = startTimer(timeoutMs, () => {
         timedOut = true;
         controller.abort(new Error(`timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
+      });
       try {
         const response = await this.#fetch(url, { ...init, signal: controller.signal });
         const answer = { status: response.status, headers: response.headers, text: await response.text() };
@@ -157,7 +189,7 @@ export class Transport {
         if (call.signal?.aborted) throw call.signal.reason;
         return { kind: "no_answer", error, timedOut, timeoutMs };
       } finally {
-        clearTimeout(timer);
+        timer.cancel();
         unlink();
       }
     });
@@ -166,34 +198,37 @@ export class Transport {
   /**
    * Opens a streaming answer (Server-Sent Events): sends `call` as {@link Transport.send}
    * does, again while the attempt is retryable, and hands back the first 2xx response
-   * with its body unread. The timeout bounds the wait for the answer's head only; the
-   * body stays open until `call.signal` aborts (or it ends).
+   * with its body unread. The timeout bounds the wait for a 2xx answer's head only (its
+   * body stays open until `call.signal` aborts, or it ends); any other answer is read
+   * whole within it, as {@link Transport.send} reads it.
    */
   open(call: Call): Promise<Response> {
     return this.#retrying<Response>(call, async (url, init, remainingMs) => {
       const timeoutMs = Math.max(1, Math.min(call.timeoutMs ?? this.timeoutMs, remainingMs));
       const { controller, unlink } = linkedController(call.signal);
       let timedOut = false;
-      const timer = setTimeout(() => {
+      const timer = startTimer(timeoutMs, () => {
         timedOut = true;
         controller.abort(new Error(`timed out after ${timeoutMs} ms`));
-      }, timeoutMs);
+      });
+      let handedOver = false;
       try {
         const response = await this.#fetch(url, { ...init, signal: controller.signal });
-        clearTimeout(timer);
         if (ok(response.status)) {
           // The body stays tied to the call's signal: the caller ends it by aborting that.
+          timer.cancel();
+          handedOver = true;
           return { done: response };
         }
+        // A refusal's body is read under the attempt's timeout, as any answer's is.
         const answer = { status: response.status, headers: response.headers, text: await response.text() };
-        unlink();
         return { kind: "answer", answer };
       } catch (error) {
-        unlink();
         if (call.signal?.aborted) throw call.signal.reason;
         return { kind: "no_answer", error, timedOut, timeoutMs };
       } finally {
-        clearTimeout(timer);
+        timer.cancel();
+        if (!handedOver) unlink();
       }
     });
   }
@@ -218,6 +253,10 @@ export class Transport {
       body = JSON.stringify(call.body);
       headers["Content-Type"] = call.contentType ?? "application/json";
     }
+    // A header `fetch` would refuse is the caller's mistake: refused before anything is
+    // sent, never retried as if there had been no answer.
+    for (const [name, value] of Object.entries(headers)) checkHeader(name, value);
+    if (call.signal?.aborted) throw call.signal.reason;
     const url = this.baseUrl + call.path;
     const init: RequestInit = { method: call.method, headers, ...(body === undefined ? {} : { body }) };
 
@@ -232,8 +271,10 @@ export class Transport {
       const failed = (gaveUp: boolean): LeaseholdError =>
         failure(result, { attempts, elapsedMs: now() - started, gaveUp, earlierUnknown, key });
       if (!isRetryable(result)) throw failed(false);
-      // Out of attempts: given up on, unless the policy never retries at all.
-      if (attempts >= policy.maxAttempts) throw failed(policy.maxAttempts > 1);
+      // Out of attempts: given up on. An answer that asks to come back later (429,
+      // 502–504) is never a refusal, even when the policy never retries; without an answer,
+      // a policy that never retries has nothing to give up on (`no_answer`).
+      if (attempts >= policy.maxAttempts) throw failed(policy.maxAttempts > 1 || result.kind === "answer");
       const retryAfterMs = result.kind === "answer" ? retryAfter(result.answer.headers) : undefined;
       const delayMs = retryDelay(policy, attempts - 1, retryAfterMs);
       if (now() - started + delayMs >= policy.maxElapsedMs) throw failed(true);
@@ -332,7 +373,9 @@ function failure(
     elapsedMs: how.elapsedMs,
     idempotencyKey: how.key,
   };
-  const prefix = how.gaveUp ? `gave up after ${how.attempts} attempts in ${Math.round(how.elapsedMs)} ms: ` : "";
+  const prefix = how.gaveUp
+    ? `gave up after ${how.attempts} attempt${how.attempts === 1 ? "" : "s"} in ${Math.round(how.elapsedMs)} ms: `
+    : "";
   const kind = how.gaveUp ? "gave_up" : attempt.kind === "answer" ? "problem" : "no_answer";
   if (attempt.kind === "no_answer") {
     const detail = describe(attempt);

@@ -237,6 +237,19 @@ export interface CounterValue {
 // What the client's methods take.
 // ---------------------------------------------------------------------------------------
 
+/**
+ * What every call takes (in its options, or as its last argument where it has none).
+ */
+export interface CallOptions {
+  /**
+   * Gives up the call when aborted: the attempt under way is abandoned, or the wait before
+   * the next one cut short, and the call throws the signal's reason (a `DOMException`
+   * named `AbortError` unless the abort gave another). A write that was already sent may
+   * have been applied all the same. An already aborted signal sends nothing.
+   */
+  signal?: AbortSignal;
+}
+
 /** Settings to create a pool with or change; a setting left out keeps its value. */
 export interface PoolSettings {
   /** The lease time of a grant that names none, in ms (0: no expiry; default 30,000). */
@@ -276,8 +289,8 @@ export interface NewItem {
  */
 export type ETagLike = number | string;
 
-/** The header preconditions of an item write. */
-export interface Preconditions {
+/** The header preconditions of an item write (and its {@link CallOptions}). */
+export interface Preconditions extends CallOptions {
   /** `If-Match`: only if the item is at this version (else 412 `precondition_failed`). */
   ifMatch?: ETagLike;
   /** `If-None-Match: *`: only if the item does not exist yet (else 412). */
@@ -295,7 +308,7 @@ export interface PutItemOptions extends Preconditions {
 }
 
 /** Which items `listItems` lists, and from where. */
-export interface ListItemsOptions {
+export interface ListItemsOptions extends CallOptions {
   state?: ItemState;
   holder?: string;
   /** Page size, 1 to 1000 (default 100). */
@@ -305,14 +318,14 @@ export interface ListItemsOptions {
 }
 
 /** A page of a listing by cursor. */
-export interface PageOptions {
+export interface PageOptions extends CallOptions {
   limit?: number;
   /** The `next_cursor` of the previous page. */
   cursor?: string | null;
 }
 
 /** A claim of the best available items. */
-export interface ClaimNextOptions {
+export interface ClaimNextOptions extends CallOptions {
   holder: string;
   /** How many items, 1 to 100 (default 1). */
   count?: number;
@@ -325,12 +338,10 @@ export interface ClaimNextOptions {
   waitMs?: number;
   /** Take a pool that does not exist (yet) as an empty one instead of 404 `not_found`. */
   create?: boolean;
-  /** Gives up the call (a long wait, say) when aborted; the call then throws its reason. */
-  signal?: AbortSignal;
 }
 
 /** A claim of one named item. */
-export interface ClaimItemOptions {
+export interface ClaimItemOptions extends CallOptions {
   holder: string;
   /** The lease time (default: the pool's; 0: no expiry). */
   leaseMs?: number;
@@ -351,7 +362,7 @@ export interface ReleaseOptions {
 }
 
 /** Conditions and lease time of an assignment (`PUT .../holder`). */
-export interface AssignOptions {
+export interface AssignOptions extends CallOptions {
   /** Only if the item is at this version (else 409 `version_conflict`). */
   expectedVersion?: number;
   /** `If-Match` (else 412 `precondition_failed`). */
@@ -361,7 +372,7 @@ export interface AssignOptions {
 }
 
 /** Where a requeued item goes. */
-export interface RequeueOptions {
+export interface RequeueOptions extends CallOptions {
   priority?: number;
   /** `delayed` this long, instead of available at once. */
   delayMs?: number;
@@ -370,7 +381,7 @@ export interface RequeueOptions {
 }
 
 /** A draw of sequence numbers. */
-export interface NextCounterOptions {
+export interface NextCounterOptions extends CallOptions {
   /** How many contiguous values, 1 to 1000 (default 1). */
   count?: number;
   /** `"day"` (default: values start at 1 each day) or `"none"` (never). */
@@ -382,7 +393,7 @@ export interface NextCounterOptions {
 }
 
 /** Which period of a counter to read. */
-export interface GetCounterOptions {
+export interface GetCounterOptions extends CallOptions {
   /** A day, `YYYY-MM-DD`, or `"none"` for a counter drawn with period `none`; default today. */
   period?: string;
   /** The time zone that decides which day is today (default `UTC`). */
@@ -390,7 +401,7 @@ export interface GetCounterOptions {
 }
 
 /** A page of a pool's events. */
-export interface ListEventsOptions {
+export interface ListEventsOptions extends CallOptions {
   /** The id of the last event already seen (a page's `next_after`); from the oldest kept if left out. */
   after?: string | null;
   /** 1 to 1000 (default 100). */
@@ -399,8 +410,11 @@ export interface ListEventsOptions {
 
 /** Where to follow a pool's events from, and until when. */
 export interface FollowEventsOptions {
-  /** The id of the last event already seen; from the oldest kept if left out. */
+  /** The id of the last event already seen; from the oldest kept if left out (or empty). */
   after?: string | null;
-  /** Ends the stream (the iteration just stops) when aborted. */
+  /**
+   * Ends the stream when aborted: the iteration just stops, yielding nothing more (not
+   * even an event already received), and the stream stays ended.
+   */
   signal?: AbortSignal;
 }

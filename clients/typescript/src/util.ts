@@ -22,8 +22,81 @@ export function unref(timer: ReturnType<typeof setTimeout>): void {
 }
 
 /**
- * Waits `ms`; rejects with the signal's reason as soon as `signal` aborts. With
- * `keepAlive: false` the timer does not keep the program alive by itself.
+ * The longest delay `setTimeout` keeps: 2^31 − 1 ms, about 24.8 days. Node.js, Deno, Bun
+ * and browsers take a longer one as (about) none: the timer fires at once.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A timer of {@link startTimer}: it may run for longer than `setTimeout` allows. */
+export interface Timer {
+  /** When it fires, by the monotonic clock ({@link now}). */
+  readonly deadline: number;
+  /** Whether it has fired. */
+  readonly fired: boolean;
+  /** Stops it; nothing happens if it has fired already. */
+  cancel(): void;
+}
+
+/**
+ * How long to arm `setTimeout` for on the way to a deadline `leftMs` away: all of it, but
+ * never more than `maxStepMs` (then the timer is armed again for the rest); 0 once the
+ * deadline has passed (or for NaN).
+ */
+export function timerStep(leftMs: number, maxStepMs: number = MAX_TIMER_MS): number {
+  if (!(leftMs > 0)) return 0;
+  return Math.min(leftMs, maxStepMs);
+}
+
+/**
+ * Calls `callback` once `ms` have passed (by the monotonic clock), however long that is:
+ * `setTimeout` is armed in steps of at most `maxStepMs` (by default {@link MAX_TIMER_MS},
+ * what it can keep) until the deadline, and never calls back before it. Always
+ * asynchronously, also for 0 or less. With `keepAlive: false` it does not keep the program
+ * alive by itself.
+ */
+export function startTimer(
+  ms: number,
+  callback: () => void,
+  options: { keepAlive?: boolean; maxStepMs?: number } = {},
+): Timer {
+  const { keepAlive = true, maxStepMs = MAX_TIMER_MS } = options;
+  const deadline = now() + Math.max(0, ms);
+  let handle: ReturnType<typeof setTimeout> | undefined;
+  let fired = false;
+  let cancelled = false;
+  const arm = (): void => {
+    handle = setTimeout(fire, timerStep(deadline - now(), maxStepMs));
+    if (!keepAlive) unref(handle);
+  };
+  const fire = (): void => {
+    handle = undefined;
+    if (cancelled) return;
+    // A step short of the deadline (a long one, or a runtime's timer a little early).
+    if (now() < deadline) {
+      arm();
+      return;
+    }
+    fired = true;
+    callback();
+  };
+  arm();
+  return {
+    deadline,
+    get fired() {
+      return fired;
+    },
+    cancel() {
+      cancelled = true;
+      if (handle !== undefined) clearTimeout(handle);
+      handle = undefined;
+    },
+  };
+}
+
+/**
+ * Waits `ms` (however long: see {@link startTimer}); rejects with the signal's reason as
+ * soon as `signal` aborts. With `keepAlive: false` the timer does not keep the program
+ * alive by itself.
  */
 export function sleep(ms: number, signal?: AbortSignal, keepAlive = true): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -32,17 +105,17 @@ export function sleep(ms: number, signal?: AbortSignal, keepAlive = true): Promi
       return;
     }
     const onAbort = (): void => {
-      clearTimeout(timer);
+      timer.cancel();
       reject(signal?.reason);
     };
-    const timer = setTimeout(
+    const timer = startTimer(
+      ms,
       () => {
         signal?.removeEventListener("abort", onAbort);
         resolve();
       },
-      Math.max(0, ms),
+      { keepAlive },
     );
-    if (!keepAlive) unref(timer);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -6,7 +6,15 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 
-import { Client, LeaseholdError, PROBLEM_CODES, isOutcomeUnknown, isProblem, type PoolEvent } from "leasehold-client";
+import {
+  Client,
+  LeaseholdError,
+  PROBLEM_CODES,
+  isOutcomeUnknown,
+  isProblem,
+  type PoolEvent,
+  type RetryInfo,
+} from "leasehold-client";
 
 import { rejection, runId, startDev } from "./harness.js";
 
@@ -484,5 +492,100 @@ describe("errors", () => {
   test("a base URL that is not http(s) is refused when the client is made", () => {
     assert.throws(() => new Client({ baseUrl: "ftp://example.invalid" }), LeaseholdError);
     assert.throws(() => new Client({ baseUrl: "not a url" }), LeaseholdError);
+  });
+
+  test("a header value fetch would refuse is `invalid` before anything is sent: not retried, not an unknown outcome", async () => {
+    const retries: RetryInfo[] = [];
+    const watched = new Client({ baseUrl: url, onRetry: (info) => retries.push(info) });
+    const pool = `h${runId()}`;
+    const refusals: [string, () => Promise<unknown>][] = [
+      ["If-Match", () => watched.putItem(pool, "a", { n: 1 }, { ifMatch: '"1"\r\nX-Injected: 1' })],
+      ["If-Match", () => watched.patchItem(pool, "a", { n: 1 }, { ifMatch: '"1"\n' })],
+      ["If-Match", () => watched.deleteItem(pool, "a", { ifMatch: '"1"\0' })],
+      ["If-Match", () => watched.assignItem(pool, "a", "bob", { ifMatch: '"1\u20ac"' })],
+      ["If-None-Match", () => watched.putItem(pool, "a", { n: 1 }, { ifNoneMatch: "*\r" as "*" })],
+      ["Lease-Token", () => watched.putItem(pool, "a", { n: 1 }, { leaseToken: "7\r\n" as unknown as number })],
+      [
+        "Last-Event-ID",
+        async () => {
+          for await (const event of watched.followEvents(pool, { after: "1-0\r\nX-Injected: 1" })) void event;
+        },
+      ],
+    ];
+    for (const [field, call] of refusals) {
+      const error = await rejection(call());
+      assert.ok(error instanceof LeaseholdError, `${field}: ${String(error)}`);
+      assert.equal(error.kind, "invalid", `${field}: ${error.message}`);
+      assert.equal(error.code, "invalid_request");
+      assert.equal(error.field, field);
+      assert.equal(error.attempts, 0);
+      assert.equal(error.outcomeUnknown, false);
+    }
+    assert.deepEqual(retries, [], "nothing was retried");
+    assert.equal(watched.retryCount, 0);
+    // Nothing was sent: the writes would have made the pool.
+    assert.ok(isProblem(await rejection(client.getPool(pool)), "not_found"));
+    // A handle's key is checked when it is made.
+    const key = (() => {
+      try {
+        watched.withIdempotencyKey("key\r\nX-Injected: 1");
+      } catch (error) {
+        return error;
+      }
+      return undefined;
+    })();
+    assert.ok(key instanceof LeaseholdError && key.kind === "invalid" && key.field === "Idempotency-Key");
+  });
+});
+
+describe("signals", () => {
+  test("every call takes a signal: an aborted one sends nothing, and the call throws its reason", async () => {
+    const pool = `s${runId()}`;
+    await client.addItems(pool, [{ id: "held" }]);
+    const lease = await client.claimItem(pool, "held", { holder: "alice", leaseMs: 60_000 });
+    const reason = new Error("given up by the caller");
+    const signal = AbortSignal.abort(reason);
+    const other = `s${runId()}`;
+    const ref = { holder: "alice", token: lease.token };
+    const calls: [string, () => Promise<unknown>][] = [
+      ["ready", () => client.ready({ signal })],
+      ["putPool", () => client.putPool(other, { leaseMs: 1000 }, { signal })],
+      ["getPool", () => client.getPool(pool, { signal })],
+      ["listPools", () => client.listPools({ signal })],
+      ["deletePool", () => client.deletePool(pool, { signal })],
+      ["tenant", () => client.tenant({ signal })],
+      ["addItems", () => client.addItems(other, [{ id: "x" }], { signal })],
+      ["getItem", () => client.getItem(pool, "held", { signal })],
+      ["putItem", () => client.putItem(other, "x", { n: 1 }, { signal })],
+      ["patchItem", () => client.patchItem(pool, "held", { n: 1 }, { signal })],
+      ["deleteItem", () => client.deleteItem(pool, "held", { signal })],
+      ["listItems", () => client.listItems(pool, { signal })],
+      ["assignItem", () => client.assignItem(pool, "held", "bob", { signal })],
+      ["requeueItem", () => client.requeueItem(pool, "held", { signal })],
+      ["listLeases", () => client.listLeases(pool, "alice", { signal })],
+      ["claimNext", () => client.claimNext(pool, { holder: "bob", signal })],
+      ["claimItem", () => client.claimItem(pool, "held", { holder: "alice", signal })],
+      ["renew", () => client.renew(pool, "held", ref, { signal })],
+      ["release", () => client.release(pool, "held", ref, { signal })],
+      ["complete", () => client.complete(pool, "held", ref, { signal })],
+      ["nextCounter", () => client.nextCounter(other, { signal })],
+      ["getCounter", () => client.getCounter(other, { signal })],
+      ["listEvents", () => client.listEvents(pool, { signal })],
+      ["Lease.renew", () => lease.renew({ signal })],
+    ];
+    for (const [name, call] of calls) {
+      assert.equal(await rejection(call()), reason, name);
+    }
+    // The guard's renewal was given up, not refused: the lease is still held.
+    assert.equal(lease.state, "held");
+    assert.equal(await rejection(lease.complete({ n: 1 }, { signal })), reason);
+    assert.equal(lease.state, "completed", "the guard counts it as completed whatever the answer");
+    // Nothing was sent: the item is as it was, the other pool and counter were never made.
+    const { item } = await client.getItem(pool, "held");
+    assert.equal(item.state, "leased");
+    assert.equal(item.version, 2);
+    assert.ok(isProblem(await rejection(client.getPool(other)), "not_found"));
+    assert.equal((await client.getCounter(other)).value, 0);
+    await client.release(pool, "held", ref);
   });
 });

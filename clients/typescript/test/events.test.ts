@@ -80,6 +80,48 @@ describe("followEvents", () => {
     assert.equal(count, 1);
   });
 
+  test("once its signal aborts nothing more is yielded, not even events already received, and it stays ended", async () => {
+    const pool = `f${runId()}`;
+    // Five events the stream sends together, as soon as it connects.
+    await client.addItems(pool, ["a", "b", "c", "d", "e"].map((id) => ({ id })));
+    const controller = new AbortController();
+    const stream = client.followEvents(pool, { signal: controller.signal });
+    const seen: string[] = [];
+    for await (const event of stream) {
+      seen.push((event as PoolEvent).item ?? "");
+      controller.abort();
+    }
+    assert.deepEqual(seen, ["a"]);
+    assert.equal(stream.lastEventId, (await client.listEvents(pool, { limit: 1 })).events[0]?.id);
+    for await (const event of stream) assert.fail(`yielded ${JSON.stringify(event)} after the abort`);
+  });
+
+  test("a for await after a break goes on after the last event yielded: none lost or repeated", async () => {
+    const pool = `f${runId()}`;
+    await client.addItems(pool, ["a", "b", "c", "d", "e"].map((id) => ({ id })));
+    const expected = (await allEvents(client, pool)).map((e) => e.id);
+    const stream = client.followEvents(pool);
+    const ids: string[] = [];
+    for await (const event of stream) {
+      ids.push((event as PoolEvent).id);
+      if (ids.length === 2) break;
+    }
+    assert.equal(stream.lastEventId, expected[1]);
+    for await (const event of stream) {
+      ids.push((event as PoolEvent).id);
+      if (ids.length === 5) break;
+    }
+    assert.deepEqual(ids, expected);
+    assert.ok(stream.connections >= 2, `${stream.connections} connections`);
+    // And a third loop gets what happens next.
+    await client.addItems(pool, [{ id: "f" }]);
+    for await (const event of stream) {
+      assert.equal((event as PoolEvent).item, "f");
+      assert.equal((event as PoolEvent).type, "added");
+      break;
+    }
+  });
+
   test("a pool that does not exist is refused at once", async () => {
     const error = await rejection(
       (async () => {
@@ -135,12 +177,29 @@ describe("the SSE parser", () => {
       const parser = new SseParser();
       const out = [...parser.push(text.slice(0, cut)), ...parser.push(text.slice(cut))];
       assert.deepEqual(out, expected, `cut at ${cut}`);
+      // With an empty piece between (a chunk that decoded to nothing), the same.
+      const again = new SseParser();
+      const pieces = [text.slice(0, cut), "", text.slice(cut)];
+      assert.deepEqual(
+        pieces.flatMap((piece) => again.push(piece)),
+        expected,
+        `cut at ${cut}, an empty piece between`,
+      );
     }
     // One character at a time.
     const parser = new SseParser();
     assert.deepEqual(
       [...text].flatMap((c) => parser.push(c)),
       expected,
+    );
+  });
+
+  test("an empty piece between a CR and its LF does not make the LF a blank line", () => {
+    const parser = new SseParser();
+    const pieces = ["data: x\r", "", "\ndata: y\r", "", "", "\n", "\r", "", "\n"];
+    assert.deepEqual(
+      pieces.flatMap((piece) => parser.push(piece)),
+      [{ event: "message", data: "x\ny", id: undefined }],
     );
   });
 

@@ -205,3 +205,56 @@ test("renew() renews now with a new lease time, keeping the token", async () => 
   await lease.release({ delayMs: 600_000 });
   assert.equal((await client.getItem(pool, "a")).item.state, "delayed");
 });
+
+test("a stopped 30-day lease is watched to its end, not lost at once (longer than one setTimeout can wait)", async () => {
+  const pool = `g${runId()}`;
+  await client.addItems(pool, [{ id: "a" }]);
+  const thirtyDays = 2_592_000_000;
+  const lease = await claimOne(pool, "alice", thirtyDays);
+  assert.ok((lease.expiresAt?.getTime() ?? 0) > Date.now() + thirtyDays - 60_000);
+  lease.stop();
+  assert.equal(lease.renewing, false);
+  // The watch counts from when the claim was sent: 30 days, less the claim's round trip.
+  const left = lease.remainingMs ?? 0;
+  assert.ok(left > thirtyDays - 10_000 && left <= thirtyDays, `${left} ms left`);
+  // A setTimeout of more than 2^31 - 1 ms fires after 1 ms: a watch armed that way would
+  // have fired long before this 50 ms timer does.
+  await new Promise((done) => setTimeout(done, 50));
+  assert.equal(lease.lost.aborted, false);
+  assert.equal(lease.state, "held");
+  assert.equal((await client.getItem(pool, "a")).item.holder, "alice");
+  await lease.release();
+  assert.equal(lease.remainingMs, undefined);
+});
+
+test("renewing a lease without expiry keeps it without expiry (claimed with leaseMs 0, or granted so by the pool)", async () => {
+  const pool = `g${runId()}`;
+  await client.addItems(pool, [{ id: "a" }, { id: "b" }]);
+  const lease = await client.claimItem(pool, "a", { holder: "alice", leaseMs: 0 });
+  assert.equal(lease.expiresAt, null);
+  assert.equal(lease.renewing, false);
+  assert.equal(lease.remainingMs, undefined);
+  const info = await lease.renew();
+  assert.equal(info.lease_expires_at, null);
+  assert.equal(lease.expiresAt, null);
+  assert.equal((await client.getItem(pool, "a")).item.lease_expires_at, null, "the pool's 30 s were not applied");
+
+  // Granted without expiry by the pool's own setting, then adopted after the pool's
+  // lease time changed: renewed without expiry still.
+  await client.putPool(pool, { leaseMs: 0 });
+  const byPool = await client.claimItem(pool, "b", { holder: "alice" });
+  assert.equal(byPool.expiresAt, null);
+  await client.putPool(pool, { leaseMs: 60_000 });
+  const [adoptedInfo] = (await client.listLeases(pool, "alice")).leases.filter((l) => l.id === "b");
+  assert.ok(adoptedInfo);
+  const adopted = client.adopt(pool, adoptedInfo);
+  assert.equal((await adopted.renew()).lease_expires_at, null);
+  assert.equal((await client.getItem(pool, "b")).item.lease_expires_at, null);
+
+  // Naming a lease time gives it one, and the guard renews it from then on.
+  const timed = await lease.renew({ leaseMs: 60_000 });
+  assert.ok(Date.parse(timed.lease_expires_at ?? "") > Date.now() + 50_000);
+  assert.equal(lease.renewing, true);
+  await lease.complete();
+  await adopted.complete();
+});

@@ -1,7 +1,8 @@
 /**
  * The package as it is published: `npm pack` holds dist/ (with type declarations) and no
  * sources or tests, and a fresh project outside the repository installs the tarball
- * (offline: there are no dependencies) and uses it, in JavaScript and in TypeScript.
+ * (offline: there are no dependencies) and uses it, in JavaScript and in TypeScript (also
+ * with lib ["ES2022", "DOM"] and no @types/node, as a browser app compiles).
  */
 
 import assert from "node:assert/strict";
@@ -146,4 +147,54 @@ export async function work(pool: string): Promise<string> {
   ).catch((error: { stdout?: string; stderr?: string }) => {
     assert.fail(`the consumer does not typecheck:\n${error.stdout ?? ""}${error.stderr ?? ""}`);
   });
+
+  // A project whose lib has neither the disposable declarations nor Node's types (a
+  // browser app on lib ["ES2022", "DOM"]): the declarations bring what they need
+  // themselves (`Symbol.asyncDispose`, through a reference to that lib).
+  writeFileSync(
+    join(project, "browser.ts"),
+    `import { Client, LeaseholdError, type Lease, type FollowedEvent } from "leasehold-client";
+const client = new Client({ baseUrl: "https://leasehold.example", timeoutMs: 5000 });
+export async function work(pool: string, signal: AbortSignal): Promise<number> {
+  const leases: Lease[] = await client.claimNext(pool, { holder: "browser", leaseMs: 30000, signal });
+  for (const lease of leases) {
+    try {
+      await lease.complete({ ok: true }, { signal });
+    } catch (e) {
+      if (!(e instanceof LeaseholdError)) throw e;
+      await lease.release().catch(() => undefined);
+    }
+  }
+  const seen: FollowedEvent[] = [];
+  for await (const event of client.followEvents(pool, { signal })) {
+    seen.push(event);
+    break;
+  }
+  return leases.length + seen.length;
+}
+`,
+  );
+  writeFileSync(
+    join(project, "tsconfig.browser.json"),
+    JSON.stringify({
+      compilerOptions: {
+        target: "ES2022",
+        lib: ["ES2022", "DOM"],
+        types: [],
+        module: "NodeNext",
+        moduleResolution: "NodeNext",
+        strict: true,
+        noEmit: true,
+        skipLibCheck: false,
+      },
+      files: ["browser.ts"],
+    }),
+  );
+  await run(tsc, ["-p", "tsconfig.browser.json"], { cwd: project }).catch(
+    (error: { stdout?: string; stderr?: string }) => {
+      assert.fail(
+        `a consumer with lib ["ES2022", "DOM"] and no @types/node does not typecheck:\n${error.stdout ?? ""}${error.stderr ?? ""}`,
+      );
+    },
+  );
 });

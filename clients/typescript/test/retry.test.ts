@@ -17,7 +17,7 @@ import {
   type RetryInfo,
 } from "leasehold-client";
 
-import { rejection, runId, startDev, type Dev } from "./harness.js";
+import { rejection, runId, startDev, waitFor, type Dev } from "./harness.js";
 
 describe("against a rate-limited service (2 requests a second, bursts of 1)", () => {
   let dev: Dev;
@@ -91,7 +91,15 @@ describe("against a rate-limited service (2 requests a second, bursts of 1)", ()
       assert.equal(error.retryAfterMs, 1000);
       assert.equal(error.outcomeUnknown, false, "a 429 is answered before anything is done");
       assert.ok(error.kind === "problem" || error.kind === "gave_up", error.kind);
-      if (error.kind === "gave_up") assert.match(error.message, /^gave up after \d attempts/);
+      if (error.kind === "gave_up") assert.match(error.message, /^gave up after \d attempts? in \d+ ms: 429/);
+    }
+    // Without retries, a 429 is given up on at once: never a refusal.
+    for (const outcome of outcomes.slice(0, 2)) {
+      if (outcome.status === "fulfilled") continue;
+      const error = outcome.reason as LeaseholdError;
+      assert.equal(error.kind, "gave_up");
+      assert.equal(error.attempts, 1);
+      assert.match(error.message, /^gave up after 1 attempt in \d+ ms: 429 rate_limited/);
     }
     // The hurried client gives up at once rather than wait past its time.
     const hurriedErrors = outcomes
@@ -101,6 +109,97 @@ describe("against a rate-limited service (2 requests a second, bursts of 1)", ()
       assert.equal(error.kind, "gave_up");
       assert.equal(error.attempts, 1);
     }
+  });
+});
+
+describe("against a service allowing 1 request a second (bursts of 1)", () => {
+  let dev: Dev;
+  before(async () => {
+    dev = await startDev(["--rate-limit", "1", "--rate-burst", "1"]);
+  });
+  after(() => dev.stop());
+
+  /** Spends the tenant's allowance: asks until the service answers 429. */
+  async function exhaust(): Promise<void> {
+    await waitFor("a 429", async () => (await fetch(`${dev.url}/v1/tenant`)).status === 429, { intervalMs: 0 });
+  }
+
+  test("a lease whose renewals meet 429s is not lost, even with retries: 0; the guard waits out Retry-After", async () => {
+    // What the guard's client sends and gets, through the real fetch (nothing answered
+    // for it): when each renewal went out and how it was answered.
+    const renewals: { sentAt: number; answeredAt: number; status: number }[] = [];
+    let limited = false;
+    const recording: typeof fetch = async (input, init) => {
+      const sentAt = performance.now();
+      const response = await fetch(input, init);
+      if (String(input).endsWith("/renew")) {
+        renewals.push({ sentAt, answeredAt: performance.now(), status: response.status });
+        if (response.status === 429) limited = true;
+      }
+      return response;
+    };
+    const guarded = new Client({ baseUrl: dev.url, retries: 0, fetch: recording });
+    const patient = new Client({ baseUrl: dev.url, retries: { maxAttempts: 20 } });
+    const pool = `r${runId()}`;
+    await patient.addItems(pool, [{ id: "a" }]);
+    await exhaust();
+    // The claim itself, through the client without retries: once the service takes it.
+    const lease = await waitFor("the claim to be let through", async () => {
+      try {
+        return (await guarded.claimNext(pool, { holder: "alice", leaseMs: 4_000 }))[0];
+      } catch (error) {
+        if (error instanceof LeaseholdError && error.status === 429) return undefined;
+        throw error;
+      }
+    });
+    // Another caller of the same tenant takes every request the limit allows, until a
+    // renewal has been refused with 429.
+    const competing = (async () => {
+      while (!limited && !lease.lost.aborted) {
+        await fetch(`${dev.url}/v1/tenant`);
+        await new Promise((done) => setTimeout(done, 20));
+      }
+    })();
+    await waitFor("a renewal refused with 429", () => limited || lease.lost.aborted, { timeoutMs: 10_000 });
+    await competing;
+    assert.equal(lease.lost.aborted, false, `lost: ${String(lease.lost.reason)}`);
+    const refused = renewals.findIndex((r) => r.status === 429);
+    await waitFor(
+      "a renewal to get through after the 429",
+      () => renewals.slice(refused).some((r) => r.status === 200) || lease.lost.aborted,
+      { timeoutMs: 10_000 },
+    );
+    assert.equal(lease.lost.aborted, false, `lost: ${String(lease.lost.reason)}`);
+    assert.equal(lease.state, "held");
+    assert.ok((lease.remainingMs ?? 0) > 0);
+    // The retry waited out the Retry-After (1 s), which ended well within the lease.
+    const [first429, next] = renewals.slice(refused);
+    assert.ok(first429 && next);
+    assert.ok(next.sentAt - first429.answeredAt >= 1000, `retried after ${next.sentAt - first429.answeredAt} ms`);
+    lease.stop();
+    await patient.release(pool, "a", { holder: "alice", token: lease.token });
+  });
+
+  test("a call waiting to retry after a 429 is given up at once when its signal aborts", async () => {
+    const controller = new AbortController();
+    const retries: RetryInfo[] = [];
+    const client = new Client({
+      baseUrl: dev.url,
+      retries: { maxAttempts: 10 },
+      onRetry: (info) => {
+        retries.push(info);
+        // Well into the second-long wait the 429 asked for.
+        setTimeout(() => controller.abort(), 100);
+      },
+    });
+    await exhaust();
+    const started = performance.now();
+    const error = await rejection(client.getPool(`r${runId()}`, { signal: controller.signal }));
+    const elapsed = performance.now() - started;
+    assert.ok(error instanceof DOMException && error.name === "AbortError", String(error));
+    assert.equal(retries.length, 1);
+    assert.equal(retries[0]?.status, 429);
+    assert.ok(elapsed < 800, `ended ${elapsed} ms after it began, Retry-After being 1000 ms`);
   });
 });
 
