@@ -98,6 +98,10 @@ def make_app(
             )
         except LookupError:
             return answer("404 Not Found", {"error": "nothing to allocate"})
+        except ValueError as e:
+            # Refused by the client before sending: a request id that cannot be a key (a
+            # space, a character beyond visible ASCII).
+            return answer("400 Bad Request", {"error": str(e)})
         except LeaseholdError as e:
             # A refusal (a user name the service does not take, ...) is the caller's to
             # fix; anything else is ours, and retrying with the same request id is safe.

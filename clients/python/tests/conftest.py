@@ -28,7 +28,7 @@ from typing import (
 import pytest
 from devserver import DevServer
 
-from leasehold import AsyncClient, AsyncLease, Client, Lease, RetryPolicy
+from leasehold import AsyncClient, AsyncLease, Client, Lease, LeaseholdError, RetryPolicy
 
 T = TypeVar("T")
 
@@ -83,6 +83,21 @@ async def until(moment: float) -> None:
     await asyncio.sleep(max(moment - time.monotonic(), 0.0))
 
 
+async def first_allowed(call: Callable[[], Awaitable[T]], *, timeout: float = 5.0) -> T:
+    """The answer of ``call`` (``lambda: aw(api.method(...))``), made again while the
+    service answers it 429 (a refusal by the rate limiter changes nothing, not even the limiter): for a
+    rate-limited server, to make a call at the first moment it is allowed, so that the
+    next one is refused for a known time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await call()
+        except LeaseholdError as e:
+            if e.status != 429 or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.02)
+
+
 def unique(prefix: str) -> str:
     """A name no other test uses (pools and counters live on a shared server)."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
@@ -106,6 +121,16 @@ async def close_api(api: Api) -> None:
 def dev() -> Iterator[DevServer]:
     """The session's ``leasehold dev``."""
     with DevServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def one_per_second() -> Iterator[DevServer]:
+    """A ``leasehold dev`` that lets the tenant make one request a second, and no more at
+    once (``--rate-limit 1 --rate-burst 1``): a request within a second of the last one
+    admitted is answered 429 with ``Retry-After: 1``. Shared by the tests that need it;
+    each starts with :func:`first_allowed`."""
+    with DevServer("--rate-limit", "1", "--rate-burst", "1") as server:
         yield server
 
 

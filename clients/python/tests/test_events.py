@@ -5,6 +5,7 @@ the pool is deleted or the stream closed, reporting trimmed events)."""
 from __future__ import annotations
 
 import asyncio
+import select
 import threading
 from typing import Iterator, List, Optional, Union
 
@@ -13,7 +14,9 @@ from conftest import Api, aw, close_api, eventually, leases_of, make_api, unique
 from devserver import DevServer
 
 from leasehold import (
+    AsyncClient,
     AsyncEventStream,
+    Client,
     EventStream,
     Followed,
     LeaseholdError,
@@ -205,3 +208,150 @@ async def test_following_resumes_across_cuts_without_losing_or_repeating(
             await each.close()
         await close_api(api)
 
+
+
+async def take(stream: Union[EventStream, AsyncEventStream], count: int) -> List[Followed]:
+    """The next ``count`` events of the stream, iterating it the flavour's way and leaving
+    the loop (``break``) once it has them."""
+    taken: List[Followed] = []
+    if isinstance(stream, AsyncEventStream):
+        async for followed in stream:
+            taken.append(followed)
+            if len(taken) == count:
+                break
+    else:
+        for followed in stream:
+            taken.append(followed)
+            if len(taken) == count:
+                break
+    return taken
+
+
+async def close_stream(stream: Union[EventStream, AsyncEventStream]) -> None:
+    if isinstance(stream, AsyncEventStream):
+        await stream.aclose()
+    else:
+        stream.close()
+
+
+def ids_of(events: List[Followed]) -> List[str]:
+    return [e["id"] for e in events if not isinstance(e, Trimmed)]
+
+
+async def test_nothing_is_yielded_after_close(flavour: str, api: Api) -> None:
+    pool = unique("closed")
+    # Four events, which the stream sends together (one read may well hold them all).
+    await aw(api.add_items(pool, ["a", "b", "c", "d"]))
+    every = await all_event_ids(api, pool)
+    assert len(every) == 4
+
+    # Closed from the loop's own body, after the first event.
+    first: List[Followed] = []
+    stream = api.follow_events(pool)
+    if isinstance(stream, AsyncEventStream):
+        async for followed in stream:
+            first.append(followed)
+            await stream.aclose()
+    else:
+        for followed in stream:
+            first.append(followed)
+            stream.close()
+    assert ids_of(first) == every[:1] and stream.closed
+    assert await take(stream, 1) == []  # and nothing after, however it is asked
+
+    # Closed from another thread (task) while the consumer holds the first event.
+    consumed: List[Followed] = []
+    holding = threading.Event()
+    closed = threading.Event()
+    second = api.follow_events(pool)
+    if isinstance(second, AsyncEventStream):
+
+        async def consume_async(stream: AsyncEventStream) -> None:
+            async for followed in stream:
+                consumed.append(followed)
+                holding.set()
+                await eventually(closed.is_set, what="the stream is closed")
+
+        consumer = asyncio.get_running_loop().create_task(consume_async(second))
+        await eventually(holding.is_set, what="the first event")
+        await second.aclose()
+        closed.set()
+        await asyncio.wait_for(consumer, 5)
+    else:
+
+        def consume(stream: EventStream) -> None:
+            for followed in stream:
+                consumed.append(followed)
+                holding.set()
+                closed.wait(5)
+
+        thread = threading.Thread(target=consume, args=(second,), daemon=True)
+        thread.start()
+        await eventually(holding.is_set, what="the first event")
+        second.close()
+        closed.set()
+        thread.join(5)
+        assert not thread.is_alive()
+    assert ids_of(consumed) == every[:1]
+
+    # A new stream goes on from where a closed one stopped.
+    third = api.follow_events(pool, after=second.last_event_id)
+    try:
+        assert ids_of(await take(third, 3)) == every[1:]
+    finally:
+        await close_stream(third)
+
+
+async def test_iterating_again_after_a_break_goes_on_after_the_last_event(api: Api) -> None:
+    pool = unique("break")
+    await aw(api.add_items(pool, ["a", "b", "c"]))
+    stream = api.follow_events(pool)
+    try:
+        first = await take(stream, 1)
+        assert not stream.closed
+        rest = await take(stream, 2)
+        assert ids_of(first + rest) == await all_event_ids(api, pool)
+        # And on with what happens next, live.
+        await aw(api.add_items(pool, ["d"]))
+        (live,) = await take(stream, 1)
+        assert not isinstance(live, Trimmed) and live["item"] == "d"
+        assert stream.last_event_id == live["id"]
+        assert stream.connections == 1
+    finally:
+        await close_stream(stream)
+
+
+async def test_an_event_already_received_when_the_stream_is_closed_is_not_yielded(
+    dev: DevServer,
+) -> None:
+    """The race behind "nothing after close", made certain: the event has reached the
+    connection before the stream is closed, but the consumer (a task waiting on the
+    stream) has not read it yet."""
+    api = AsyncClient(dev.url)
+    pool = unique("race")
+    yielded: List[Followed] = []
+    try:
+        await api.add_items(pool, ["a"])
+        stream = api.follow_events(pool)
+
+        async def consume() -> None:
+            async for followed in stream:
+                yielded.append(followed)
+
+        consumer = asyncio.get_running_loop().create_task(consume())
+        await eventually(lambda: len(yielded) == 1, what="the first event")
+        # The consumer now waits in the middle of reading. From here until the stream is
+        # closed, the event loop does not run (the calls block), so the consumer cannot
+        # read what comes: the next event is added, and is waited for on the connection.
+        with Client(dev.url) as blocking:
+            blocking.add_items(pool, ["b"])
+        response = stream._response
+        assert response is not None
+        sock = response.extensions["network_stream"].get_extra_info("socket")
+        readable, _, _ = select.select([sock], [], [], 5.0)
+        assert readable, "the event did not reach the connection"
+        await stream.aclose()
+        await asyncio.wait_for(consumer, 5)
+        assert [e["item"] for e in yielded if not isinstance(e, Trimmed)] == ["a"]
+    finally:
+        await api.aclose()

@@ -4,9 +4,13 @@ lease guard (renewal, loss by expiry or by a reassignment, release on leaving it
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 import threading
 import time
 from datetime import datetime
+from typing import List
 
 import pytest
 from conftest import (
@@ -15,6 +19,7 @@ from conftest import (
     aw,
     close_api,
     eventually,
+    first_allowed,
     lease_of,
     leases_of,
     make_api,
@@ -24,6 +29,7 @@ from conftest import (
 from devserver import DevServer
 
 from leasehold import AsyncLease, Client, Lease, LeaseholdError, RetryPolicy
+from leasehold._lease_time import is_refusal, pause_after_failure
 
 
 async def leave(lease: AnyLease, fail: bool = False) -> None:
@@ -246,12 +252,25 @@ async def test_leaving_the_with_block_releases_unless_completed(api: Api) -> Non
 
 async def test_a_lease_without_expiry_is_not_renewed(api: Api) -> None:
     pool = unique("no-expiry")
-    await aw(api.add_items(pool, ["x"]))
+    await aw(api.add_items(pool, ["x", "y"]))  # the pool's lease time: 30 s
     (lease,) = await leases_of(api.claim_next(pool, holder="w", lease_ms=0))
     assert lease.expires_at is None
     assert not lease.renewing
+    # Renewed by hand, it stays without expiry (lease_ms 0 is sent, not left out).
+    renewed = await aw(lease.renew())
+    assert renewed["lease_expires_at"] is None and lease.expires_at is None
     released = await aw(lease.release())
     assert released["state"] == "available"
+
+    # So does one adopted without naming a lease time.
+    await aw(api.assign_item(pool, "y", "w", lease_ms=0))
+    (info,) = (await aw(api.list_leases(pool, "w")))["leases"]
+    adopted = api.adopt(pool, info)
+    assert not adopted.renewing
+    assert (await aw(adopted.renew()))["lease_expires_at"] is None
+    item, _ = await aw(api.get_item(pool, "y"))
+    assert (item["state"], item["lease_expires_at"]) == ("leased", None)
+    await aw(adopted.complete())
 
 
 async def test_adopting_a_listed_lease_renews_it_at_once(api: Api) -> None:
@@ -325,3 +344,123 @@ def test_lease_types_match_the_flavour(dev: DevServer) -> None:
         assert isinstance(lease, Lease)
         assert isinstance(lease.lost, threading.Event)
         lease.complete()
+
+
+# -- Rate-limited renewals -------------------------------------------------------------------
+
+
+def renewal_failures(caplog: pytest.LogCaptureFixture, pool: str) -> List[logging.LogRecord]:
+    """The guard's log records of renewals of ``pool``'s items that failed without a
+    refusal."""
+    return [
+        r
+        for r in caplog.records
+        if r.name == "leasehold" and pool in r.getMessage() and "renewal failed" in r.getMessage()
+    ]
+
+
+async def test_a_renewal_answered_429_without_retries_keeps_the_lease(
+    flavour: str, one_per_second: DevServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With ``retries=0``, a renewal answered 429 is given up on, not refused: the guard
+    keeps the lease and tries again, after the Retry-After (which ends before the lease
+    does) rather than sooner."""
+    caplog.set_level(logging.DEBUG, logger="leasehold")
+    api = make_api(flavour, one_per_second.url, retries=0)
+    try:
+        pool = unique("limited-guard")
+        with Client(one_per_second.url) as setup:  # its retries wait out any 429
+            setup.add_items(pool, ["x"])
+        # The claim is the one request this second allows: the guard's first renewal, at
+        # 0.8 s, is answered 429 with Retry-After: 1, which ends at 1.8 s, before the
+        # lease's 2.4 s; the one after it is admitted.
+        lease = await first_allowed(
+            lambda: lease_of(api.claim_item(pool, "x", holder="w", lease_ms=2400))
+        )
+        granted = lease.version
+
+        # A renewal by hand, answered 429, is an error, but not the loss of the lease.
+        with pytest.raises(LeaseholdError) as limited:
+            await aw(lease.renew())
+        assert (limited.value.status, limited.value.code) == (429, "rate_limited")
+        assert limited.value.gave_up and limited.value.attempts == 1
+        assert not lease.lost.is_set() and lease.renewing
+
+        await eventually(lambda: lease.version > granted, timeout=5, what="a renewal")
+        assert not lease.lost.is_set() and lease.lost_error is None and lease.renewing
+        (failure,) = renewal_failures(caplog, pool)
+        assert "429" in failure.getMessage()
+        # The renewal that went through came the Retry-After (1 s) after the 429, not
+        # sooner: its new expiry, less the lease time, is when the service renewed it.
+        expires_at = lease.expires_at
+        assert expires_at is not None
+        renewed_at = expires_at.timestamp() - 2.4
+        assert renewed_at - failure.created >= 0.95
+        lease.stop()
+    finally:
+        await close_api(api)
+
+
+def test_pausing_after_a_failed_renewal() -> None:
+    # A quarter of the time left, between 10 ms and 1 s.
+    assert pause_after_failure(2.0, None) == 0.5
+    assert pause_after_failure(100.0, None) == 1.0
+    assert pause_after_failure(0.02, None) == 0.01
+    assert pause_after_failure(0.0, None) == 0.0
+    # A Retry-After that ends before the lease: waited for, whole.
+    assert pause_after_failure(1.6, 1.0) == 1.0
+    assert pause_after_failure(20 * 86400.0, 30.0) == 30.0
+    # One that ends later (or is huge): a last try at three quarters of the time left.
+    assert pause_after_failure(1.0, 1.0) == 0.75
+    assert pause_after_failure(10 * 86400.0, 1e12) == 7.5 * 86400.0
+    assert pause_after_failure(1.0, math.inf) == 0.75
+
+
+def test_what_loses_a_lease() -> None:
+    assert is_refusal(409, gave_up=False)
+    assert is_refusal(404, gave_up=False)
+    # "Not now" is never "no", retried or not.
+    for status in (408, 429, 500, 502, 503, 504, None):
+        assert not is_refusal(status, gave_up=False), status
+        assert not is_refusal(status, gave_up=True), status
+
+
+# -- Long leases and leases without expiry --------------------------------------------------
+
+THIRTY_DAYS_MS = 30 * 86400 * 1000
+
+
+def guard_running(lease: AnyLease) -> bool:
+    """Whether the lease's renewing thread (or task) is still there."""
+    name = f"leasehold-lease-{lease.pool}/{lease.id}"
+    if isinstance(lease, AsyncLease):
+        return any(task.get_name() == name for task in asyncio.all_tasks())
+    return any(thread.name == name for thread in threading.enumerate())
+
+
+async def test_a_thirty_day_lease_is_guarded_and_ends_at_once(api: Api) -> None:
+    pool = unique("thirty-days")
+    await aw(api.put_pool(pool, lease_ms=THIRTY_DAYS_MS))
+    await aw(api.add_items(pool, ["named", "pools"]))
+    named = await lease_of(api.claim_item(pool, "named", holder="w", lease_ms=THIRTY_DAYS_MS))
+    (pools,) = await leases_of(api.claim_next(pool, holder="w"))  # the pool's lease time
+    for lease in (named, pools):
+        expires_at = lease.expires_at
+        assert expires_at is not None
+        assert expires_at.timestamp() - time.time() > 29.9 * 86400
+        assert lease.renewing and not lease.lost.is_set() and guard_running(lease)
+
+    info = await aw(named.renew())
+    assert info["lease_expires_at"] is not None
+    # Stopped, the guard waits for the expiry, thirty days away; completing ends that
+    # wait at once, as it ends the renewing one.
+    named.stop()
+    assert not named.renewing
+    await aw(named.complete())
+    await aw(pools.complete())
+    await eventually(
+        lambda: not guard_running(named) and not guard_running(pools),
+        timeout=2,
+        what="the guards end",
+    )
+    assert not named.lost.is_set() and not pools.lost.is_set()

@@ -4,17 +4,20 @@ write whose outcome was unknown applied once when sent again with its key."""
 
 from __future__ import annotations
 
+import asyncio
+import math
 import socket
 import time
 import uuid
-from typing import Iterator
+from typing import Iterator, List
 
 import httpx
 import pytest
-from conftest import Api, aw, close_api, eventually, lease_of, make_api, unique
+from conftest import Api, aw, close_api, eventually, first_allowed, lease_of, make_api, unique
 from devserver import DevServer, free_port
 
-from leasehold import LeaseholdError, RetryPolicy
+from leasehold import AsyncClient, LeaseholdError, RetryPolicy
+from leasehold._http import Answer, Attempts, Call, RetryCounter
 
 # -- The policy itself --------------------------------------------------------------------
 
@@ -45,6 +48,53 @@ def test_retries_given_as_a_number() -> None:
         RetryPolicy.of(-1)
     with pytest.raises(ValueError):
         RetryPolicy(max_attempts=0)
+    for delays in ({"base_delay": math.inf}, {"max_delay": math.nan}, {"max_elapsed": math.nan}):
+        with pytest.raises(ValueError):
+            RetryPolicy(**delays)  # type: ignore[arg-type]
+    assert RetryPolicy(max_elapsed=math.inf).max_elapsed == math.inf
+
+
+def answered(status: int, retry_after: str) -> Answer:
+    """An answer as the transport hands it over, for the retry loop's decisions."""
+    return Answer(status, httpx.Headers({"Retry-After": retry_after}), b"")
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "policy"),
+    [
+        # Past the policy's 30 s in all.
+        ("86400", RetryPolicy()),
+        ("1e12", RetryPolicy()),
+        ("inf", RetryPolicy()),
+        # Without a time bound, longer than the longest wait (about 31 years).
+        ("1e12", RetryPolicy(max_elapsed=math.inf)),
+        ("1e400", RetryPolicy(max_elapsed=math.inf)),
+        ("inf", RetryPolicy(max_elapsed=math.inf)),
+    ],
+)
+def test_a_huge_retry_after_gives_up_at_once(retry_after: str, policy: RetryPolicy) -> None:
+    for status in (429, 503):
+        attempts = Attempts(Call("POST", "/v1/counters/c/next"), policy, 10.0, RetryCounter())
+        outcome = answered(status, retry_after)
+        assert attempts.next_wait(outcome) is None
+        error = attempts.error(outcome)
+        assert error.gave_up and error.attempts == 1
+        assert error.retry_after == float(retry_after)
+        assert error.outcome_unknown == (status == 503)
+
+
+def test_a_long_retry_after_is_waited_without_a_time_bound() -> None:
+    policy = RetryPolicy(max_elapsed=math.inf)
+    attempts = Attempts(Call("GET", "/v1/tenant"), policy, 10.0, RetryCounter())
+    wait = attempts.next_wait(answered(429, "86400"))
+    assert wait is not None and 86400 <= wait <= 86400 + policy.base_delay
+
+
+def test_a_retry_after_that_is_not_a_number_is_ignored() -> None:
+    for retry_after in ("nan", "-1", "soon", "Wed, 21 Oct 2015 07:28:00 GMT"):
+        attempts = Attempts(Call("GET", "/v1/tenant"), RetryPolicy(), 10.0, RetryCounter())
+        wait = attempts.next_wait(answered(429, retry_after))
+        assert wait is not None and 0 <= wait <= RetryPolicy().base_delay
 
 
 # -- Against a rate-limited server --------------------------------------------------------
@@ -215,6 +265,11 @@ async def test_a_broken_connection_is_retried(flavour: str, narrow: DevServer) -
             await eventually(lambda: refuses_connections(narrow.url), what="the server is full")
             with pytest.raises(LeaseholdError) as broken:
                 await aw(api.next_counter(name))
+            # A read that got no answer changed nothing, whatever happened to it.
+            with pytest.raises(LeaseholdError) as read:
+                await aw(api.get_counter(name))
+            assert read.value.status is None and read.value.gave_up
+            assert not read.value.outcome_unknown
         error = broken.value
         assert error.status is None and error.gave_up and error.attempts == 3
         assert isinstance(error.__cause__, (httpx.NetworkError, httpx.RemoteProtocolError))
@@ -226,3 +281,76 @@ async def test_a_broken_connection_is_retried(flavour: str, narrow: DevServer) -
         assert (await aw(api.get_counter(name)))["value"] == 0
     finally:
         await close_api(api)
+
+
+# -- Header values that cannot be sent ------------------------------------------------------
+
+BAD_VALUES: List[str] = ['"1"\r\nX-Injected: yes', "a\nb", "a\rb", "caf\u00e9", "nul\x00", "tab\t"]
+
+
+async def test_header_values_that_cannot_be_sent_are_refused_before_sending(
+    flavour: str, api: Api
+) -> None:
+    pool = unique("headers")
+    await aw(api.add_items(pool, ["x"]))
+    item, _ = await aw(api.get_item(pool, "x"))
+    retries = api.retries
+    for bad in BAD_VALUES:
+        with pytest.raises(ValueError, match="If-Match"):
+            await aw(api.put_item(pool, "x", {"v": 1}, if_match=bad))
+        with pytest.raises(ValueError, match="If-Match"):
+            await aw(api.patch_item(pool, "x", {"v": 1}, if_match=bad))
+        with pytest.raises(ValueError, match="If-None-Match"):
+            await aw(api.put_item(pool, "new", {"v": 1}, if_none_match=bad))
+        with pytest.raises(ValueError, match="If-Match"):
+            await aw(api.delete_item(pool, "x", if_match=bad))
+        with pytest.raises(ValueError, match="If-Match"):
+            await aw(api.assign_item(pool, "x", "bob", if_match=bad))
+        with pytest.raises(ValueError, match="Idempotency-Key"):
+            api.with_idempotency_key(bad)
+        with pytest.raises(ValueError, match="Last-Event-ID"):
+            api.follow_events(pool, after=bad)
+    for bad_key in ("", "with space", "k" * 129):
+        with pytest.raises(ValueError, match="Idempotency-Key"):
+            api.with_idempotency_key(bad_key)
+    assert api.with_idempotency_key("k" * 128).idempotency_key == "k" * 128
+    with pytest.raises(ValueError, match="Authorization") as key_error:
+        make_api(flavour, api.base_url, api_key="secret\r\nX-Injected: yes")
+    assert "secret" not in str(key_error.value)  # a key is not repeated in errors
+
+    # Nothing was sent: no retry, no conflict counted (an If-Match that reached the
+    # service would have been one), the item unchanged, "new" never created.
+    assert api.retries == retries
+    pool_now = await aw(api.get_pool(pool))
+    assert pool_now["stats"]["conflicts"] == 0
+    assert (await aw(api.get_item(pool, "x")))[0]["version"] == item["version"]
+    with pytest.raises(LeaseholdError) as missing:
+        await aw(api.get_item(pool, "new"))
+    assert missing.value.code == "not_found"
+
+
+# -- Cancelling -----------------------------------------------------------------------------
+
+
+async def test_cancelling_a_task_ends_a_call_waiting_to_retry_at_once(
+    one_per_second: DevServer,
+) -> None:
+    api = AsyncClient(one_per_second.url)  # the default retries: Retry-After is waited
+    try:
+        name = unique("cancelled")
+        await first_allowed(lambda: api.next_counter(name))
+        retries = api.retries
+        # Within the second the first draw took, the next one is answered 429 with
+        # Retry-After: 1, and waits to be sent again.
+        call = asyncio.get_running_loop().create_task(api.next_counter(name))
+        await eventually(lambda: api.retries > retries, interval=0.01, what="the 429")
+        cancelled_at = time.monotonic()
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert time.monotonic() - cancelled_at < 0.25
+        assert api.retries == retries + 1  # not sent again
+        # Only the first draw went through.
+        assert (await first_allowed(lambda: api.get_counter(name)))["value"] == 1
+    finally:
+        await api.aclose()

@@ -73,3 +73,64 @@ def test_reading_messages() -> None:
         read_message(Message("claimed", "not json", "2-0"))
     with pytest.raises(LeaseholdError):
         read_message(Message("claimed", "[1]", "3-0"))
+
+
+# -- One test for each way a stream may be cut or written ----------------------------------
+
+
+def test_a_crlf_split_between_chunks_ends_one_line() -> None:
+    # The CR ends one chunk and the LF starts the next: one line ending, not two (which
+    # would be a blank line, dispatching "a" on its own).
+    chunks = [b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"]
+    assert feed_all(chunks) == [Message("message", "a\nb", None)]
+
+
+def test_empty_chunks_between_a_cr_and_its_lf() -> None:
+    for empties in (1, 3):
+        chunks = [b"data: a\r", *([b""] * empties), b"\ndata: b\r", b"", b"\n\r", b"", b"\n"]
+        assert feed_all(chunks) == [Message("message", "a\nb", None)], empties
+    # An empty chunk anywhere else changes nothing either.
+    assert feed_all([b"", EVENT[:5], b"", EVENT[5:], b""]) == feed_all([EVENT])
+
+
+def test_multi_line_data_is_joined_with_newlines() -> None:
+    stream = b"id: 7-0\ndata: {\"id\":\"7-0\",\ndata:\"type\":\"added\"}\ndata\ndata: \n\n"
+    (message,) = feed_all([stream])
+    assert message == Message("message", '{"id":"7-0",\n"type":"added"}\n\n', "7-0")
+    (two_lines,) = feed_all([b"data: {\"id\":\"7-0\",\ndata: \"type\":\"added\"}\n\n"])
+    event = read_message(two_lines)
+    assert not isinstance(event, Trimmed) and (event["id"], event["type"]) == ("7-0", "added")
+
+
+def test_comments_are_skipped_also_inside_an_event() -> None:
+    stream = b":\n: keep-alive\nid: 3-0\n: between fields\ndata: x\n:\n\n: after\n\n"
+    assert feed_all([stream]) == [Message("message", "x", "3-0")]
+    for cut in range(1, len(stream)):
+        assert feed_all([stream[:cut], stream[cut:]]) == [Message("message", "x", "3-0")]
+
+
+def test_trimmed_has_no_id_and_does_not_take_the_last_one() -> None:
+    stream = EVENT + b"event: trimmed\ndata: {}\n\n" + b"id: 9-0\nevent: added\ndata: {}\n\n"
+    first, trimmed, after = feed_all([stream])
+    assert first.id == "1-0"
+    assert trimmed == Message("trimmed", "{}", None)
+    assert read_message(trimmed) == Trimmed()
+    assert (after.event, after.id) == ("added", "9-0")
+
+
+def test_a_utf8_character_split_between_chunks() -> None:
+    stream = 'id: 4-0\ndata: {"holder":"Zoë 🦀"}\n\n'.encode()
+    expected = [Message("message", '{"holder":"Zoë 🦀"}', "4-0")]
+    # Every cut, including those inside the two-byte ë and the four-byte crab.
+    for cut in range(1, len(stream)):
+        assert feed_all([stream[:cut], stream[cut:]]) == expected, cut
+    assert feed_all([stream[i : i + 1] for i in range(len(stream))]) == expected
+
+
+def test_a_byte_order_mark_at_the_start_is_skipped() -> None:
+    bom = b"\xef\xbb\xbf"
+    assert feed_all([bom + EVENT]) == feed_all([EVENT])
+    assert feed_all([bom[:1], bom[1:2], bom[2:] + EVENT]) == feed_all([EVENT])
+    # Only at the start: later, it is part of a line.
+    (message,) = feed_all([b"data: \xef\xbb\xbfx\n\n"])
+    assert message.data == "\ufeffx"

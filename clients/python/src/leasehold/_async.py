@@ -38,11 +38,19 @@ from ._http import (
     NoAnswer,
     Outcome,
     RetryCounter,
+    check_header_value,
+    check_idempotency_key,
     clean_base_url,
     client_headers,
     timeouts,
 )
-from ._lease_time import deciding_time, is_refusal, local_expiry, parse_time
+from ._lease_time import (
+    deciding_time,
+    is_refusal,
+    local_expiry,
+    parse_time,
+    pause_after_failure,
+)
 from ._retry import DEFAULT_RETRIES, RetryPolicy
 from ._sse import Parser, read_message
 from ._types import (
@@ -107,7 +115,11 @@ async def _sleep_unless(event: asyncio.Event, delay: float) -> bool:
 class AsyncClient:
     """An asyncio client of one Leasehold deployment: :class:`~leasehold.Client`'s methods,
     as coroutines, with the same arguments, answers, retries and idempotency. Use it as
-    an async context manager (``async with``), or call :meth:`aclose`."""
+    an async context manager (``async with``), or call :meth:`aclose`.
+
+    Cancelling the task that awaits a call ends it at once, also while it waits to retry
+    (a write cancelled once sent may have been applied). Invalid header values raise
+    :class:`ValueError` when the call is awaited, before anything is sent."""
 
     def __init__(
         self,
@@ -133,8 +145,7 @@ class AsyncClient:
     def with_idempotency_key(self, key: str) -> AsyncClient:
         """A handle whose writes all carry ``key`` as their ``Idempotency-Key``, sharing
         this client's connections (see :meth:`Client.with_idempotency_key`)."""
-        if not key:
-            raise ValueError("an Idempotency-Key is 1 to 128 visible ASCII characters")
+        check_idempotency_key(key)
         return AsyncClient._handle(self._shared, key)
 
     def _fresh(self) -> AsyncClient:
@@ -690,9 +701,10 @@ class _AsyncGuard:
                     if is_refusal(e.status, e.gave_up):
                         self.lose(f"refused: {e}", e)
                         return
+                    # Not a refusal (see `_sync`): again while there is time.
                     log.debug("lease on %s/%s: renewal failed: %s", self.pool, self.id, e)
                     left = max(live_ends - time.monotonic(), 0.0) if live_ends else 0.0
-                    await asyncio.sleep(min(max(left / 4.0, 0.01), 1.0, left))
+                    await asyncio.sleep(pause_after_failure(left, e.retry_after))
                     continue
                 next_ends = local_expiry(info, self.lease_ms, now)
                 self.renewed(info, next_ends)
@@ -717,6 +729,11 @@ class AsyncLease:
         lease_ms: Optional[int],
         granted_after: Optional[float],
     ) -> None:
+        if lease_ms is None and info.get("lease_expires_at") is None:
+            # A lease without expiry (adopted, or granted under a pool whose lease time is
+            # 0): renewing it sends lease_ms 0, so that it stays without expiry rather
+            # than taking the pool's lease time.
+            lease_ms = 0
         self._client = client._fresh()
         self._pool = pool
         self._granted = info
@@ -871,9 +888,14 @@ class AsyncLease:
 class AsyncEventStream:
     """A pool's live events as an async iterator: :class:`~leasehold.EventStream` for
     asyncio (``async for event in stream``). :meth:`aclose` (or leaving ``async with``)
-    ends it, also while another task is waiting on it."""
+    ends it, also while another task is waiting on it: nothing is yielded after it. As
+    with the blocking stream, leaving an ``async for`` (``break``) does not close it, and
+    iterating it again goes on after the last event yielded; cancelling the task that
+    waits on it ends the stream (a new one goes on from :attr:`last_event_id`)."""
 
     def __init__(self, client: AsyncClient, pool: str, after: Optional[str]) -> None:
+        if after is not None:
+            check_header_value("Last-Event-ID", after)
         self._client = client
         self._pool = pool
         self.last_event_id: Optional[str] = after
@@ -886,6 +908,12 @@ class AsyncEventStream:
         return self
 
     async def __anext__(self) -> Followed:
+        if self._closed.is_set():
+            try:
+                await self._events.aclose()
+            except RuntimeError:
+                pass  # another task is in the middle of reading it: it stops by itself
+            raise StopAsyncIteration
         return await self._events.__anext__()
 
     async def __aenter__(self) -> AsyncEventStream:
@@ -939,6 +967,10 @@ class AsyncEventStream:
             try:
                 async for chunk in response.aiter_raw():
                     for message in parser.feed(chunk):
+                        # Closed meanwhile (by another task): what was read already is
+                        # not yielded.
+                        if self._closed.is_set():
+                            return
                         followed = read_message(message)
                         if not isinstance(followed, Trimmed):
                             self.last_event_id = followed["id"]

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -34,6 +35,12 @@ LONGEST_WAIT = 30.0
 
 #: How long connecting may take at most, in seconds (less if the client's timeout is).
 CONNECT_TIMEOUT = 5.0
+
+#: The longest wait before a retry, in seconds (about 31 years): a longer one (a huge
+#: ``Retry-After`` under a policy without a time bound) is not waited for, the request
+#: gives up at once. It keeps every wait within what ``time.sleep`` and
+#: ``threading.Event.wait`` accept.
+LONGEST_RETRY_WAIT = 1e9
 
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -60,6 +67,15 @@ class Call:
     headers: Tuple[Tuple[str, str], ...] = ()
     extra_time: float = 0.0
     idempotency_key: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        # Checked before anything is sent: a header value with a line break (or any other
+        # control or non-ASCII character) would otherwise fail inside the transport, and
+        # look like a request that got no answer.
+        for name, value in self.headers:
+            check_header_value(name, value)
+        if self.idempotency_key is not None:
+            check_idempotency_key(self.idempotency_key)
 
     @property
     def is_write(self) -> bool:
@@ -247,7 +263,7 @@ class Attempts:
             return None
         after = outcome.retry_after if isinstance(outcome, Answer) else None
         wait = self.policy.delay(self.count - 1, after)
-        if self.elapsed() + wait >= self.policy.max_elapsed:
+        if wait > LONGEST_RETRY_WAIT or self.elapsed() + wait >= self.policy.max_elapsed:
             self.gave_up = True
             return None
         self.earlier_unknown = self.earlier_unknown or is_unknown(outcome)
@@ -392,6 +408,34 @@ def preconditions(
     return headers
 
 
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]*")
+_IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,128}")
+
+
+def check_header_value(name: str, value: object, *, secret: bool = False) -> str:
+    """``value`` if it can be sent as the value of header ``name``: printable ASCII
+    (``0x20``..``0x7e``). Raises :class:`ValueError` (before any request) for anything
+    else: a CR or LF (which would split the header), another control character, or a
+    non-ASCII character. A ``secret`` value is not repeated in the error."""
+    if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+        shown = "" if secret else f" {value!r}"
+        raise ValueError(
+            f"invalid {name} header value{shown}: only printable ASCII characters, "
+            "no line breaks or other control characters"
+        )
+    return value
+
+
+def check_idempotency_key(key: object) -> str:
+    """``key`` if it is a valid ``Idempotency-Key`` (1 to 128 visible ASCII characters, as
+    the service requires); else raises :class:`ValueError`."""
+    if not isinstance(key, str) or not _IDEMPOTENCY_KEY.fullmatch(key):
+        raise ValueError(
+            f"invalid Idempotency-Key {key!r}: it is 1 to 128 visible ASCII characters"
+        )
+    return key
+
+
 def clean_base_url(base_url: str) -> str:
     """The base URL without its trailing ``/`` (a path prefix is kept); refused unless it
     is ``http(s)`` without a query."""
@@ -405,13 +449,18 @@ def client_headers(api_key: Optional[str], user_agent: str) -> Dict[str, str]:
     """The headers every request carries."""
     headers = {"User-Agent": user_agent, "Accept": "application/json"}
     if api_key is not None:
-        headers["Authorization"] = f"Bearer {api_key}"
+        headers["Authorization"] = check_header_value(
+            "Authorization", f"Bearer {api_key}", secret=True
+        )
     return headers
 
 
 __all__ = [
     "IDEMPOTENCY_KEY",
     "LONGEST_WAIT",
+    "LONGEST_RETRY_WAIT",
+    "check_header_value",
+    "check_idempotency_key",
     "Call",
     "Answer",
     "NoAnswer",

@@ -66,10 +66,38 @@ def deciding_time(info: LeaseInfo, lease_ms: Optional[int]) -> float:
     return max((lease_time(info, lease_ms) or 0.0) / 3.0, MIN_DECIDING)
 
 
+#: Answers that say "not now" rather than "no": 408 (the body came too slowly: nothing was
+#: done) and 429 (over the rate limit), like the 5xx answers, never lose a lease.
+_NOT_NOW = frozenset({408, 429})
+
+
 def is_refusal(status: Optional[int], gave_up: bool) -> bool:
     """Whether a failed renewal means the lease is no longer the holder's: the service
-    refused it (a 4xx that is final), rather than not answering or being unavailable."""
-    return status is not None and status < 500 and not gave_up
+    refused it (a 4xx that is final: 409 ``lease_lost``, 404, ...), rather than not
+    answering, being unavailable or over its rate limit (429, 502-504, also when the
+    retry policy allows no retries), which leaves the outcome unknown."""
+    return status is not None and status < 500 and status not in _NOT_NOW and not gave_up
+
+
+#: The longest a renewing thread waits at once, in seconds (it waits again for the
+#: rest): well within what ``threading.Condition.wait`` accepts, whatever the lease time.
+LONGEST_GUARD_WAIT = 86400.0
+
+
+def pause_after_failure(left: float, retry_after: Optional[float]) -> float:
+    """How long a guard waits after a renewal failed without a refusal, with ``left``
+    seconds of the lease to go: a quarter of that (between 10 ms and 1 s); at least the
+    service's ``Retry-After`` when that ends before the lease does; when it ends later,
+    until a quarter of the time left, for a last try (the service rounds ``Retry-After``
+    up to whole seconds). Never past the lease's end."""
+    left = max(left, 0.0)
+    pause = min(max(left / 4.0, 0.01), 1.0)
+    if retry_after is not None:
+        if retry_after < left:
+            pause = max(pause, retry_after)
+        else:
+            pause = max(pause, left * 0.75)
+    return min(pause, left)
 
 
 __all__ = [
@@ -78,5 +106,7 @@ __all__ = [
     "local_expiry",
     "deciding_time",
     "is_refusal",
+    "pause_after_failure",
     "MIN_DECIDING",
+    "LONGEST_GUARD_WAIT",
 ]

@@ -8,6 +8,7 @@ often and for how long.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, replace
 from typing import Optional
@@ -24,6 +25,10 @@ class RetryPolicy:
         max_elapsed: the most time one request may take, from its first attempt to its last
             answer: no attempt starts, and none runs, past it. A ``Retry-After`` that would
             end past it is not waited for: the request gives up at once with that answer.
+            (``math.inf`` bounds a request by its attempts alone; a wait longer than about
+            31 years, ``LONGEST_RETRY_WAIT``, still gives up at once.)
+
+    The delays must be finite numbers (``ValueError`` otherwise).
     """
 
     max_attempts: int = 5
@@ -34,6 +39,10 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        if not (math.isfinite(self.base_delay) and math.isfinite(self.max_delay)):
+            raise ValueError("base_delay and max_delay must be finite")
+        if math.isnan(self.max_elapsed):
+            raise ValueError("max_elapsed must be a number")
         if self.base_delay < 0 or self.max_delay < 0 or self.max_elapsed <= 0:
             raise ValueError("delays must not be negative, and max_elapsed must be positive")
 

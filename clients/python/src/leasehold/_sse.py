@@ -1,7 +1,9 @@
 """Server-Sent Events, parsed by hand, and what a pool's event stream makes of them.
 
-The parser follows the HTML standard's rules for ``text/event-stream``: lines end with
-CRLF, LF or CR (also split across reads); a line starting with ``:`` is a comment (the
+The parser follows the HTML standard's rules for ``text/event-stream``: a byte order mark
+at the start is skipped; lines end with CRLF, LF or CR (also split across reads, and
+with empty reads between the CR and the LF); lines are decoded as UTF-8 once whole, so a
+character split across reads is read whole; a line starting with ``:`` is a comment (the
 service's keep-alive); ``field: value`` loses one space after the colon; ``data`` lines
 accumulate, joined by newlines; a blank line dispatches the event, unless it had no data.
 An event cut off by a broken connection is never dispatched: it is sent again after the
@@ -16,6 +18,10 @@ from typing import List, Optional, Tuple, cast
 
 from ._errors import LeaseholdError
 from ._types import Event, Followed, Trimmed
+
+
+#: UTF-8's byte order mark, which the standard skips at the start of a stream.
+_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -35,16 +41,28 @@ class Parser:
         self._buffer = b""
         # A CR ended the last chunk: an LF starting the next one belongs to it.
         self._after_cr = False
+        # Nothing has been read yet: a byte order mark there is skipped.
+        self._at_start = True
         self._event = ""
         self._data: List[str] = []
         self._id: Optional[str] = None
 
     def feed(self, chunk: bytes) -> List[Message]:
         """The events that ``chunk`` completes, in order."""
+        if not chunk:
+            # Nothing: in particular, a CR that ended the last chunk still waits for the
+            # LF that may start the next one.
+            return []
         if self._after_cr and chunk.startswith(b"\n"):
             chunk = chunk[1:]
         self._after_cr = False
         self._buffer += chunk
+        if self._at_start:
+            if len(self._buffer) < len(_BOM) and _BOM.startswith(self._buffer):
+                return []  # perhaps the start of a byte order mark: wait for more
+            self._at_start = False
+            if self._buffer.startswith(_BOM):
+                self._buffer = self._buffer[len(_BOM) :]
         messages: List[Message] = []
         while True:
             line, found = self._next_line()

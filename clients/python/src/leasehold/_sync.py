@@ -25,11 +25,20 @@ from ._http import (
     NoAnswer,
     Outcome,
     RetryCounter,
+    check_header_value,
+    check_idempotency_key,
     clean_base_url,
     client_headers,
     timeouts,
 )
-from ._lease_time import deciding_time, is_refusal, local_expiry, parse_time
+from ._lease_time import (
+    LONGEST_GUARD_WAIT,
+    deciding_time,
+    is_refusal,
+    local_expiry,
+    parse_time,
+    pause_after_failure,
+)
 from ._retry import DEFAULT_RETRIES, RetryPolicy
 from ._sse import Parser, read_message
 from ._types import (
@@ -101,6 +110,16 @@ class Client:
     (connection refused or broken, timeout), 429, 502, 503 and 504, honouring
     ``Retry-After``; never on another 4xx. Use it as a context manager, or call
     :meth:`close`, to close its connections.
+
+    A call cannot be interrupted from another thread: it ends within about the retry
+    policy's ``max_elapsed`` (30 s by default; plus ``wait_ms`` for a long-poll claim),
+    retries and their waits included. Use a client with a shorter policy for a tighter
+    bound.
+
+    Arguments the client can check itself raise :class:`ValueError` before anything is
+    sent: header values (``if_match``, ``if_none_match``, the API key, a stream's
+    ``after``) that are not printable ASCII (a CR, LF, other control or non-ASCII
+    character), an ``Idempotency-Key`` that is not 1 to 128 visible ASCII characters.
     """
 
     def __init__(
@@ -132,8 +151,7 @@ class Client:
         is refused with ``idempotency_key_reused``. (Keys are scoped per pool and per
         counter, so one key may serve one call on each.) Leases it claims renew and
         finish with fresh keys. Closing a handle does not close the shared connections."""
-        if not key:
-            raise ValueError("an Idempotency-Key is 1 to 128 visible ASCII characters")
+        check_idempotency_key(key)
         return Client._handle(self._shared, key)
 
     def _fresh(self) -> Client:
@@ -679,7 +697,7 @@ class _Guard:
                 left = until - time.monotonic()
                 if left <= 0:
                     return True
-                self.cond.wait(left)
+                self.cond.wait(min(left, LONGEST_GUARD_WAIT))
             return False
 
     def run(self) -> None:
@@ -726,10 +744,12 @@ class _Guard:
                     if is_refusal(e.status, e.gave_up):
                         self.lose(f"refused: {e}", e)
                         return
-                    # No answer, or retries given up on: again while there is time.
+                    # No answer, unavailable, over the rate limit, or retries given up
+                    # on (also when the policy allows none): the outcome is unknown, so
+                    # again while there is time, after any Retry-After that ends sooner.
                     log.debug("lease on %s/%s: renewal failed: %s", self.pool, self.id, e)
                     left = max(live_ends - time.monotonic(), 0.0) if live_ends else 0.0
-                    pause = min(max(left / 4.0, 0.01), 1.0, left)
+                    pause = pause_after_failure(left, e.retry_after)
                     if not self._wait(time.monotonic() + pause):
                         return
                     continue
@@ -751,7 +771,7 @@ class _Guard:
                 left = ends - time.monotonic()
                 if left <= 0:
                     break
-                self.cond.wait(left)
+                self.cond.wait(min(left, LONGEST_GUARD_WAIT))
             else:
                 return
         self.lose("expired: renewal was stopped and the lease ran out", None)
@@ -766,8 +786,11 @@ class Lease:
     runs out), counted from when the claim was sent. It stops, and :attr:`lost` is set, as
     soon as the lease is no longer the holder's: the service refused a renewal (409
     ``lease_lost``: the item was reassigned, requeued, deleted or had expired), or no
-    renewal succeeded, retrying through failures, before the lease time ran out. A lease
-    without expiry (``lease_ms=0``) is not renewed.
+    renewal succeeded, retrying through failures, before the lease time ran out. No
+    answer, 408, 429 and 5xx are failures, not refusals, whatever the retry policy (also
+    ``retries=0``); between tries the guard waits for a ``Retry-After`` that ends before
+    the lease does. A lease without expiry (``lease_ms=0``) is not renewed, and renewing
+    it by hand sends ``lease_ms`` 0, keeping it without expiry.
 
     Used as a context manager (``with lease:``), it releases the item on exit unless it
     was completed, released or lost (best effort: a failure is logged, and the lease then
@@ -785,6 +808,11 @@ class Lease:
         lease_ms: Optional[int],
         granted_after: Optional[float],
     ) -> None:
+        if lease_ms is None and info.get("lease_expires_at") is None:
+            # A lease without expiry (adopted, or granted under a pool whose lease time is
+            # 0): renewing it sends lease_ms 0, so that it stays without expiry rather
+            # than taking the pool's lease time.
+            lease_ms = 0
         # The guard's calls carry fresh keys, whatever key the claim was made with.
         self._client = client._fresh()
         self._pool = pool
@@ -979,12 +1007,24 @@ class EventStream:
 
     It ends (``StopIteration``) once the pool is gone (a reconnection answered 404, as
     after the pool's deletion) or when :meth:`close` is called, from any thread: a read
-    under way is cut at once. It raises :class:`LeaseholdError` when the first connection
-    is refused (404 for a pool that does not exist, 401, ...) or the retry policy gives up
-    on reopening; a new stream from :attr:`last_event_id` goes on from there.
+    under way is cut at once, and no event is yielded after :meth:`close` has returned
+    (not even one already received). It raises :class:`LeaseholdError` when the first
+    connection is refused (404 for a pool that does not exist, 401, ...) or the retry
+    policy gives up on reopening; a new stream from :attr:`last_event_id` goes on from
+    there.
+
+    Leaving a ``for`` loop over it (``break``) does not close it: iterating it again goes
+    on with the event after the last one yielded, none repeated or skipped (its connection
+    stays open meanwhile; one that ended is opened again). Once closed, it yields nothing
+    more: ``client.follow_events(pool, after=stream.last_event_id)`` goes on from there.
+
+    Raises :class:`ValueError` at once for an ``after`` that cannot be sent as
+    ``Last-Event-ID`` (a line break, a control or non-ASCII character).
     """
 
     def __init__(self, client: Client, pool: str, after: Optional[str]) -> None:
+        if after is not None:
+            check_header_value("Last-Event-ID", after)
         self._client = client
         self._pool = pool
         #: The id of the last event yielded (or the ``after`` it started from): where a
@@ -994,6 +1034,8 @@ class EventStream:
         self.connections = 0
         self._closed = threading.Event()
         self._lock = threading.Lock()
+        # Held while the generator runs: whoever holds it may close the generator.
+        self._iterating = threading.Lock()
         self._response: Optional[httpx.Response] = None
         self._events = self._follow()
 
@@ -1001,7 +1043,11 @@ class EventStream:
         return self
 
     def __next__(self) -> Followed:
-        return next(self._events)
+        with self._iterating:
+            if self._closed.is_set():
+                self._events.close()
+                raise StopIteration
+            return next(self._events)
 
     def __enter__(self) -> EventStream:
         return self
@@ -1025,10 +1071,14 @@ class EventStream:
             response = self._response
         if response is not None:
             _cut(response)
-        try:
-            self._events.close()
-        except ValueError:
-            pass  # being iterated by another thread: it stops by itself, as cut
+        # Unless another thread is in the middle of reading it (which then stops by
+        # itself, as cut, yielding nothing more), the generator is closed here, and its
+        # connection with it.
+        if self._iterating.acquire(blocking=False):
+            try:
+                self._events.close()
+            finally:
+                self._iterating.release()
 
     def _follow(self) -> Generator[Followed, None, None]:
         opened = False
@@ -1057,6 +1107,10 @@ class EventStream:
             try:
                 for chunk in response.iter_raw():
                     for message in parser.feed(chunk):
+                        # Closed meanwhile (from another thread): what was read already
+                        # is not yielded.
+                        if self._closed.is_set():
+                            return
                         followed = read_message(message)
                         if not isinstance(followed, Trimmed):
                             self.last_event_id = followed["id"]
