@@ -140,8 +140,8 @@ log "redis-server on :$RP, leasehold serve on :$HP"
 # Key names and script SHAs come from the binary (`leasehold bench`), which takes them from
 # the store's own key layout and script registry.
 lh_bench() { "$BIN" bench "$@"; }
-SHA_CLAIM=$(lh_bench sha --redis "redis://127.0.0.1:$RP" claim_next)
-SHA_CTR=$(lh_bench sha --redis "redis://127.0.0.1:$RP" counter_next)
+FN_CLAIM=$(lh_bench function --redis "redis://127.0.0.1:$RP" claim_next)
+FN_CTR=$(lh_bench function --redis "redis://127.0.0.1:$RP" counter_next)
 pool_keys() { lh_bench keys --tenant "$TENANT" --pool "$1"; }
 pool_key() { lh_bench keys --tenant "$TENANT" --pool "$1" --key "$2"; }
 avail() { rcli ZCARD "$(pool_key "$1" avail)"; }
@@ -284,7 +284,7 @@ for round in $(seq "$GROWTH_ROUNDS"); do
     run_wrk "grow_http_${label}_$round" 1 2 "/v1/pools/$pool-http/claim" "$(claim_body grower)" \
       "$GROWTH_CLAIMS"
     # shellcheck disable=SC2046
-    run_rb "grow_raw_${label}_$round" "$GROWTH_CLAIMS" 1 EVALSHA "$SHA_CLAIM" 12 \
+    run_rb "grow_raw_${label}_$round" "$GROWTH_CLAIMS" 1 FCALL "$FN_CLAIM" 12 \
       $(pool_keys "$pool-raw") '' '' grower 1 "$LEASE_MS"
   done
 done
@@ -296,7 +296,7 @@ for label in 1k 100k 1m; do
       R[grow_${sys}_${label}_$q]=$(median "${vals[@]}")
     done
   done
-  log "  $label: HTTP p50 ${R[grow_http_${label}_p50]} ms, EVALSHA p50 ${R[grow_raw_${label}_p50]} ms (median of $GROWTH_ROUNDS)"
+  log "  $label: HTTP p50 ${R[grow_http_${label}_p50]} ms, FCALL p50 ${R[grow_raw_${label}_p50]} ms (median of $GROWTH_ROUNDS)"
 done
 
 # With K leases outstanding that have expired: each claim also reclaims up to 64 of them.
@@ -308,7 +308,7 @@ for k in 1 100 10000; do
     load_pool "exp$k-$sys" $((k + 2 * GROWTH_CLAIMS)) >/dev/null
     per=$((k < 100 ? k : 100))
     # shellcheck disable=SC2046
-    run_rb "expset_${k}_$sys" $((k / per)) 1 EVALSHA "$SHA_CLAIM" 12 $(pool_keys "exp$k-$sys") \
+    run_rb "expset_${k}_$sys" $((k / per)) 1 FCALL "$FN_CLAIM" 12 $(pool_keys "exp$k-$sys") \
       '' '' sleeper "$per" 2000
   done
 done
@@ -320,29 +320,29 @@ for k in 1 100 10000; do
   done
   run_wrk "exp_http_$k" 1 2 "/v1/pools/exp$k-http/claim" "$(claim_body grower)" "$GROWTH_CLAIMS"
   # shellcheck disable=SC2046
-  run_rb "exp_raw_$k" "$GROWTH_CLAIMS" 1 EVALSHA "$SHA_CLAIM" 12 $(pool_keys "exp$k-raw") \
+  run_rb "exp_raw_$k" "$GROWTH_CLAIMS" 1 FCALL "$FN_CLAIM" 12 $(pool_keys "exp$k-raw") \
     '' '' grower 1 "$LEASE_MS"
   R[exp_left_$k]=$(rcli ZCOUNT "$(pool_key "exp$k-http" leased)" -inf "($(($(date +%s%N) / 1000000))")
-  log "  $k expired: HTTP p50 ${R[exp_http_${k}_p50]} ms, EVALSHA p50 ${R[exp_raw_${k}_p50]} ms"
+  log "  $k expired: HTTP p50 ${R[exp_http_${k}_p50]} ms, FCALL p50 ${R[exp_raw_${k}_p50]} ms"
 done
 
 # ---------------------------------------------------------------- 6. bytes per leased item
 log "memory: leasing every item of g100k-raw (count 100 a call)"
 # shellcheck disable=SC2046
-run_rb lease_all 1000 4 EVALSHA "$SHA_CLAIM" 12 $(pool_keys g100k-raw) '' '' worker-1 100 "$LEASE_MS"
+run_rb lease_all 1000 4 FCALL "$FN_CLAIM" 12 $(pool_keys g100k-raw) '' '' worker-1 100 "$LEASE_MS"
 [[ $(avail g100k-raw) -eq 0 ]] || die "g100k-raw still has $(avail g100k-raw) available"
 g2=$(used_memory)
 R[bytes_leased_100k]=$(((g2 - g0) / 100000))
 
 # ---------------------------------------------------------------- 1-3. claim-next
 for c in "${CONNS[@]}"; do
-  log "claim-next at $c connection(s): HTTP (wrk), EVALSHA (redis-benchmark), SKIP LOCKED (pgbench)"
+  log "claim-next at $c connection(s): HTTP (wrk), FCALL (redis-benchmark), SKIP LOCKED (pgbench)"
   run_wrk "http_$c" "$c" "$SECS" /v1/pools/bench-http/claim "$(claim_body "wrk")"
   # shellcheck disable=SC2046
-  run_rb_timed "raw_$c" "$c" $(($(avail bench-raw) / 3)) EVALSHA "$SHA_CLAIM" 12 \
+  run_rb_timed "raw_$c" "$c" $(($(avail bench-raw) / 3)) FCALL "$FN_CLAIM" 12 \
     $(pool_keys bench-raw) '' '' rb 1 "$LEASE_MS"
   run_pg "pg_$c" "$c" "$SECS"
-  log "  HTTP ${R[http_${c}_rps]}/s, EVALSHA ${R[raw_${c}_rps]}/s, PostgreSQL ${R[pg_${c}_rps]}/s"
+  log "  HTTP ${R[http_${c}_rps]}/s, FCALL ${R[raw_${c}_rps]}/s, PostgreSQL ${R[pg_${c}_rps]}/s"
   [[ $(avail bench-http) -gt 0 && $(avail bench-raw) -gt 0 ]] || die "a pool ran dry"
 done
 R[left_http]=$(avail bench-http)
@@ -354,12 +354,12 @@ R[left_pg]=$(pg_avail)
 read -r -a CTR_KEYS <<< "$(lh_bench keys --tenant "$TENANT" --counter bench-raw)"
 read -r INCR_KEY _ <<< "$(lh_bench keys --tenant "$TENANT" --counter bench-incr)"
 for c in "${CONNS[@]}"; do
-  log "counters at $c connection(s): HTTP next, EVALSHA counter_next, INCR"
+  log "counters at $c connection(s): HTTP next, FCALL counter_next, INCR"
   run_wrk "ctr_http_$c" "$c" "$SECS" /v1/counters/bench-http/next '{"period":"none"}'
-  run_rb_timed "ctr_raw_$c" "$c" 100000000 EVALSHA "$SHA_CTR" 4 "${CTR_KEYS[@]}" \
+  run_rb_timed "ctr_raw_$c" "$c" 100000000 FCALL "$FN_CTR" 4 "${CTR_KEYS[@]}" \
     '' '' 1 '' '' '' '' '' 3024000000
   run_rb_timed "incr_$c" "$c" 100000000 INCR "$INCR_KEY"
-  log "  HTTP ${R[ctr_http_${c}_rps]}/s, EVALSHA ${R[ctr_raw_${c}_rps]}/s, INCR ${R[incr_${c}_rps]}/s"
+  log "  HTTP ${R[ctr_http_${c}_rps]}/s, FCALL ${R[ctr_raw_${c}_rps]}/s, INCR ${R[incr_${c}_rps]}/s"
 done
 
 # ---------------------------------------------------------------- 7. the event log's cost
@@ -380,10 +380,10 @@ for round in $(seq "$EV_ROUNDS"); do
   for c in 1 64; do
     n=$((c == 1 ? EV_N1 : EV_N64))
     # shellcheck disable=SC2046
-    run_rb "ev_on_${c}_$round" "$n" "$c" EVALSHA "$SHA_CLAIM" 12 $(pool_keys ev-on) \
+    run_rb "ev_on_${c}_$round" "$n" "$c" FCALL "$FN_CLAIM" 12 $(pool_keys ev-on) \
       '' '' rb 1 "$LEASE_MS"
     # shellcheck disable=SC2046
-    run_rb "ev_off_${c}_$round" "$n" "$c" EVALSHA "$SHA_CLAIM" 12 $(pool_keys ev-off) \
+    run_rb "ev_off_${c}_$round" "$n" "$c" FCALL "$FN_CLAIM" 12 $(pool_keys ev-off) \
       '' '' rb 1 "$LEASE_MS"
   done
 done
@@ -444,19 +444,19 @@ side_by_side() {
 {
   echo "**Claim-next** (one item per request; throughput in requests/s, latency in ms)"
   echo
-  echo "| conns | HTTP claim/s | p50 | p99 | EVALSHA claim_next/s | p50 | p99 | PG SKIP LOCKED/s | p50 | p99 | HTTP ÷ EVALSHA | HTTP ÷ PG |"
+  echo "| conns | HTTP claim/s | p50 | p99 | FCALL claim_next/s | p50 | p99 | PG SKIP LOCKED/s | p50 | p99 | HTTP ÷ FCALL | HTTP ÷ PG |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for c in "${CONNS[@]}"; do side_by_side "$c" http raw pg; done
   echo
   echo "**Counters** (one value per request)"
   echo
-  echo "| conns | HTTP next/s | p50 | p99 | EVALSHA counter_next/s | p50 | p99 | INCR/s | p50 | p99 | HTTP ÷ EVALSHA | HTTP ÷ INCR |"
+  echo "| conns | HTTP next/s | p50 | p99 | FCALL counter_next/s | p50 | p99 | INCR/s | p50 | p99 | HTTP ÷ FCALL | HTTP ÷ INCR |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for c in "${CONNS[@]}"; do side_by_side "$c" ctr_http ctr_raw incr; done
   echo
   echo "**Growth**: claim-next latency at 1 connection from a pool of N items, $GROWTH_CLAIMS claims a point, median of $GROWTH_ROUNDS rounds (ms)"
   echo
-  echo "| items in pool | HTTP p50 | HTTP p99 | EVALSHA p50 | EVALSHA p99 |"
+  echo "| items in pool | HTTP p50 | HTTP p99 | FCALL p50 | FCALL p99 |"
   echo "|---:|---:|---:|---:|---:|"
   for g in 1k:1,000 100k:100,000 1m:$ITEMS; do
     l=${g%%:*}
@@ -466,14 +466,14 @@ side_by_side() {
   echo
   echo "**Expiring leases**: claim-next at 1 connection, $GROWTH_CLAIMS claims, right after K leases of the pool expired (each claim first returns up to 64 of them to the pool) (ms)"
   echo
-  echo "| expired leases K | HTTP p50 | HTTP p99 | EVALSHA p50 | EVALSHA p99 | expired left after the HTTP claims |"
+  echo "| expired leases K | HTTP p50 | HTTP p99 | FCALL p50 | FCALL p99 | expired left after the HTTP claims |"
   echo "|---:|---:|---:|---:|---:|---:|"
   for k in 1 100 10000; do
     printf '| %s | %s | %s | %s | %s | %s |\n' "$k" "${R[exp_http_${k}_p50]}" \
       "${R[exp_http_${k}_p99]}" "${R[exp_raw_${k}_p50]}" "${R[exp_raw_${k}_p99]}" "${R[exp_left_$k]}"
   done
   echo
-  echo "**The event log's cost**: EVALSHA claim_next on a pool with the default log (\`max_events\` 10000: appending its event, keeping the cap) and on one with \`max_events\` 0 (no log), two pools loaded alike, alternating rounds of $EV_N1 (1 conn) / $EV_N64 (64 conns) claims, median of $EV_ROUNDS"
+  echo "**The event log's cost**: FCALL claim_next on a pool with the default log (\`max_events\` 10000: appending its event, keeping the cap) and on one with \`max_events\` 0 (no log), two pools loaded alike, alternating rounds of $EV_N1 (1 conn) / $EV_N64 (64 conns) claims, median of $EV_ROUNDS"
   echo
   echo "| conns | with the event/s | p50 | p99 | without/s | p50 | p99 | with ÷ without |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -499,7 +499,7 @@ side_by_side() {
   echo "| load $ITEMS items into a pool, add_items 1000 a call, 4 in flight (leasehold bench load) (s) | ${R[load_redis_s]} |"
   echo "| load 100,000 items over HTTP, POST .../items of 1000, 4 curl in parallel (s) | ${R[load_http_s]} |"
   echo "| load $ITEMS rows into PostgreSQL, with index and VACUUM ANALYZE (s) | ${R[load_pg_s]} |"
-  echo "| items left after the claim runs: HTTP pool / EVALSHA pool / PG table | ${R[left_http]} / ${R[left_raw]} / ${R[left_pg]} |"
+  echo "| items left after the claim runs: HTTP pool / FCALL pool / PG table | ${R[left_http]} / ${R[left_raw]} / ${R[left_pg]} |"
 } >"$TABLE"
 
 TARGETS=$WORK/targets.txt
@@ -510,9 +510,9 @@ target() {
     printf "%s  %s: %s%s\n", (ok ? "PASS " : "BELOW"), label, (b == 1 ? sprintf("%g", r) : sprintf("%.4f", r)), unit }'
 }
 {
-  target "HTTP claim-next ≥ 0.5 × EVALSHA at 64 connections" "${R[http_64_rps]}" "${R[raw_64_rps]}" ">=" 0.5 " ×"
+  target "HTTP claim-next ≥ 0.5 × FCALL at 64 connections" "${R[http_64_rps]}" "${R[raw_64_rps]}" ">=" 0.5 " ×"
   target "HTTP claim-next ≥ 7 × PostgreSQL SKIP LOCKED at 64 connections" "${R[http_64_rps]}" "${R[pg_64_rps]}" ">=" 7 " ×"
-  target "HTTP claim-next p50 at $ITEMS items ≤ 1.5 × p50 at 1,000 items" "${R[grow_http_1m_p50]}" "${R[grow_http_1k_p50]}" "<=" 1.5 " × (EVALSHA: $(ratio "${R[grow_raw_1m_p50]}" "${R[grow_raw_1k_p50]}") ×)"
+  target "HTTP claim-next p50 at $ITEMS items ≤ 1.5 × p50 at 1,000 items" "${R[grow_http_1m_p50]}" "${R[grow_http_1k_p50]}" "<=" 1.5 " × (FCALL: $(ratio "${R[grow_raw_1m_p50]}" "${R[grow_raw_1k_p50]}") ×)"
   target "≤ 250 bytes of Redis memory per available item without data" "${R[bytes_avail_1m]}" 1 "<=" 250 " bytes"
   target "coordinator RSS ≤ 64 MiB at 1,000 connections" "$(mib "${R[rss_1000]}")" 1 "<=" 64 " MiB"
   target "the event log (default max_events) costs claim-next ≤ 15 % of Redis throughput at 64 connections" "${R[ev_on_64_rps]}" "${R[ev_off_64_rps]}" ">=" 0.85 " ×"
@@ -537,7 +537,7 @@ set xtics ($(IFS=,; echo "${CONNS[*]}"))
 set yrange [0:*]
 set key top left
 set grid
-plot "$WORK/chart.dat" using 1:3 with linespoints lw 2 title "Redis EVALSHA claim_next (redis-benchmark)", \
+plot "$WORK/chart.dat" using 1:3 with linespoints lw 2 title "Redis FCALL claim_next (redis-benchmark)", \
      "$WORK/chart.dat" using 1:2 with linespoints lw 2 title "Leasehold HTTP (wrk)", \
      "$WORK/chart.dat" using 1:4 with linespoints lw 2 title "PostgreSQL SKIP LOCKED (pgbench)"
 EOF

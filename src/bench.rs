@@ -1,8 +1,8 @@
 //! `leasehold bench`: what `bench/run.sh` needs from the server's own code, so that the
 //! benchmark names no Redis key and composes no script itself. It loads pools through
 //! the store's `add_items` (the script the API runs), and prints the keys of a pool or a
-//! counter ([`keys`]) and the SHA of a script ([`store::Scripts`]) for the runs that call
-//! the scripts directly, without the HTTP layer.
+//! counter ([`keys`]) and the name `FCALL` calls an operation by ([`store::Scripts`]) for the runs that call
+//! the functions directly, without the HTTP layer.
 
 use std::time::{Duration, Instant};
 
@@ -105,15 +105,15 @@ pub fn counter_keys(tenant: &Tenant, counter: &CounterName) -> Vec<String> {
     vec![key.clone(), key, answers, answer_exp]
 }
 
-/// A script's SHA as the store builds it (its file in `lua/` after its helpers); the store
-/// loads every script when it connects.
-pub fn script_sha(name: &str) -> Result<String, String> {
+/// The name `FCALL` calls an operation by (`lh_<version>_<op>`, its file in `lua/`); the
+/// store loads the library when it connects.
+pub fn function_name(name: &str) -> Result<String, String> {
     store::Scripts::new()
         .named()
         .into_iter()
         .find(|(n, _)| *n == name)
-        .map(|(_, script)| script.get_hash().to_owned())
-        .ok_or_else(|| format!("no script {name:?} (one of lua/*.lua, without .lua)"))
+        .map(|(_, function)| function.fcall_name().to_owned())
+        .ok_or_else(|| format!("no operation {name:?} (one of lua/*.lua, without .lua)"))
 }
 
 /// What `leasehold bench soak` runs: items flowing through add → claim → complete (and one
@@ -364,7 +364,7 @@ pub async fn script_budget(url: &str, redis_url: &str) -> Result<Vec<(String, u6
     let names: std::collections::HashMap<String, &str> = store::Scripts::new()
         .named()
         .into_iter()
-        .map(|(name, script)| (script.get_hash().to_owned(), name))
+        .map(|(name, function)| (function.fcall_name().to_lowercase(), name))
         .collect();
     let log: Vec<redis::Value> = redis::cmd("SLOWLOG")
         .arg("GET")
@@ -387,13 +387,14 @@ pub async fn script_budget(url: &str, redis_url: &str) -> Result<Vec<(String, u6
             redis::Value::SimpleString(s) => s.to_lowercase(),
             _ => String::new(),
         };
-        let (Some(command), Some(sha)) = (args.first().map(text), args.get(1).map(text)) else {
+        let (Some(command), Some(function)) = (args.first().map(text), args.get(1).map(text))
+        else {
             continue;
         };
-        if command != "evalsha" {
+        if command != "fcall" {
             continue;
         }
-        let Some(name) = names.get(&sha) else {
+        let Some(name) = names.get(&function) else {
             continue;
         };
         let worst = slowest.entry((*name).to_owned()).or_default();
@@ -404,9 +405,9 @@ pub async fn script_budget(url: &str, redis_url: &str) -> Result<Vec<(String, u6
     Ok(slowest)
 }
 
-/// What one operation costs Redis: its script's mean execution time (`INFO commandstats`,
-/// `cmdstat_evalsha` over `calls` calls made through the HTTP API), against a minimal
-/// script making the same writes (called as often, by `EVALSHA` on the same Redis).
+/// What one operation costs Redis: its function's mean execution time (`INFO
+/// commandstats`, `cmdstat_fcall` over `calls` calls made through the HTTP API), against a
+/// minimal script making the same writes (called as often, by `EVALSHA` on the same Redis).
 #[derive(Debug, Clone)]
 pub struct OpCost {
     pub op: &'static str,
@@ -468,24 +469,38 @@ const MINIMAL: &[(&str, &str)] = &[
     ),
 ];
 
-/// Calls and total microseconds of `EVALSHA` since the last `CONFIG RESETSTAT`.
-async fn evalsha_stats(conn: &mut redis::aio::MultiplexedConnection) -> Result<(u64, u64), String> {
+/// Calls and total microseconds of `commands` (`fcall`, `evalsha`) together since the
+/// last `CONFIG RESETSTAT`.
+async fn command_stats(
+    conn: &mut redis::aio::MultiplexedConnection,
+    commands: &[&str],
+) -> Result<(u64, u64), String> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(conn)
         .await
         .map_err(|e| e.to_string())?;
-    let Some(line) = info.lines().find(|l| l.starts_with("cmdstat_evalsha:")) else {
-        return Ok((0, 0));
-    };
-    let field = |name: &str| {
-        line.split([':', ','])
-            .find_map(|part| part.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    Ok((field("calls"), field("usec")))
+    let (mut calls, mut usec) = (0, 0);
+    for command in commands {
+        let prefix = format!("cmdstat_{command}:");
+        let Some(line) = info.lines().find(|l| l.starts_with(&prefix)) else {
+            continue;
+        };
+        let field = |name: &str| {
+            line.split([':', ','])
+                .find_map(|part| part.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        calls += field("calls");
+        usec += field("usec");
+    }
+    Ok((calls, usec))
 }
+
+/// How the server calls its operations: `FCALL` (and `EVALSHA`, for a server of an
+/// earlier version, which ran scripts), so that one build measures before and after.
+const LEASEHOLD_CALLS: &[&str] = &["fcall", "evalsha"];
 
 async fn reset_stats(conn: &mut redis::aio::MultiplexedConnection) -> Result<(), String> {
     redis::cmd("CONFIG")
@@ -569,7 +584,7 @@ pub async fn op_cost(url: &str, redis_url: &str, calls: u64) -> Result<Vec<OpCos
             .to_owned();
         leases.push((id, lease["token"].as_u64().unwrap_or(0)));
     }
-    let (n, us) = evalsha_stats(&mut conn).await?;
+    let (n, us) = command_stats(&mut conn, LEASEHOLD_CALLS).await?;
     measured.push(("claim_next", n, us));
 
     reset_stats(&mut conn).await?;
@@ -581,7 +596,7 @@ pub async fn op_cost(url: &str, redis_url: &str, calls: u64) -> Result<Vec<OpCos
         )
         .await?;
     }
-    let (n, us) = evalsha_stats(&mut conn).await?;
+    let (n, us) = command_stats(&mut conn, LEASEHOLD_CALLS).await?;
     measured.push(("renew", n, us));
 
     let half = leases.len() / 2;
@@ -595,7 +610,7 @@ pub async fn op_cost(url: &str, redis_url: &str, calls: u64) -> Result<Vec<OpCos
             )
             .await?;
         }
-        let (n, us) = evalsha_stats(&mut conn).await?;
+        let (n, us) = command_stats(&mut conn, LEASEHOLD_CALLS).await?;
         measured.push((op, n, us));
     }
 
@@ -611,7 +626,7 @@ pub async fn op_cost(url: &str, redis_url: &str, calls: u64) -> Result<Vec<OpCos
             return Err(format!("put item: {}", answer.status()));
         }
     }
-    let (n, us) = evalsha_stats(&mut conn).await?;
+    let (n, us) = command_stats(&mut conn, LEASEHOLD_CALLS).await?;
     measured.push(("put_item", n, us));
 
     reset_stats(&mut conn).await?;
@@ -623,7 +638,7 @@ pub async fn op_cost(url: &str, redis_url: &str, calls: u64) -> Result<Vec<OpCos
         )
         .await?;
     }
-    let (n, us) = evalsha_stats(&mut conn).await?;
+    let (n, us) = command_stats(&mut conn, LEASEHOLD_CALLS).await?;
     measured.push(("counter_next", n, us));
 
     // The minimal scripts, on fresh keys of their own slot, as many calls each.
@@ -660,7 +675,7 @@ pub async fn op_cost(url: &str, redis_url: &str, calls: u64) -> Result<Vec<OpCos
                 .await
                 .map_err(|e| format!("minimal {op}: {e}"))?;
         }
-        let (minimal_calls, minimal_us) = evalsha_stats(&mut conn).await?;
+        let (minimal_calls, minimal_us) = command_stats(&mut conn, &["evalsha"]).await?;
         let per = |us: u64, n: u64| if n == 0 { 0.0 } else { us as f64 / n as f64 };
         out.push(OpCost {
             op,

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::ServerArgs;
 use crate::store::{Durability, NodeAuth};
@@ -31,8 +31,14 @@ pub enum Command {
     /// Point many parallel clients at a deployment and check that nothing overlapped:
     /// no item held twice, no counter value issued twice, no acknowledged write lost.
     Contend(ContendArgs),
+    /// Remove the Functions libraries of other Leasehold versions from one Redis server,
+    /// once a rolling upgrade is over (replicas of each version call their own library, so
+    /// none is removed by a replica): every `leasehold_*` library but this build's. Needs a
+    /// user with +function|list and +function|delete (not the service's); on a Cluster,
+    /// run it against each primary.
+    PruneFunctions(PruneArgs),
     /// What the benchmark (bench/run.sh) takes from this binary: pools loaded through the
-    /// store, and the key names and script SHAs of the runs that call Redis directly.
+    /// store, and the key names and function names of the runs that call Redis directly.
     #[command(subcommand)]
     Bench(BenchCommand),
 }
@@ -100,7 +106,7 @@ pub enum BenchCommand {
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
         redis: String,
     },
-    /// Measure what each operation costs Redis (`INFO commandstats`, `EVALSHA` time per
+    /// Measure what each operation costs Redis (`INFO commandstats`, `FCALL` time per
     /// call) through a running server's HTTP API, against minimal scripts that make the
     /// same writes on the same Redis. The server must be alone on its Redis, with
     /// `--sweep-interval-secs 0` and no rate limit.
@@ -113,12 +119,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 2000)]
         calls: u64,
     },
-    /// Connect to Redis (which loads every script) and print the SHA of one, named after
-    /// its file in lua/.
-    Sha {
+    /// Connect to Redis (which loads the Functions library) and print the name FCALL calls
+    /// one operation by, named after its file in lua/.
+    Function {
         #[arg(long, default_value = "redis://127.0.0.1:6379")]
         redis: String,
-        script: String,
+        operation: String,
     },
 }
 
@@ -265,4 +271,14 @@ pub struct ContendArgs {
     /// Print the report as JSON (and no progress bar).
     #[arg(long, env = "LEASEHOLD_JSON")]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The Redis server (e.g. redis://admin:secret@10.0.0.1:6379).
+    #[arg(long)]
+    pub redis: String,
+    /// List what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

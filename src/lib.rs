@@ -65,7 +65,7 @@
 //! | [`app`] | the router with its layers, serving and shutdown | `api`, `ui`, `state`, `config`, `store`, `metrics` |
 //! | [`check`] | the history checkers | `store`, `client` |
 //! | [`contend`] | `leasehold contend` | `check`, `store`, `client` |
-//! | [`bench`] | `leasehold bench`: the benchmark's loading, key names and script SHAs, the retention soak | `store`, `metrics`, `names`, `client` |
+//! | [`bench`] | `leasehold bench`: the benchmark's loading, key names and function names, the retention soak, the per-operation cost | `store`, `metrics`, `names`, `client` |
 //! | [`cli`] | the command line | `config`, `store` |
 
 pub mod api;

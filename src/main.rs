@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Keygen(args)) => keygen(&args),
         Some(Command::Contend(args)) => contend(args).await,
+        Some(Command::PruneFunctions(args)) => prune_functions(&args).await,
         Some(Command::Bench(command)) => bench(command).await,
     };
     match result {
@@ -256,6 +257,32 @@ async fn contend(args: ContendArgs) -> Result<(), String> {
     }
 }
 
+async fn prune_functions(args: &leasehold::cli::PruneArgs) -> Result<(), String> {
+    let client = redis::Client::open(args.redis.as_str()).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| format!("connecting to Redis: {e}"))?;
+    let scripts = leasehold::store::Scripts::new();
+    let keep = scripts.library().name();
+    let removed = leasehold::store::scripts::prune(&mut conn, keep, args.dry_run)
+        .await
+        .map_err(|e| e.to_string())?;
+    let verb = if args.dry_run {
+        "would remove"
+    } else {
+        "removed"
+    };
+    for name in &removed {
+        println!("{verb} {name}");
+    }
+    println!(
+        "kept {keep} (this version's); {} other(s) {verb}",
+        removed.len()
+    );
+    Ok(())
+}
+
 async fn bench(command: BenchCommand) -> Result<(), String> {
     let tenant = |name: &str| Tenant::parse("tenant", name).map_err(|e| e.to_string());
     let pool = |name: &str| PoolName::parse("pool", name).map_err(|e| e.to_string());
@@ -350,10 +377,10 @@ async fn bench(command: BenchCommand) -> Result<(), String> {
                 );
             }
         }
-        BenchCommand::Sha { redis, script } => {
-            let sha = leasehold::bench::script_sha(&script)?;
+        BenchCommand::Function { redis, operation } => {
+            let name = leasehold::bench::function_name(&operation)?;
             leasehold::bench::connect(&redis).await?;
-            println!("{sha}");
+            println!("{name}");
         }
     }
     Ok(())

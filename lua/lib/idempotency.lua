@@ -12,12 +12,15 @@
 -- Replies travel as JSON strings. A script returns {reply_json, replayed} where replayed
 -- is 1 when the reply is a stored answer to an earlier request with the same key.
 
-local IDEM_FIELD, IDEM_FP = '', ''
-do
+local IDEM_FIELD, IDEM_FP, IDEM_TTL = '', '', nil
+
+-- Reads this call's idempotency arguments (ARGV 1 and 2): run first by every call.
+local function idem_begin()
+  IDEM_FIELD, IDEM_FP = '', ''
   local sep = string.find(ARGV[1], ' ', 1, true)
   if sep then IDEM_FIELD, IDEM_FP = string.sub(ARGV[1], 1, sep - 1), string.sub(ARGV[1], sep + 1) end
+  IDEM_TTL = tonumber(ARGV[2])
 end
-local IDEM_TTL = tonumber(ARGV[2])
 
 -- Returns the script's return value when this request is a replay (or a key reused for a
 -- different request), nil when the script should run.

@@ -39,12 +39,12 @@
 -- one item before any script reads it, and `reclaim` applies it to a bounded number of
 -- the oldest expired leases.
 
-local K_POOL, K_ITEMS, K_AVAIL, K_LEASED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local K_DELAYED, K_DONE, K_DEAD, K_HOLDERS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
-local K_FENCE, K_EVENTS, K_ANSWERS, K_ANSWER_EXP = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+-- This call's keys and time, set by pool_begin (below) before anything else runs.
+local K_POOL, K_ITEMS, K_AVAIL, K_LEASED
+local K_DELAYED, K_DONE, K_DEAD, K_HOLDERS
+local K_FENCE, K_EVENTS, K_ANSWERS, K_ANSWER_EXP
 
-local NOW = now_ms()
-local NOW_TEXT = int_text(NOW)
+local NOW, NOW_TEXT
 local RECLAIM_LIMIT = '64'
 -- A pool keeps its last max_events events (DEFAULT_MAX_EVENTS unless set; 0: none).
 local DEFAULT_MAX_EVENTS = 10000
@@ -54,17 +54,17 @@ local DEFAULT_KEEP_DEAD_MS = 2592000000
 -- How many finished items one call removes at most, oldest first, once their time is up.
 local RETIRE_LIMIT = 64
 -- The pool's max_events, read once a call (by pool_config or the first event).
-local MAX_EVENTS = nil
+local MAX_EVENTS
 
 -- How many leases this call ended because their time ran out: every reply says so
 -- (`expired`, when not 0), for the replica's metrics.
-local EXPIRED = 0
+local EXPIRED
 -- How many items this call made available: announced once, at the end, on the pool's
 -- channel, so replicas wake that many of their long-poll claims (not all of them).
-local MADE_AVAILABLE = 0
+local MADE_AVAILABLE
 -- How many bytes of item data and of events this call added (negative: removed), added
 -- to the pool's counts once, at the end.
-local DATA_DELTA, EVENT_DELTA = 0, 0
+local DATA_DELTA, EVENT_DELTA
 -- How many expired stored answers a write removes, oldest first.
 local PURGE_LIMIT = '16'
 
@@ -73,7 +73,7 @@ local function pool_exists() return redis.call('EXISTS', K_POOL) == 1 end
 -- Whether this call scheduled something for time to do (a lease with an expiry, a delay):
 -- then the reply says when the pool's next such thing is due (`due`, ms), so that the
 -- replicas apply it then, even if nobody calls on the pool.
-local DUE_TOUCHED = false
+local DUE_TOUCHED
 
 -- When the pool's first lease expiry or delay end is, in ms; nil when there is none.
 local function next_due()
@@ -118,7 +118,7 @@ local function read_reply(reply) return {cjson.encode(noted(reply)), 0} end
 
 -- How long the pool keeps done and dead items (nil: for ever), read once a call (by
 -- pool_config or the first item to finish).
-local KEEP = nil
+local KEEP
 local function keep_of(done, dead)
   local function ms(v, default)
     local n = tonumber(v) or default
@@ -616,17 +616,31 @@ local function check_preconditions(it, cfg, if_match, if_none_match, expected, l
   return nil
 end
 
-local replay = idem_replay(K_ANSWERS, NOW)
-if replay then return replay end
+-- Run first by every call of a pool: this call's keys, time and counts; then the stored
+-- answer, when the request is a replay (returned as the call's reply: nothing else runs).
+local function pool_begin()
+  K_POOL, K_ITEMS, K_AVAIL, K_LEASED = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+  K_DELAYED, K_DONE, K_DEAD, K_HOLDERS = KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+  K_FENCE, K_EVENTS, K_ANSWERS, K_ANSWER_EXP = KEYS[9], KEYS[10], KEYS[11], KEYS[12]
+  NOW = now_ms()
+  NOW_TEXT = int_text(NOW)
+  MAX_EVENTS, KEEP, DUE_TOUCHED = nil, nil, false
+  EXPIRED, MADE_AVAILABLE, DATA_DELTA, EVENT_DELTA = 0, 0, 0, 0
+  idem_begin()
 
--- A pool made before pools counted their bytes: its event log is counted now (it holds at
--- most 100,000 entries), its items by the sweeper (count_items), from here on.
-if redis.call('HEXISTS', K_POOL, 'event_bytes') == 0 and pool_exists() then
-  local events = 0
-  for _, entry in ipairs(redis.call('XRANGE', K_EVENTS, '-', '+')) do
-    events = events + entry_size(entry[2])
+  local replay = idem_replay(K_ANSWERS, NOW)
+  if replay then return replay end
+
+  -- A pool made before pools counted their bytes: its event log is counted now (it holds
+  -- at most 100,000 entries), its items by the sweeper (count_items), from here on.
+  if redis.call('HEXISTS', K_POOL, 'event_bytes') == 0 and pool_exists() then
+    local events = 0
+    for _, entry in ipairs(redis.call('XRANGE', K_EVENTS, '-', '+')) do
+      events = events + entry_size(entry[2])
+    end
+    redis.call('HSET', K_POOL, 'event_bytes', int_text(events), 'data_bytes', '0',
+      'answer_bytes', '0', 'count_cursor', '0')
   end
-  redis.call('HSET', K_POOL, 'event_bytes', int_text(events), 'data_bytes', '0',
-    'answer_bytes', '0', 'count_cursor', '0')
+  return nil
 end
 

@@ -9,16 +9,21 @@
 -- between) is dropped by the next listing that meets it, once it is a minute old; a name
 -- whose pool is gone (deleted, its removal from here cut short) is dropped at once.
 
-local K_NAMES, K_PENDING, K_LEGACY = KEYS[1], KEYS[2], KEYS[3]
+local K_NAMES, K_PENDING, K_LEGACY
 
 local function tenant_now()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
-if redis.call('EXISTS', K_LEGACY) == 1 then
-  for _, name in ipairs(redis.call('SMEMBERS', K_LEGACY)) do
-    redis.call('ZADD', K_NAMES, '0', name)
+-- Run first by every call: this call's keys, and the set an older version kept moved into
+-- the index.
+local function tenant_begin()
+  K_NAMES, K_PENDING, K_LEGACY = KEYS[1], KEYS[2], KEYS[3]
+  if redis.call('EXISTS', K_LEGACY) == 1 then
+    for _, name in ipairs(redis.call('SMEMBERS', K_LEGACY)) do
+      redis.call('ZADD', K_NAMES, '0', name)
+    end
+    redis.call('UNLINK', K_LEGACY)
   end
-  redis.call('UNLINK', K_LEGACY)
 end

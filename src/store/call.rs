@@ -5,10 +5,11 @@
 
 use std::time::{Duration, Instant};
 
-use redis::{ErrorKind, RedisError, Script, ServerErrorKind};
+use redis::{ErrorKind, RedisError, ServerErrorKind};
 use serde::de::DeserializeOwned;
 
 use super::backend::Handle;
+use super::scripts::Function;
 use super::{Durability, Outcome, RateLimit, Store, StoreError, decode, keys};
 use crate::metrics::Metrics;
 use crate::names::Tenant;
@@ -48,7 +49,7 @@ impl Store {
     pub(super) async fn run<T: DeserializeOwned>(
         &self,
         access: Access,
-        script: &Script,
+        script: &Function,
         keys: &[String],
         head: &[String],
         args: &[String],
@@ -72,7 +73,7 @@ impl Store {
                 Ok(reply)
             })
             .await?;
-        let name = self.scripts().name_of(script);
+        let name = script.name();
         self.inner.metrics.record(|| {
             metrics::histogram!(crate::metrics::REDIS_SECONDS, "script" => name)
                 .record(started.elapsed().as_secs_f64());

@@ -26,7 +26,7 @@ mod wakeups;
 
 use std::sync::Arc;
 
-use redis::Script;
+use scripts::Function;
 use serde::de::DeserializeOwned;
 
 use crate::names::{PoolName, Tenant};
@@ -115,7 +115,7 @@ impl PoolRef<'_> {
     /// Runs a write script with the pool's twelve keys and the idempotency arguments first.
     async fn script<T: DeserializeOwned>(
         &self,
-        script: &Script,
+        script: &Function,
         idempotency: Option<&Idempotency>,
         args: &[String],
     ) -> Result<Outcome<T>, StoreError> {
@@ -155,7 +155,7 @@ impl PoolRef<'_> {
     /// Runs a read script (no idempotency, no waiting for replicas).
     async fn read<T: DeserializeOwned>(
         &self,
-        script: &Script,
+        script: &Function,
         args: &[String],
     ) -> Result<T, StoreError> {
         let keys = keys::pool_keys(self.tenant, self.pool);

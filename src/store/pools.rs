@@ -4,6 +4,7 @@ use leasehold_wire::items::{PoolCounts, PoolStats};
 use serde::Deserialize;
 
 use super::call::Access;
+use super::scripts::Function;
 use super::{Answer, Idempotency, Outcome, PoolRef, Store, StoreError, keys};
 use crate::names::{PoolName, Tenant};
 use leasehold_wire::problem::ProblemCode;
@@ -233,7 +234,7 @@ impl PoolRef<'_> {
     /// again, now allowed to. The common case, a pool that exists, is one call.
     pub(super) async fn creating<T: serde::de::DeserializeOwned>(
         &self,
-        script: &redis::Script,
+        script: &Function,
         idempotency: Option<&Idempotency>,
         quotas: &Quotas,
         args: impl Fn(bool) -> Vec<String>,
@@ -284,7 +285,7 @@ impl Store {
     async fn tenant_index<T: serde::de::DeserializeOwned>(
         &self,
         access: Access,
-        script: &redis::Script,
+        script: &Function,
         tenant: &Tenant,
         args: &[String],
     ) -> Result<T, StoreError> {

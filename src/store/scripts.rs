@@ -1,99 +1,79 @@
-//! The script registry: every `lua/*.lua` file, with the preludes it needs, hashed once.
+//! The Functions library: every `lua/*.lua` file, with the helpers it needs, assembled
+//! into one Redis Functions library (`lua/lib/library.lua` says how) and called with
+//! `FCALL`.
 //!
-//! `redis::Script::invoke_async` sends `EVALSHA` and, on `NOSCRIPT` (after a Redis restart
-//! or failover), loads the script and retries once.
+//! The library's name carries a hash of its source (`leasehold_<version>`, its functions
+//! `lh_<version>_<op>`), so replicas of two versions call their own side by side. A
+//! replica loads it at start (on every primary of a Cluster) and again whenever a call
+//! finds its function missing (after a `FUNCTION FLUSH`, a restart without persistence, a
+//! failover to a replica that lacks it), then calls once more. Old libraries stay until
+//! `leasehold functions prune` removes them.
 
-use redis::Script;
+use std::sync::Arc;
 
-/// A script's source: its file in `lua/`, after the helpers it needs (`pool`: the
-/// idempotency prelude and the pool library; `idempotency`: the prelude alone; `tenant`:
-/// the tenant's pool index; `bare`: nothing).
-macro_rules! source {
-    (pool, $name:ident) => {
-        concat!(
-            include_str!("../../lua/lib/idempotency.lua"),
-            include_str!("../../lua/lib/pool.lua"),
-            include_str!(concat!("../../lua/", stringify!($name), ".lua"))
-        )
-    };
-    (tenant, $name:ident) => {
-        concat!(
-            include_str!("../../lua/lib/tenant.lua"),
-            include_str!(concat!("../../lua/", stringify!($name), ".lua"))
-        )
-    };
-    (idempotency, $name:ident) => {
-        concat!(
-            include_str!("../../lua/lib/idempotency.lua"),
-            include_str!(concat!("../../lua/", stringify!($name), ".lua"))
-        )
-    };
-    (bare, $name:ident) => {
-        include_str!(concat!("../../lua/", stringify!($name), ".lua"))
-    };
-}
+use redis::aio::ConnectionLike;
+use redis::{FromRedisValue, RedisError, RedisResult, ToRedisArgs};
+use sha2::{Digest, Sha256};
 
-/// Declares every script once: its name (that of its file in `lua/`, of its field here and
-/// of the store method that runs it) and the helpers it is built with.
-macro_rules! scripts {
-    ($($name:ident: $helpers:ident;)*) => {
-        /// One field per script, named after its file in `lua/`.
+/// Declares every operation once: its name (that of its file in `lua/`, of its field here
+/// and of the store method that runs it), grouped with the helpers its block of the
+/// library defines and the helper each of its calls begins with.
+macro_rules! library {
+    ($($begin:literal [$($lib:literal),*] { $($name:ident),* $(,)? })*) => {
+        /// The library's source after its first two lines (which name it and set VERSION).
+        pub const BODY: &str = concat!(
+            include_str!("../../lua/lib/library.lua"),
+            $(
+                "do\n",
+                $(include_str!(concat!("../../lua/lib/", $lib, ".lua")),)*
+                $(
+                    "local function ", stringify!($name), "()\n",
+                    include_str!(concat!("../../lua/", stringify!($name), ".lua")),
+                    "\nend\nregister('", stringify!($name), "', ", stringify!($name), ", ",
+                    $begin, ")\n",
+                )*
+                "end\n",
+            )*
+        );
+
+        /// One field per operation, named after its file in `lua/`.
         pub struct Scripts {
-            $(pub $name: Script,)*
+            library: Arc<Library>,
+            $($(pub $name: Function,)*)*
         }
 
         impl Scripts {
             pub fn new() -> Self {
+                let library = Arc::new(Library::new(BODY));
                 Scripts {
-                    $($name: Script::new(source!($helpers, $name)),)*
+                    $($($name: Function::new(stringify!($name), &library),)*)*
+                    library,
                 }
             }
 
-            /// Every script with its name (its file in `lua/`).
-            pub fn named(&self) -> Vec<(&'static str, &Script)> {
-                vec![$((stringify!($name), &self.$name)),*]
-            }
-
-            /// The name of one of these scripts, for metrics.
-            pub fn name_of(&self, script: &Script) -> &'static str {
-                $(if std::ptr::eq(script, &self.$name) {
-                    return stringify!($name);
-                })*
-                "other"
+            /// Every operation's function with its name (its file in `lua/`).
+            pub fn named(&self) -> Vec<(&'static str, &Function)> {
+                vec![$($((stringify!($name), &self.$name),)*)*]
             }
         }
     };
 }
 
-scripts! {
-    put_pool: pool;
-    get_pool: pool;
-    delete_pool: pool;
-    add_items: pool;
-    get_item: pool;
-    list_items: pool;
-    put_item: pool;
-    delete_item: pool;
-    claim_next: pool;
-    claim_item: pool;
-    renew: pool;
-    release: pool;
-    complete: pool;
-    assign: pool;
-    requeue: pool;
-    list_leases: pool;
-    list_events: pool;
-    counter_next: idempotency;
-    sweep_pool: pool;
-    reserve_pool: tenant;
-    list_pools: tenant;
-    unlist_pool: tenant;
-    rate_limit: bare;
+library! {
+    "pool_begin" ["idempotency", "pool"] {
+        put_pool, get_pool, delete_pool, add_items, get_item, list_items, put_item,
+        delete_item, claim_next, claim_item, renew, release, complete, assign, requeue,
+        list_leases, list_events, sweep_pool,
+    }
+    "tenant_begin" ["tenant"] { reserve_pool, list_pools, unlist_pool }
+    "idem_begin" ["idempotency"] { counter_next }
+    "nil" [] { rate_limit }
 }
 
 impl Scripts {
-    pub fn all(&self) -> Vec<&Script> {
-        self.named().into_iter().map(|(_, script)| script).collect()
+    /// The library every function belongs to.
+    pub fn library(&self) -> &Library {
+        &self.library
     }
 }
 
@@ -101,6 +81,240 @@ impl Default for Scripts {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// The library as `FUNCTION LOAD` takes it, named after its version.
+#[derive(Debug)]
+pub struct Library {
+    /// `leasehold_<version>`.
+    name: String,
+    version: String,
+    source: String,
+}
+
+impl Library {
+    /// A library of `body` (usually [`BODY`]), named after a hash of it.
+    pub fn new(body: &str) -> Self {
+        let digest = Sha256::digest(body.as_bytes());
+        let version = hex::encode(&digest[..6]);
+        let name = format!("leasehold_{version}");
+        let source = format!("#!lua name={name}\nlocal VERSION = '{version}'\n{body}");
+        Library {
+            name,
+            version,
+            source,
+        }
+    }
+
+    /// `leasehold_<version>`, as `FUNCTION LIST` shows it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The hash of the body its name carries.
+    pub fn version(&self) -> &str {
+        &self.version
+    }
+
+    /// The whole source, as loaded.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// `FUNCTION LOAD REPLACE`: loads the library (on every primary, through a Cluster
+    /// connection). Replacing a library of the same name changes nothing, since the name
+    /// is the hash of the source.
+    pub async fn load<C: ConnectionLike>(&self, conn: &mut C) -> RedisResult<()> {
+        redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg("REPLACE")
+            .arg(&self.source)
+            .query_async::<redis::Value>(conn)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// One operation of the library.
+#[derive(Debug, Clone)]
+pub struct Function {
+    name: &'static str,
+    /// `lh_<version>_<name>`, as FCALL names it.
+    fcall: String,
+    library: Arc<Library>,
+}
+
+impl Function {
+    fn new(name: &'static str, library: &Arc<Library>) -> Self {
+        Function {
+            name,
+            fcall: format!("lh_{}_{name}", library.version),
+            library: library.clone(),
+        }
+    }
+
+    /// The operation's name (its file in `lua/`), for metrics.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The name FCALL calls it by.
+    pub fn fcall_name(&self) -> &str {
+        &self.fcall
+    }
+
+    /// A call of it, to give keys and arguments to.
+    pub fn prepare_invoke(&self) -> Invocation<'_> {
+        Invocation {
+            function: self,
+            keys: Vec::new(),
+            args: Vec::new(),
+        }
+    }
+
+    /// A call of it with its first key.
+    pub fn key<T: ToRedisArgs>(&self, key: T) -> Invocation<'_> {
+        let mut invocation = self.prepare_invoke();
+        invocation.key(key);
+        invocation
+    }
+}
+
+/// A call of a function being put together: its keys, then its arguments.
+pub struct Invocation<'a> {
+    function: &'a Function,
+    keys: Vec<Vec<u8>>,
+    args: Vec<Vec<u8>>,
+}
+
+impl Invocation<'_> {
+    pub fn key<T: ToRedisArgs>(&mut self, key: T) -> &mut Self {
+        self.keys.extend(key.to_redis_args());
+        self
+    }
+
+    pub fn arg<T: ToRedisArgs>(&mut self, arg: T) -> &mut Self {
+        self.args.extend(arg.to_redis_args());
+        self
+    }
+
+    fn command(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("FCALL");
+        cmd.arg(&self.function.fcall)
+            .arg(self.keys.len())
+            .arg(&self.keys)
+            .arg(&self.args);
+        cmd
+    }
+
+    /// `FCALL`; when Redis does not have the function, loads the library and calls again.
+    pub async fn invoke_async<T: FromRedisValue, C: ConnectionLike>(
+        &self,
+        conn: &mut C,
+    ) -> RedisResult<T> {
+        let cmd = self.command();
+        match cmd.query_async(conn).await {
+            Err(e) if is_missing_function(&e) => {
+                self.function.library.load(conn).await?;
+                cmd.query_async(conn).await
+            }
+            answer => answer,
+        }
+    }
+}
+
+impl Invocation<'_> {
+    /// The same, on a blocking connection (for tests and tools).
+    pub fn invoke<T: FromRedisValue, C: redis::ConnectionLike>(
+        &self,
+        conn: &mut C,
+    ) -> RedisResult<T> {
+        let cmd = self.command();
+        match cmd.query(conn) {
+            Err(e) if is_missing_function(&e) => {
+                redis::cmd("FUNCTION")
+                    .arg("LOAD")
+                    .arg("REPLACE")
+                    .arg(self.function.library.source())
+                    .query::<redis::Value>(conn)?;
+                cmd.query(conn)
+            }
+            answer => answer,
+        }
+    }
+}
+
+/// Removes (with `dry_run`, only lists) every `leasehold_*` library on this server but
+/// `keep`; answers their names.
+pub async fn prune<C: ConnectionLike>(
+    conn: &mut C,
+    keep: &str,
+    dry_run: bool,
+) -> RedisResult<Vec<String>> {
+    let listed: redis::Value = redis::cmd("FUNCTION")
+        .arg("LIST")
+        .arg("LIBRARYNAME")
+        .arg("leasehold_*")
+        .query_async(conn)
+        .await?;
+    let mut names = Vec::new();
+    library_names(&listed, &mut names);
+    names.retain(|name| name.starts_with("leasehold_") && name != keep);
+    names.sort();
+    if !dry_run {
+        for name in &names {
+            redis::cmd("FUNCTION")
+                .arg("DELETE")
+                .arg(name)
+                .query_async::<()>(conn)
+                .await?;
+        }
+    }
+    Ok(names)
+}
+
+/// The values of `library_name` in a `FUNCTION LIST` reply (RESP2 lists of pairs, or maps).
+fn library_names(value: &redis::Value, names: &mut Vec<String>) {
+    let text = |v: &redis::Value| match v {
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
+    };
+    match value {
+        redis::Value::Array(items) => {
+            for pair in items.windows(2) {
+                if text(&pair[0]).as_deref() == Some("library_name")
+                    && let Some(name) = text(&pair[1])
+                {
+                    names.push(name);
+                }
+            }
+            for item in items {
+                if matches!(item, redis::Value::Array(_) | redis::Value::Map(_)) {
+                    library_names(item, names);
+                }
+            }
+        }
+        redis::Value::Map(pairs) => {
+            for (k, v) in pairs {
+                if text(k).as_deref() == Some("library_name")
+                    && let Some(name) = text(v)
+                {
+                    names.push(name);
+                } else {
+                    library_names(v, names);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether Redis answered that it has no function of that name (`ERR Function not found`).
+pub fn is_missing_function(e: &RedisError) -> bool {
+    e.code() == Some("ERR")
+        && e.detail()
+            .is_some_and(|d| d.starts_with("Function not found"))
 }
 
 #[cfg(test)]

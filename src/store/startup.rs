@@ -46,6 +46,14 @@ pub enum StartError {
         "--durability fsync must see that Redis has appendfsync always, which only CONFIG GET shows, and this Redis user may not run it: add +config|get to its ACL (see deploy/leasehold.acl), or choose --durability replicas:N"
     )]
     FsyncUnverifiable,
+    #[error(
+        "Redis {0} is too old: Leasehold's operations are a Redis Functions library, which needs Redis 7.0 or newer"
+    )]
+    TooOld(String),
+    #[error(
+        "this Redis user may not load Leasehold's Functions library: add +function|load and +fcall to its ACL (see deploy/leasehold.acl)"
+    )]
+    MayNotLoadFunctions,
 }
 
 impl Store {
@@ -79,10 +87,10 @@ impl Store {
             SettingsProblem::Start(e) => e,
             SettingsProblem::Redis(e) => unreachable(e.to_string()),
         })?;
-        store
-            .load_scripts()
-            .await
-            .map_err(|e| unreachable(e.to_string()))?;
+        store.load_scripts(true).await.map_err(|e| match e.code() {
+            Some("NOPERM") => StartError::MayNotLoadFunctions,
+            _ => unreachable(e.to_string()),
+        })?;
         tokio::spawn(super::due::Due::run(Arc::downgrade(&store.inner)));
         let settings = &store.inner.settings;
         tokio::spawn(Wakeups::subscribe(
@@ -114,7 +122,7 @@ impl Store {
                 SettingsProblem::Start(e) => NotReady::Unavailable(e.to_string()),
                 SettingsProblem::Redis(e) => NotReady::Unavailable(e.to_string()),
             })?;
-            self.load_scripts()
+            self.load_scripts(false)
                 .await
                 .map_err(|e| NotReady::Unavailable(e.to_string()))?;
             self.probe_a_write().await
@@ -171,6 +179,10 @@ impl Store {
         &self,
         conn: &mut C,
     ) -> Result<(), SettingsProblem> {
+        let version = info_field(conn, "server", "redis_version").await?;
+        if too_old(&version) {
+            return Err(SettingsProblem::Start(StartError::TooOld(version)));
+        }
         let policy = info_field(conn, "memory", "maxmemory_policy").await?;
         if policy != "noeviction" {
             return Err(SettingsProblem::Start(StartError::Eviction(policy)));
@@ -200,28 +212,39 @@ impl Store {
         Ok(())
     }
 
-    /// Loads every script that is not loaded yet (on a Cluster: on every node).
-    pub(super) async fn load_scripts(&self) -> Result<(), RedisError> {
+    /// Loads the Functions library (on a Cluster: on every primary): `always` at start;
+    /// else only if Redis does not have it (on a Cluster, as one node answers; a node
+    /// without it loads it at the first call that finds it missing).
+    pub(super) async fn load_scripts(&self, always: bool) -> Result<(), RedisError> {
         let mut conn = self.inner.backend.get().await?;
-        let hashes: Vec<&str> = self
-            .inner
-            .scripts
-            .all()
-            .iter()
-            .map(|s| s.get_hash())
-            .collect();
-        let loaded: Vec<bool> = redis::cmd("SCRIPT")
-            .arg("EXISTS")
-            .arg(&hashes)
+        let library = self.inner.scripts.library();
+        if always {
+            return library.load(&mut conn).await;
+        }
+        let listed: redis::Value = redis::cmd("FUNCTION")
+            .arg("LIST")
+            .arg("LIBRARYNAME")
+            .arg(library.name())
             .query_async(&mut conn)
             .await?;
-        for (script, loaded) in self.inner.scripts.all().iter().zip(loaded) {
-            if !loaded {
-                script.load_async(&mut conn).await?;
-            }
+        // LIBRARYNAME matches by pattern; an exact name is one library or none.
+        let loaded = matches!(&listed, redis::Value::Array(libraries) if !libraries.is_empty());
+        if !loaded {
+            library.load(&mut conn).await?;
         }
         Ok(())
     }
+}
+
+/// Whether a Redis of this `redis_version` lacks Functions (before 7.0). A version that
+/// does not read as one (a fork's own scheme) is given the benefit of the doubt: its first
+/// `FUNCTION LOAD` says whether it has them.
+fn too_old(version: &str) -> bool {
+    let major = version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok());
+    major.is_some_and(|major| major < 7)
 }
 
 enum SettingsProblem {
@@ -303,6 +326,16 @@ e7d1eecce10fd6bb5eb35b9f99a514335d9ba9ca 127.0.0.1:30001@31001 myself,master - 0
             cluster_node_addresses(nodes),
             ["127.0.0.1:30004", "127.0.0.1:30002", "127.0.0.1:30001"]
         );
+    }
+
+    #[test]
+    fn redis_before_7_is_too_old_for_functions() {
+        for old in ["6.2.14", "5.0.7", "2.8.24"] {
+            assert!(too_old(old), "{old}");
+        }
+        for new in ["7.0.15", "7.2.4", "8.0.0", "255.255.255", "unknown"] {
+            assert!(!too_old(new), "{new}");
+        }
     }
 
     #[test]

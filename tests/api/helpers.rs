@@ -158,11 +158,11 @@ pub async fn app_on_own_redis_with(options: Options) -> (RedisProcess, TestApp) 
     (redis, app)
 }
 
-/// How many scripts a redis-server has run (`EVALSHA` and `EVAL`).
+/// How many functions and scripts a redis-server has run (`FCALL`, `EVALSHA`, `EVAL`).
 pub fn scripts_run(redis: &RedisProcess) -> u64 {
     command_calls(&mut redis.connection())
         .into_iter()
-        .filter(|(name, _)| name == "evalsha" || name == "eval")
+        .filter(|(name, _)| ["fcall", "evalsha", "eval"].contains(&name.as_str()))
         .map(|(_, calls)| calls)
         .sum()
 }

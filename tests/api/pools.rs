@@ -514,16 +514,17 @@ fn a_creation_puts_back_a_name_a_deletion_removed_meanwhile() {
     let keys = leasehold::store::keys::tenant_pools(&tenant);
     let scripts = leasehold::store::Scripts::new();
     let mut conn = redis().connection();
-    let run = |script: &redis::Script, args: &[&str], conn: &mut TestConnection| {
-        let mut invocation = script.prepare_invoke();
-        for key in &keys {
-            invocation.key(key);
-        }
-        for arg in args {
-            invocation.arg(*arg);
-        }
-        let _: (String, i64) = invocation.invoke(conn).expect("script");
-    };
+    let run =
+        |script: &leasehold::store::scripts::Function, args: &[&str], conn: &mut TestConnection| {
+            let mut invocation = script.prepare_invoke();
+            for key in &keys {
+                invocation.key(key);
+            }
+            for arg in args {
+                invocation.arg(*arg);
+            }
+            let _: (String, i64) = invocation.invoke(conn).expect("script");
+        };
     // The creator reserves the name (still listed from before), the deletion removes it,
     // then the creator's pool comes.
     run(&scripts.reserve_pool, &["p", "10"], &mut conn);

@@ -331,6 +331,46 @@ async fn serve_with_fsync_durability_starts_on_appendfsync_always_and_stops_on_s
 }
 
 #[tokio::test]
+async fn serve_as_a_user_that_may_not_load_functions_says_which_rights_to_add() {
+    if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
+        return;
+    }
+    let redis = RedisProcess::start_locked(&[]);
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("leasehold")
+        .arg("-function|load")
+        .query(&mut redis.connection())
+        .expect("ACL SETUSER");
+    let (_, listen) = listen_arg();
+    let (status, _, stderr) = run_to_exit(&[
+        "serve",
+        "--redis",
+        &redis.app_url(),
+        "--allow-anonymous",
+        "--listen",
+        &listen,
+    ]);
+    assert!(!status.success(), "serve started without FUNCTION LOAD");
+    assert!(
+        stderr.contains("+function|load") && stderr.contains("deploy/leasehold.acl"),
+        "stderr: {stderr}"
+    );
+    // Given the right back, it starts.
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("leasehold")
+        .arg("+function|load")
+        .query(&mut redis.connection())
+        .expect("ACL SETUSER");
+    let (_server, port) = Leasehold::serve(&redis.app_url(), &["--allow-anonymous"], &[]).await;
+    let ready = reqwest::get(format!("http://127.0.0.1:{port}/readyz"))
+        .await
+        .expect("readyz answers");
+    assert_eq!(ready.status(), 200);
+}
+
+#[tokio::test]
 async fn serve_with_fsync_durability_as_the_minimal_user_asks_for_config_get_and_starts_with_it() {
     if skipped_on_topology_rerun("it runs `leasehold` processes over redis-servers of its own") {
         return;
@@ -413,13 +453,13 @@ async fn sigterm_ends_long_polls_at_once_with_an_empty_answer() {
     }
     let redis = RedisProcess::start(&[]);
     let (mut server, port) = Leasehold::serve(&redis.url(), &["--allow-anonymous"], &[]).await;
-    let evalsha = || {
+    let calls = || {
         command_calls(&mut redis.connection())
             .into_iter()
-            .find(|(name, _)| name == "evalsha")
+            .find(|(name, _)| name == "fcall")
             .map_or(0, |(_, calls)| calls)
     };
-    let before = evalsha();
+    let before = calls();
     let waiting = tokio::spawn(
         reqwest::Client::new()
             .post(format!("http://127.0.0.1:{port}/v1/pools/empty/claim"))
@@ -427,7 +467,7 @@ async fn sigterm_ends_long_polls_at_once_with_an_empty_answer() {
             .send(),
     );
     wait_for(Duration::from_secs(10), "the claim's first try", || {
-        evalsha() > before
+        calls() > before
     });
     let stopping = Instant::now();
     server.terminate();

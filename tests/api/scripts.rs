@@ -5,7 +5,7 @@
 use crate::helpers::*;
 use leasehold::names::{PoolName, Tenant};
 use leasehold::store::Scripts;
-use redis::Script;
+use leasehold::store::scripts::Function;
 use serde_json::Value;
 
 /// A fresh tenant and pool, and every key of that pool in the order the scripts take
@@ -26,7 +26,7 @@ fn fresh_pool() -> (Tenant, PoolName, Vec<String>) {
 /// Runs `script` with `keys` and ARGV = ['', ''] (no idempotency) followed by `args`; for
 /// the scripts that take limits and may create the pool (`add_items`, `put_item`), with
 /// the default limits and the pool's name reserved.
-fn run(script: &Script, keys: &[String], args: &[&str]) -> redis::RedisResult<Value> {
+fn run(script: &Function, keys: &[String], args: &[&str]) -> redis::RedisResult<Value> {
     let scripts = Scripts::new();
     let quotas = leasehold::store::Quotas::default();
     let (max_items, max_bytes) = (
@@ -34,14 +34,14 @@ fn run(script: &Script, keys: &[String], args: &[&str]) -> redis::RedisResult<Va
         quotas.max_pool_bytes.to_string(),
     );
     let mut args: Vec<&str> = args.to_vec();
-    if script.get_hash() == scripts.add_items.get_hash() {
+    if script.name() == scripts.add_items.name() {
         // Items come as id, priority, data and when (here: now).
         args = args
             .chunks(3)
             .flat_map(|item| item.iter().copied().chain(std::iter::once("")))
             .collect();
         args.splice(0..0, [max_items.as_str(), max_bytes.as_str(), "1"]);
-    } else if script.get_hash() == scripts.put_item.get_hash() {
+    } else if script.name() == scripts.put_item.name() {
         args.resize(9, "");
         args.extend([max_items.as_str(), max_bytes.as_str(), "1"]);
     }
@@ -60,7 +60,7 @@ fn run(script: &Script, keys: &[String], args: &[&str]) -> redis::RedisResult<Va
 
 /// Runs a script that must succeed and returns its `ok` part.
 #[track_caller]
-fn ok(script: &Script, keys: &[String], args: &[&str]) -> Value {
+fn ok(script: &Function, keys: &[String], args: &[&str]) -> Value {
     let reply = run(script, keys, args).expect("script ran");
     assert!(reply.get("ok").is_some(), "not ok: {reply:#?}");
     reply["ok"].clone()
@@ -253,37 +253,32 @@ fn put_item_with_a_failing_if_match_leaves_the_item_unchanged() {
 }
 
 #[tokio::test]
-async fn requests_still_work_after_the_script_cache_is_flushed() {
-    let private = RedisProcess::start(&[]);
-    let app = spawn_app_with(Options {
-        redis_url: Some(private.url()),
-        ..Options::default()
-    })
-    .await;
+async fn requests_still_work_after_the_function_library_is_flushed() {
+    let (private, app) = app_on_own_redis().await;
     let pool = pool_name();
     app.add_items(&pool, &["a", "b"]).await;
 
     let mut conn = private.connection();
-    let claim_hash = Scripts::new().claim_next.get_hash().to_owned();
-    let () = redis::cmd("SCRIPT")
+    let library = Scripts::new().library().name().to_owned();
+    let loaded = |conn: &mut redis::Connection| {
+        let listed: Vec<redis::Value> = redis::cmd("FUNCTION")
+            .arg("LIST")
+            .arg("LIBRARYNAME")
+            .arg(&library)
+            .query(conn)
+            .expect("FUNCTION LIST");
+        !listed.is_empty()
+    };
+    assert!(loaded(&mut conn), "the store loaded its library at start");
+    let () = redis::cmd("FUNCTION")
         .arg("FLUSH")
         .query(&mut conn)
-        .expect("SCRIPT FLUSH");
-    let loaded: Vec<bool> = redis::cmd("SCRIPT")
-        .arg("EXISTS")
-        .arg(&claim_hash)
-        .query(&mut conn)
-        .expect("SCRIPT EXISTS");
-    assert_eq!(loaded, [false]);
+        .expect("FUNCTION FLUSH");
+    assert!(!loaded(&mut conn));
 
     let lease = app.claim(&pool, "alice").await.expect("a lease");
     assert_eq!(lease["id"], "a");
-    let loaded: Vec<bool> = redis::cmd("SCRIPT")
-        .arg("EXISTS")
-        .arg(&claim_hash)
-        .query(&mut conn)
-        .expect("SCRIPT EXISTS");
-    assert_eq!(loaded, [true], "the store loaded claim_next again");
+    assert!(loaded(&mut conn), "the store loaded its library again");
 }
 
 #[test]
@@ -370,4 +365,182 @@ fn a_patch_based_on_an_item_deleted_and_created_again_is_asked_to_merge_again() 
     )
     .expect("the write runs");
     assert_eq!(reply["ok"]["item"]["version"], 2, "{reply:#?}");
+}
+
+#[test]
+fn prune_functions_removes_other_versions_libraries_and_nothing_else() {
+    let private = RedisProcess::start(&[]);
+    let mut conn = private.connection();
+    let current = Scripts::new();
+    let load = |conn: &mut redis::Connection, source: &str| {
+        let _: String = redis::cmd("FUNCTION")
+            .arg("LOAD")
+            .arg(source)
+            .query(conn)
+            .expect("FUNCTION LOAD");
+    };
+    // This version's library, an older version's, and someone else's.
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(current.library().source())
+        .query(&mut conn)
+        .expect("this version's library loads");
+    load(
+        &mut conn,
+        "#!lua name=leasehold_000000000000\nredis.register_function('lh_000000000000_ping', function() return 1 end)",
+    );
+    load(
+        &mut conn,
+        "#!lua name=theirs\nredis.register_function('theirs_ping', function() return 1 end)",
+    );
+    let libraries = |conn: &mut redis::Connection| {
+        let listed: Vec<Vec<redis::Value>> = redis::cmd("FUNCTION")
+            .arg("LIST")
+            .query(conn)
+            .expect("FUNCTION LIST");
+        let mut names: Vec<String> = listed
+            .iter()
+            .filter_map(|library| {
+                library
+                    .windows(2)
+                    .find_map(|pair| match (&pair[0], &pair[1]) {
+                        (redis::Value::BulkString(k), redis::Value::BulkString(v))
+                            if k == b"library_name" =>
+                        {
+                            Some(String::from_utf8_lossy(v).into_owned())
+                        }
+                        _ => None,
+                    })
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let all = {
+        let mut all = vec![
+            current.library().name().to_owned(),
+            "leasehold_000000000000".to_owned(),
+            "theirs".to_owned(),
+        ];
+        all.sort();
+        all
+    };
+    assert_eq!(libraries(&mut conn), all);
+
+    let prune = |extra: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_leasehold"))
+            .args(["prune-functions", "--redis", &private.url()])
+            .args(extra)
+            .output()
+            .expect("leasehold runs");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dry = prune(&["--dry-run"]);
+    assert!(dry.contains("would remove leasehold_000000000000"), "{dry}");
+    assert_eq!(libraries(&mut conn), all, "a dry run removes nothing");
+
+    let done = prune(&[]);
+    assert!(done.contains("removed leasehold_000000000000"), "{done}");
+    let mut left = vec![current.library().name().to_owned(), "theirs".to_owned()];
+    left.sort();
+    assert_eq!(libraries(&mut conn), left);
+}
+
+#[test]
+fn every_operation_is_a_function_of_one_library_named_after_its_source() {
+    let scripts = Scripts::new();
+    let library = scripts.library();
+    let version = library
+        .name()
+        .strip_prefix("leasehold_")
+        .expect("named leasehold_<version>");
+    assert_eq!(version.len(), 12);
+    assert!(
+        library
+            .source()
+            .starts_with(&format!("#!lua name={}\n", library.name()))
+    );
+    // Every lua/<op>.lua is a function, called by its name.
+    for (name, function) in scripts.named() {
+        assert_eq!(function.name(), name);
+        assert_eq!(function.fcall_name(), format!("lh_{version}_{name}"));
+        assert!(
+            library
+                .source()
+                .contains(&format!("register('{name}', {name}, ")),
+            "{name} is registered"
+        );
+    }
+    // The library Redis holds has exactly those functions.
+    let private = RedisProcess::start(&[]);
+    let mut conn = private.connection();
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(library.source())
+        .query(&mut conn)
+        .expect("the library loads");
+    let dump: String = format!(
+        "{:?}",
+        redis::cmd("FUNCTION")
+            .arg("LIST")
+            .query::<redis::Value>(&mut conn)
+            .expect("FUNCTION LIST")
+    );
+    for (_, function) in scripts.named() {
+        assert!(
+            dump.contains(function.fcall_name()),
+            "{} is loaded",
+            function.fcall_name()
+        );
+    }
+}
+
+#[tokio::test]
+async fn two_versions_of_the_library_serve_one_pool_side_by_side() {
+    let (private, app) = app_on_own_redis().await;
+    let pool = pool_name();
+    app.add_items(&pool, &["a", "b", "c"]).await;
+
+    // Another version of the library (here: the same operations, another source), loaded
+    // beside this one, as a replica of another release would load it.
+    let other = leasehold::store::scripts::Library::new(&format!(
+        "{}-- another release\n",
+        leasehold::store::scripts::BODY
+    ));
+    let current = Scripts::new();
+    assert_ne!(other.name(), current.library().name());
+    let mut conn = private.connection();
+    let _: String = redis::cmd("FUNCTION")
+        .arg("LOAD")
+        .arg(other.source())
+        .query(&mut conn)
+        .expect("the other version loads beside this one");
+
+    // The other version claims through its own function, this one over HTTP: one pool,
+    // no item granted twice, tokens in one sequence.
+    let tenant = app.tenant.clone();
+    let pool_ref = PoolName::parse("pool", &pool).expect("pool");
+    let mut call = redis::cmd("FCALL");
+    call.arg(format!("lh_{}_claim_next", other.version()));
+    let keys = leasehold::store::keys::pool_keys(&tenant, &pool_ref);
+    call.arg(keys.len())
+        .arg(&keys)
+        .arg("")
+        .arg("")
+        .arg("old")
+        .arg("1")
+        .arg("")
+        .arg("")
+        .arg("");
+    let (json, _): (String, i64) = call.query(&mut conn).expect("the other version's claim");
+    let reply: Value = serde_json::from_str(&json).expect("JSON");
+    let first = &reply["ok"]["leases"][0];
+    assert_eq!(first["id"], "a", "{reply}");
+
+    let lease = app.claim(&pool, "new").await.expect("a lease");
+    assert_eq!(lease["id"], "b");
+    assert!(lease["token"].as_u64() > first["token"].as_u64());
+    let item = app.item(&pool, "a").await;
+    assert_eq!(item["holder"], "old");
 }
