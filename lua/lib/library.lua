@@ -17,15 +17,26 @@
 -- This call's keys and arguments, as EVAL gave them to a script.
 local KEYS, ARGV = {}, {}
 
+-- The reads. Redis refuses a function that may write, before it runs, while it is out of
+-- memory (at maxmemory under noeviction); a read may write too (a lease that ran out, a
+-- finished item past its keep time), so these are marked `allow-oom`: a full Redis still
+-- answers what is in it, and their few writes mostly free memory.
+local READS = {get_pool = true, get_item = true, list_items = true, list_leases = true,
+  list_events = true, list_pools = true}
+
 -- Registers `body` as the function `lh_<version>_<name>`: `begin` (if any) runs first and
 -- may answer for the body (a replayed answer).
 local function register(name, body, begin)
-  redis.register_function('lh_' .. VERSION .. '_' .. name, function(keys, args)
-    KEYS, ARGV = keys, args
-    if begin then
-      local early = begin()
-      if early then return early end
-    end
-    return body()
-  end)
+  redis.register_function{
+    function_name = 'lh_' .. VERSION .. '_' .. name,
+    callback = function(keys, args)
+      KEYS, ARGV = keys, args
+      if begin then
+        local early = begin()
+        if early then return early end
+      end
+      return body()
+    end,
+    flags = READS[name] and {'allow-oom'} or {},
+  }
 end

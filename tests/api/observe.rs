@@ -253,11 +253,13 @@ async fn any_method_name_is_counted_under_one_label() {
 }
 
 /// `/readyz` answers 503 while Redis refuses writes for want of memory (`noeviction` at
-/// `maxmemory`), saying so, and ready again once it has room.
+/// `maxmemory`), saying so, and ready again once it has room; reads answer meanwhile.
 #[tokio::test]
 async fn readyz_is_not_ready_while_redis_is_out_of_memory() {
     let (redis, app) = app_on_own_redis().await;
     assert_eq!(app.get("/readyz").await.status, 200);
+    let full = pool_name();
+    app.add_items(&full, &["a"]).await;
     let mut admin = redis.connection();
     let fillers: Vec<String> = (0..16).map(|i| format!("filler:{i}")).collect();
     for name in &fillers {
@@ -292,6 +294,20 @@ async fn readyz_is_not_ready_while_redis_is_out_of_memory() {
     assert!(detail.contains("out of memory"), "{detail}");
     let pool = pool_name();
     app.put(&format!("/v1/pools/{pool}"), json!({}))
+        .await
+        .expect_problem(503, "backend_unavailable");
+    // A full Redis still answers what is in it: the reads go on (the operator needs them
+    // most now), the writes wait for room.
+    for path in [
+        format!("/v1/pools/{full}"),
+        format!("/v1/pools/{full}/items/a"),
+        format!("/v1/pools/{full}/items"),
+        format!("/v1/pools/{full}/events"),
+        "/v1/pools".to_owned(),
+    ] {
+        assert_eq!(app.get(&path).await.status, 200, "GET {path}");
+    }
+    app.post(&format!("/v1/pools/{full}/claim"), json!({"holder": "w"}))
         .await
         .expect_problem(503, "backend_unavailable");
 
