@@ -17,12 +17,13 @@
 -- This call's keys and arguments, as EVAL gave them to a script.
 local KEYS, ARGV = {}, {}
 
--- The reads. Redis refuses a function that may write, before it runs, while it is out of
--- memory (at maxmemory under noeviction); a read may write too (a lease that ran out, a
--- finished item past its keep time), so these are marked `allow-oom`: a full Redis still
--- answers what is in it, and their few writes mostly free memory.
+-- The reads, and the rate limiter every request passes. Redis refuses a function that may
+-- write, before it runs, while it is out of memory (at maxmemory under noeviction); a read
+-- may write too (a lease that ran out, a finished item past its keep time), so these are
+-- marked `allow-oom`: a full Redis still answers what is in it (their few writes mostly
+-- free memory; the limiter's is one small key per tenant).
 local READS = {get_pool = true, get_item = true, list_items = true, list_leases = true,
-  list_events = true, list_pools = true}
+  list_events = true, list_pools = true, rate_limit = true}
 
 -- Registers `body` as the function `lh_<version>_<name>`: `begin` (if any) runs first and
 -- may answer for the body (a replayed answer).

@@ -323,7 +323,9 @@ fn backend_error(e: RedisError) -> StoreError {
                 | "NOREPLICAS"
                 | "NOPERM"
         )
-    ) && !lacks_a_right(&e);
+    ) && !lacks_a_right(&e)
+        // Still missing after the reload (a node the reload did not reach): Redis's state.
+        && !super::scripts::is_missing_function(&e);
     if script_fault {
         StoreError::Internal(e.to_string())
     } else {

@@ -6,7 +6,8 @@
 //! `lh_<version>_<op>`), so replicas of two versions call their own side by side. A
 //! replica loads it at start (on every primary of a Cluster) and again whenever a call
 //! finds its function missing (after a `FUNCTION FLUSH`, a restart without persistence, a
-//! failover to a replica that lacks it), then calls once more. Old libraries stay until
+//! failover to a replica that lacks it), then calls once more; a function still missing
+//! then is a 503, like any fault of Redis's. Old libraries stay until
 //! `leasehold functions prune` removes them.
 
 use std::sync::Arc;
@@ -121,17 +122,20 @@ impl Library {
         &self.source
     }
 
-    /// `FUNCTION LOAD REPLACE`: loads the library (on every primary, through a Cluster
-    /// connection). Replacing a library of the same name changes nothing, since the name
-    /// is the hash of the source.
+    /// `FUNCTION LOAD`: loads the library (on every primary, through a Cluster
+    /// connection). A server that has it already refuses before compiling anything, which
+    /// counts as loaded: the name is the hash of the source, so the one it has is this one
+    /// (and many calls that find it missing at once cost one compilation each server).
     pub async fn load<C: ConnectionLike>(&self, conn: &mut C) -> RedisResult<()> {
-        redis::cmd("FUNCTION")
+        let loaded = redis::cmd("FUNCTION")
             .arg("LOAD")
-            .arg("REPLACE")
             .arg(&self.source)
             .query_async::<redis::Value>(conn)
-            .await
-            .map(|_| ())
+            .await;
+        match loaded {
+            Err(e) if already_loaded(&e) => Ok(()),
+            other => other.map(|_| ()),
+        }
     }
 }
 
@@ -232,11 +236,14 @@ impl Invocation<'_> {
         let cmd = self.command();
         match cmd.query(conn) {
             Err(e) if is_missing_function(&e) => {
-                redis::cmd("FUNCTION")
+                let loaded = redis::cmd("FUNCTION")
                     .arg("LOAD")
-                    .arg("REPLACE")
                     .arg(self.function.library.source())
-                    .query::<redis::Value>(conn)?;
+                    .query::<redis::Value>(conn);
+                match loaded {
+                    Err(e) if !already_loaded(&e) => return Err(e),
+                    _ => {}
+                }
                 cmd.query(conn)
             }
             answer => answer,
@@ -308,6 +315,11 @@ fn library_names(value: &redis::Value, names: &mut Vec<String>) {
         }
         _ => {}
     }
+}
+
+/// Whether `FUNCTION LOAD` was refused because the server has a library of that name.
+fn already_loaded(e: &RedisError) -> bool {
+    e.detail().is_some_and(|d| d.contains("already exists"))
 }
 
 /// Whether Redis answered that it has no function of that name (`ERR Function not found`).

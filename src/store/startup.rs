@@ -51,7 +51,7 @@ pub enum StartError {
     )]
     TooOld(String),
     #[error(
-        "this Redis user may not load Leasehold's Functions library: add +function|load and +fcall to its ACL (see deploy/leasehold.acl)"
+        "this Redis user may not load Leasehold's Functions library: add +fcall +function|load +function|list to its ACL (see deploy/leasehold.acl)"
     )]
     MayNotLoadFunctions,
 }

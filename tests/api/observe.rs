@@ -256,7 +256,12 @@ async fn any_method_name_is_counted_under_one_label() {
 /// `maxmemory`), saying so, and ready again once it has room; reads answer meanwhile.
 #[tokio::test]
 async fn readyz_is_not_ready_while_redis_is_out_of_memory() {
-    let (redis, app) = app_on_own_redis().await;
+    // With a rate limit, so that every request passes the limiter's function first.
+    let (redis, app) = app_on_own_redis_with(Options {
+        rate_limit: Some(10_000),
+        ..Options::default()
+    })
+    .await;
     assert_eq!(app.get("/readyz").await.status, 200);
     let full = pool_name();
     app.add_items(&full, &["a"]).await;
