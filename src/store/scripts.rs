@@ -127,15 +127,18 @@ impl Library {
     /// counts as loaded: the name is the hash of the source, so the one it has is this one
     /// (and many calls that find it missing at once cost one compilation each server).
     pub async fn load<C: ConnectionLike>(&self, conn: &mut C) -> RedisResult<()> {
-        let loaded = redis::cmd("FUNCTION")
-            .arg("LOAD")
-            .arg(&self.source)
-            .query_async::<redis::Value>(conn)
-            .await;
-        match loaded {
-            Err(e) if already_loaded(&e) => Ok(()),
-            other => other.map(|_| ()),
-        }
+        loaded(self.load_command().query_async(conn).await)
+    }
+
+    /// The same, on a blocking connection (for tests and tools).
+    pub fn load_blocking<C: redis::ConnectionLike>(&self, conn: &mut C) -> RedisResult<()> {
+        loaded(self.load_command().query(conn))
+    }
+
+    fn load_command(&self) -> redis::Cmd {
+        let mut cmd = redis::cmd("FUNCTION");
+        cmd.arg("LOAD").arg(&self.source);
+        cmd
     }
 }
 
@@ -236,14 +239,7 @@ impl Invocation<'_> {
         let cmd = self.command();
         match cmd.query(conn) {
             Err(e) if is_missing_function(&e) => {
-                let loaded = redis::cmd("FUNCTION")
-                    .arg("LOAD")
-                    .arg(self.function.library.source())
-                    .query::<redis::Value>(conn);
-                match loaded {
-                    Err(e) if !already_loaded(&e) => return Err(e),
-                    _ => {}
-                }
+                self.function.library.load_blocking(conn)?;
                 cmd.query(conn)
             }
             answer => answer,
@@ -317,9 +313,13 @@ fn library_names(value: &redis::Value, names: &mut Vec<String>) {
     }
 }
 
-/// Whether `FUNCTION LOAD` was refused because the server has a library of that name.
-fn already_loaded(e: &RedisError) -> bool {
-    e.detail().is_some_and(|d| d.contains("already exists"))
+/// A `FUNCTION LOAD`'s answer: refused because the server has a library of that name
+/// counts as loaded.
+fn loaded(answer: RedisResult<redis::Value>) -> RedisResult<()> {
+    match answer {
+        Err(e) if e.detail().is_some_and(|d| d.contains("already exists")) => Ok(()),
+        other => other.map(|_| ()),
+    }
 }
 
 /// Whether Redis answered that it has no function of that name (`ERR Function not found`).
